@@ -1,0 +1,39 @@
+# Two commands from a fresh clone: `make demo` and `make test`. Everything else is bootstrapped.
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed-stamp
+ANVIL := node_modules/.bin/anvil
+export PIP_DISABLE_PIP_VERSION_CHECK := 1
+
+.PHONY: demo test lint typecheck unit integration battle bench venv anvil clean
+
+venv: $(STAMP)
+
+$(STAMP): pyproject.toml constraints.txt
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q -c constraints.txt -e '.[dev]'
+	touch $(STAMP)
+
+anvil: $(ANVIL)
+
+$(ANVIL): package.json
+	@command -v npm >/dev/null || { echo "npm is required for the anvil tests" >&2; exit 1; }
+	npm install --no-audit --no-fund --silent
+	touch $(ANVIL)
+
+demo: $(STAMP)
+	$(PY) -m lasso_rpc demo
+
+lint: $(STAMP)
+	$(VENV)/bin/ruff check src tests bench
+	$(VENV)/bin/ruff format --check src tests bench
+
+typecheck: $(STAMP)
+	$(VENV)/bin/mypy
+
+test: $(STAMP) $(ANVIL) lint typecheck
+	LASSO_ANVIL=$(CURDIR)/$(ANVIL) $(VENV)/bin/pytest -q -p no:cacheprovider
+
+clean:
+	rm -rf $(VENV) node_modules battle_results

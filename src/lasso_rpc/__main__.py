@@ -1,0 +1,3 @@
+from lasso_rpc.cli import main
+
+main()

@@ -1,0 +1,165 @@
+"""The one exception tree of lasso-rpc.
+
+::
+
+    LassoError
+    ├── ConfigError                  invalid configuration; ``errors`` lists "key.path: message"
+    ├── TransportError               an upstream exchange produced no usable HTTP/WS answer
+    │   ├── ConnectError             never reached the provider: safe to resend, even a write
+    │   ├── ConnectionLost           closed or reset after (part of) the request may have gone out
+    │   ├── UpstreamTimeout          no complete answer within the attempt's timeout
+    │   ├── ResponseTooLarge         the body exceeded the configured cap
+    │   └── MalformedResponse        broken HTTP framing or a body that is not JSON-RPC
+    ├── UpstreamFault                the provider answered, but the answer is a provider-side failure
+    │                                (5xx, 429, rate-limit code, unsupported method, lagging, wrong id);
+    │                                ``error_class`` says which, for failover and breakers
+    └── RequestRejected              the router answers the client with a JSON-RPC error itself
+        ├── ParseError               -32700
+        ├── InvalidRequest           -32600
+        ├── MethodNotAllowed         -32601  (unknown, signing or HTTP subscription methods)
+        ├── InvalidParams            -32602  (also unknown chain / provider / profile)
+        ├── InternalError            -32603
+        ├── NoProviderAvailable      -32001
+        ├── AllAttemptsFailed        -32002  (``data.attempts`` lists each attempt)
+        ├── DeadlineExceeded         -32003
+        ├── BodyTooLarge             -32004  (HTTP 413)
+        └── RateLimited              -32005  (HTTP 429)
+
+Foreign exceptions (OSError, asyncio.TimeoutError, httptools/aiohttp errors) are translated once,
+in the transport layer, with ``raise ... from exc``. Only the server layer turns a
+``RequestRejected`` into a JSON-RPC error object, from the table in ``lasso_rpc.server.errors``.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+__all__ = [
+    "AllAttemptsFailed",
+    "BodyTooLarge",
+    "ConfigError",
+    "ConnectError",
+    "ConnectionLost",
+    "DeadlineExceeded",
+    "InternalError",
+    "InvalidParams",
+    "InvalidRequest",
+    "LassoError",
+    "MalformedResponse",
+    "MethodNotAllowed",
+    "NoProviderAvailable",
+    "ParseError",
+    "RateLimited",
+    "RequestRejected",
+    "ResponseTooLarge",
+    "TransportError",
+    "UpstreamFault",
+    "UpstreamTimeout",
+]
+
+
+class LassoError(Exception):
+    """Base of every exception lasso-rpc raises on purpose."""
+
+
+class ConfigError(LassoError):
+    """Configuration is invalid. ``errors`` holds every problem as ``"key.path: message"``."""
+
+    def __init__(self, errors: list[str]) -> None:
+        self.errors = list(errors)
+        super().__init__("invalid configuration:\n" + "\n".join(f"  {e}" for e in self.errors))
+
+
+class TransportError(LassoError):
+    """The exchange with an upstream produced no usable answer."""
+
+    #: True when the request certainly never reached the provider (safe to resend a write).
+    never_sent: bool = False
+
+
+class ConnectError(TransportError):
+    never_sent = True
+
+
+class ConnectionLost(TransportError):
+    pass
+
+
+class UpstreamTimeout(TransportError):
+    pass
+
+
+class ResponseTooLarge(TransportError):
+    pass
+
+
+class MalformedResponse(TransportError):
+    pass
+
+
+class UpstreamFault(LassoError):
+    """The provider answered with something that is its own failure, not the client's."""
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        error_class: str,
+        status: int | None = None,
+        code: int | None = None,
+        retry_after_s: float | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.error_class = error_class
+        self.status = status
+        self.code = code
+        self.retry_after_s = retry_after_s
+
+
+class RequestRejected(LassoError):
+    """Answered to the client as a JSON-RPC error by the router itself."""
+
+    def __init__(self, message: str, *, data: Any = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.data = data
+
+
+class ParseError(RequestRejected):
+    pass
+
+
+class InvalidRequest(RequestRejected):
+    pass
+
+
+class MethodNotAllowed(RequestRejected):
+    pass
+
+
+class InvalidParams(RequestRejected):
+    pass
+
+
+class InternalError(RequestRejected):
+    pass
+
+
+class NoProviderAvailable(RequestRejected):
+    pass
+
+
+class AllAttemptsFailed(RequestRejected):
+    pass
+
+
+class DeadlineExceeded(RequestRejected):
+    pass
+
+
+class BodyTooLarge(RequestRejected):
+    pass
+
+
+class RateLimited(RequestRejected):
+    pass

@@ -1,0 +1,191 @@
+"""The catalogue of router events (SPEC §5) and the bus they travel on.
+
+Every state change in the router is one of these frozen values, published on one ``EventBus``.
+Prometheus metrics, structured logs, ``/api/events`` and the battle collector are subscribers;
+none of them scrapes logs.
+
+================  =====================================================================
+event             emitted when
+================  =====================================================================
+request.finished  a client request (or batch item) got its answer or its error
+breaker.changed   a provider's circuit breaker moved between closed/open/half_open
+provider.health   a provider's head, lag or cordon changed
+subscription.failover  a multiplexed subscription moved to another provider
+config.reloaded   a new configuration was swapped in (or rejected: ``ok=False``)
+chaos.injected    the battle framework injected a fault (``chaos.reverted`` when undone)
+================  =====================================================================
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Callable, Iterator
+from dataclasses import asdict, dataclass, field
+from typing import Any, ClassVar
+
+__all__ = [
+    "Attempt",
+    "BreakerChanged",
+    "ChaosEvent",
+    "ConfigReloaded",
+    "Event",
+    "EventBus",
+    "ProviderHealth",
+    "RequestFinished",
+    "SubscriptionFailover",
+    "event_to_dict",
+]
+
+log = logging.getLogger("lasso_rpc.events")
+
+
+@dataclass(frozen=True, slots=True)
+class Attempt:
+    provider: str
+    outcome: str  # "ok" | "client_error" | an error class ("provider", "rate_limited", ...)
+    latency_ms: float
+    hedged: bool = False
+    error: str | None = None  # short, masked description
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Event:
+    kind: ClassVar[str] = "event"
+    ts: float  # wall-clock seconds
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class RequestFinished(Event):
+    kind: ClassVar[str] = "request.finished"
+    request_id: str
+    profile: str
+    chain: str
+    method: str
+    strategy: str
+    transport: str  # "http" | "ws"
+    status: str  # "ok" | "client_error" | "error"
+    error_class: str | None
+    latency_ms: float
+    attempts: tuple[Attempt, ...]
+    hedged: bool = False
+    provider: str | None = None  # the provider whose answer was returned
+    explanation: str | None = None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class BreakerChanged(Event):
+    kind: ClassVar[str] = "breaker.changed"
+    chain: str
+    provider: str
+    transport: str
+    from_state: str
+    to_state: str
+    reason: str
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ProviderHealth(Event):
+    kind: ClassVar[str] = "provider.health"
+    chain: str
+    provider: str
+    head: int | None
+    lag: int | None
+    cordoned: bool
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class SubscriptionFailover(Event):
+    kind: ClassVar[str] = "subscription.failover"
+    chain: str
+    subscription: str  # kind + filter key
+    from_provider: str | None
+    to_provider: str | None
+    backfilled: int
+    gap: bool
+    reorg: bool = False
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ConfigReloaded(Event):
+    kind: ClassVar[str] = "config.reloaded"
+    ok: bool
+    source: str
+    errors: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ChaosEvent(Event):
+    kind: ClassVar[str] = "chaos.injected"
+    action: str
+    target: str | None
+    reverted: bool = False
+    details: dict[str, Any] = field(default_factory=dict)
+
+
+def event_to_dict(ev: Event) -> dict[str, Any]:
+    d = asdict(ev)
+    kind = ev.kind
+    if isinstance(ev, ChaosEvent) and ev.reverted:
+        kind = "chaos.reverted"
+    d["type"] = kind
+    return d
+
+
+Handler = Callable[[Event], None]
+
+
+class EventBus:
+    """Synchronous fan-out to handlers, plus bounded async queues for streaming subscribers.
+
+    Handlers run inline (they must be cheap: a counter, a histogram record); a handler that raises
+    is logged and kept. Streams drop the oldest event when full and count the drop, so a slow
+    ``/api/events`` reader can never slow the router or grow memory.
+    """
+
+    def __init__(self) -> None:
+        self._handlers: list[Handler] = []
+        self._streams: list[EventStream] = []
+
+    def subscribe(self, handler: Handler) -> Callable[[], None]:
+        self._handlers.append(handler)
+        return lambda: self._handlers.remove(handler) if handler in self._handlers else None
+
+    def publish(self, event: Event) -> None:
+        for h in self._handlers:
+            try:
+                h(event)
+            except Exception:
+                log.exception("event handler %r failed", h)
+        for s in self._streams:
+            s.put(event)
+
+    @contextlib.contextmanager
+    def stream(self, maxsize: int = 10_000) -> Iterator[EventStream]:
+        s = EventStream(maxsize)
+        self._streams.append(s)
+        try:
+            yield s
+        finally:
+            self._streams.remove(s)
+
+    def __repr__(self) -> str:
+        return f"EventBus(handlers={len(self._handlers)}, streams={len(self._streams)})"
+
+
+class EventStream:
+    __slots__ = ("_queue", "dropped")
+
+    def __init__(self, maxsize: int) -> None:
+        self._queue: asyncio.Queue[Event] = asyncio.Queue(maxsize)
+        self.dropped = 0
+
+    def put(self, event: Event) -> None:
+        if self._queue.full():
+            self._queue.get_nowait()
+            self.dropped += 1
+        self._queue.put_nowait(event)
+
+    async def get(self) -> Event:
+        return await self._queue.get()
