@@ -11,6 +11,7 @@ __all__ = [
     "STRATEGIES",
     "BreakerConfig",
     "ChainConfig",
+    "ClientRateLimit",
     "Config",
     "ControlConfig",
     "HedgeConfig",
@@ -161,6 +162,13 @@ class ControlConfig(_Frozen):
         return self
 
 
+class ClientRateLimit(_Frozen):
+    """Per client address token bucket; over it a call gets -32005 (HTTP 429)."""
+
+    requests_per_second: Annotated[float, Field(gt=0)]
+    burst: Annotated[int, Field(ge=1)] = 100
+
+
 class ServerConfig(_Frozen):
     host: str = "127.0.0.1"
     port: Annotated[int, Field(ge=0, le=65535)] = 4000
@@ -168,6 +176,7 @@ class ServerConfig(_Frozen):
     log_level: Literal["debug", "info", "warning", "error"] = "info"
     #: Advertised in ``data.websocket_url`` when a client asks for subscriptions over HTTP.
     public_ws_base: str | None = None
+    rate_limit: ClientRateLimit | None = None
 
 
 class ProfileConfig(_Frozen):

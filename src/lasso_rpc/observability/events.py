@@ -71,7 +71,8 @@ class RequestFinished(Event):
     attempts: tuple[Attempt, ...]
     hedged: bool = False
     provider: str | None = None  # the provider whose answer was returned
-    explanation: str | None = None
+    #: The routing decision (``.explain()`` says why this provider); formatted only when read.
+    decision: Any = None
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -125,13 +126,23 @@ class ChaosEvent(Event):
 
 
 def event_to_dict(ev: Event) -> dict[str, Any]:
-    d = asdict(ev)
+    if isinstance(ev, RequestFinished):
+        decision = ev.decision
+        d = {f: getattr(ev, f) for f in _RF_FIELDS}
+        d["attempts"] = [asdict(a) for a in ev.attempts]
+        d["explanation"] = decision.explain() if decision is not None else None
+    else:
+        d = asdict(ev)
     kind = ev.kind
     if isinstance(ev, ChaosEvent) and ev.reverted:
         kind = "chaos.reverted"
     d["type"] = kind
     return d
 
+
+_RF_FIELDS = tuple(
+    f for f in RequestFinished.__dataclass_fields__ if f not in ("decision", "attempts")
+)
 
 Handler = Callable[[Event], None]
 

@@ -1,0 +1,174 @@
+"""`lasso-rpc` command line (SPEC §7)."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import multiprocessing
+import os
+import signal
+import socket
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from lasso_rpc.errors import ConfigError
+
+__all__ = ["app", "main"]
+
+app = typer.Typer(add_completion=False, no_args_is_help=True, help="Smart JSON-RPC router for EVM chains.")
+
+
+def _run(coro: object) -> None:
+    try:
+        import uvloop
+
+        uvloop.run(coro)  # type: ignore[arg-type]
+    except ImportError:  # pragma: no cover - uvloop is a dependency; kept for odd platforms
+        asyncio.run(coro)  # type: ignore[arg-type]
+
+
+def _reuse_port_socket(host: str, port: int) -> socket.socket:
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+    sock.bind((host, port))
+    sock.listen(1024)
+    sock.setblocking(False)
+    return sock
+
+
+async def _serve(config_path: str, host: str | None, port: int | None, sock: socket.socket | None) -> None:
+    from lasso_rpc.config import load_config
+    from lasso_rpc.observability.logs import configure_logging
+    from lasso_rpc.server.app import RouterServer
+
+    config = load_config(config_path)
+    configure_logging(config.server.log_level)
+    server = RouterServer(
+        config, host=host, port=port, sock=sock, reloader=lambda: load_config(config_path)
+    )
+    await server.start()
+    loop = asyncio.get_running_loop()
+    stop = asyncio.Event()
+    reloads: set[asyncio.Task[object]] = set()
+
+    def on_hup() -> None:
+        t = loop.create_task(_reload(server, config_path))
+        reloads.add(t)
+        t.add_done_callback(reloads.discard)
+
+    loop.add_signal_handler(signal.SIGHUP, on_hup)
+    loop.add_signal_handler(signal.SIGTERM, stop.set)
+    loop.add_signal_handler(signal.SIGINT, stop.set)
+    print(f"lasso-rpc listening on {server.url} (pid {os.getpid()})", file=sys.stderr, flush=True)
+    try:
+        await stop.wait()
+    finally:
+        await server.aclose()
+
+
+async def _reload(server: object, config_path: str) -> object:
+    from lasso_rpc.config import load_config
+    from lasso_rpc.server.app import RouterServer
+
+    assert isinstance(server, RouterServer)
+    with contextlib.suppress(ConfigError):  # the old config keeps serving; an event says why
+        return await server.router.reload(lambda: load_config(config_path), "SIGHUP")
+    return None
+
+
+def _worker(config_path: str, host: str, port: int) -> None:
+    sock = _reuse_port_socket(host, port)
+    _run(_serve(config_path, host, port, sock))
+
+
+@app.command()
+def serve(
+    config: Annotated[str, typer.Option("--config", "-c", help="Profile file or directory")],
+    host: Annotated[str | None, typer.Option(help="Listen address (default from config)")] = None,
+    port: Annotated[int | None, typer.Option(help="Listen port (default from config)")] = None,
+    workers: Annotated[int, typer.Option(min=1, help="Processes sharing the port (SO_REUSEPORT)")] = 1,
+) -> None:
+    """Run the router."""
+    from lasso_rpc.config import load_config
+
+    try:
+        cfg = load_config(config)
+    except ConfigError as exc:
+        typer.echo(str(exc), err=True)
+        raise typer.Exit(2) from exc
+    h = host or cfg.server.host
+    p = cfg.server.port if port is None else port
+    if workers == 1:
+        _run(_serve(config, h, p, None))
+        return
+    # Hold the port so every worker binds the same one, even when asked for port 0.
+    holder = _reuse_port_socket(h, p)
+    p = holder.getsockname()[1]
+    ctx = multiprocessing.get_context("spawn")
+    procs = [ctx.Process(target=_worker, args=(config, h, p), daemon=False) for _ in range(workers)]
+    for proc in procs:
+        proc.start()
+    holder.close()
+
+    def forward(signum: int, _frame: object) -> None:
+        for proc in procs:
+            if proc.pid is not None:
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(proc.pid, signum)
+
+    for s in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
+        signal.signal(s, forward)
+    for proc in procs:
+        proc.join()
+
+
+@app.command("check-config")
+def check_config(path: Annotated[str, typer.Argument(help="Profile file or directory")]) -> None:
+    """Validate a config; list every error with its key path."""
+    from lasso_rpc.config import load_config
+
+    try:
+        cfg = load_config(path)
+    except ConfigError as exc:
+        for e in exc.errors:
+            typer.echo(e, err=True)
+        typer.echo(f"{len(exc.errors)} error(s)", err=True)
+        raise typer.Exit(1) from exc
+    for slug, prof in cfg.profiles.items():
+        for name, chain in prof.chains.items():
+            typer.echo(
+                f"ok  profile={slug} chain={name} (id {chain.chain_id}) "
+                f"providers={len(chain.providers)} strategy={chain.routing.default_strategy}"
+            )
+
+
+@app.command()
+def mock(
+    providers: Annotated[int, typer.Option("--providers", "-n", min=1, max=26)] = 3,
+    chain_id: Annotated[int, typer.Option(help="Chain id of the simulated chain")] = 1,
+    block_time_ms: Annotated[int, typer.Option(help="Milliseconds between blocks")] = 2000,
+) -> None:
+    """Start a mock provider fleet and print a ready config for it."""
+    from lasso_rpc.battle.mock_fleet import run_mock_fleet
+
+    with contextlib.suppress(KeyboardInterrupt):
+        _run(run_mock_fleet(providers, chain_id=chain_id, block_time_ms=block_time_ms))
+
+
+@app.command()
+def demo(
+    out: Annotated[Path, typer.Option(help="Where reports go")] = Path("battle_results"),
+) -> None:
+    """The quick-start job: router + mock fleet + load, with a summary."""
+    from lasso_rpc.demo import run_demo
+
+    _run(run_demo(out))
+
+
+def main() -> None:
+    app()

@@ -1,0 +1,183 @@
+"""The only place that touches raw JSON-RPC bytes.
+
+Requests are decoded into an envelope whose ``params`` and ``id`` stay raw bytes; upstream answers
+are decoded into an envelope whose ``result`` stays raw bytes and is copied to the client as is.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import msgspec
+import orjson
+
+from lasso_rpc.errors import InvalidRequest, ParseError
+
+__all__ = [
+    "Call",
+    "ErrorInfo",
+    "UpstreamReply",
+    "decode_body",
+    "decode_error",
+    "decode_item",
+    "decode_upstream",
+    "encode_error",
+    "encode_raw_error",
+    "encode_result",
+    "encode_upstream_request",
+    "encode_with_meta",
+]
+
+
+class _Envelope(msgspec.Struct):
+    jsonrpc: Any = msgspec.UNSET
+    method: Any = msgspec.UNSET
+    params: msgspec.Raw | msgspec.UnsetType = msgspec.UNSET
+    id: msgspec.Raw | msgspec.UnsetType = msgspec.UNSET
+
+
+class UpstreamReply(msgspec.Struct):
+    id: Any = None
+    result: msgspec.Raw | msgspec.UnsetType = msgspec.UNSET
+    error: msgspec.Raw | msgspec.UnsetType = msgspec.UNSET
+
+
+@dataclass(frozen=True, slots=True)
+class ErrorInfo:
+    code: int
+    message: str
+    data: Any = None
+
+
+class _ErrorObj(msgspec.Struct):
+    code: int
+    message: str = ""
+    data: Any = None
+
+
+_env_decoder = msgspec.json.Decoder(_Envelope)
+_batch_decoder = msgspec.json.Decoder(list[msgspec.Raw])
+_reply_decoder = msgspec.json.Decoder(UpstreamReply)
+_err_decoder = msgspec.json.Decoder(_ErrorObj)
+_NULL = b"null"
+_EMPTY_PARAMS = b"[]"
+_ID_START = frozenset(b'"-0123456789n')
+
+
+@dataclass(frozen=True, slots=True)
+class Call:
+    """One JSON-RPC call as the client sent it. ``id_raw`` is None for a notification."""
+
+    method: str
+    params: bytes
+    id_raw: bytes | None
+
+    @property
+    def is_notification(self) -> bool:
+        return self.id_raw is None
+
+
+def _to_call(env: _Envelope) -> Call:
+    id_raw = None if env.id is msgspec.UNSET else bytes(env.id)
+    if id_raw is not None and (not id_raw or id_raw[0] not in _ID_START):
+        raise InvalidRequest("id must be a string, a number or null", data={"id": None})
+    if env.jsonrpc != "2.0":
+        raise InvalidRequest('jsonrpc must be "2.0"', data={"id": id_raw})
+    method = env.method
+    if not isinstance(method, str) or not method:
+        raise InvalidRequest("method must be a non-empty string", data={"id": id_raw})
+    if env.params is msgspec.UNSET:
+        params = _EMPTY_PARAMS
+    else:
+        params = bytes(env.params)
+        if params[:1] not in (b"[", b"{"):
+            raise InvalidRequest("params must be an array or an object", data={"id": id_raw})
+    return Call(method, params, id_raw)
+
+
+def decode_item(raw: bytes) -> Call:
+    try:
+        env = _env_decoder.decode(raw)
+    except msgspec.ValidationError as exc:
+        raise InvalidRequest(f"invalid request: {exc}") from exc
+    except msgspec.DecodeError as exc:
+        raise ParseError("parse error") from exc
+    return _to_call(env)
+
+
+def decode_body(body: bytes) -> list[Call | InvalidRequest] | Call:
+    """A single call, or a batch as a list where invalid items are kept as their error.
+
+    Raises ``ParseError`` for bytes that are not JSON and ``InvalidRequest`` for a body that is
+    not a request at all (or an empty batch).
+    """
+    head = body.lstrip()[:1]
+    if head == b"[":
+        try:
+            items = _batch_decoder.decode(body)
+        except (msgspec.DecodeError, msgspec.ValidationError) as exc:
+            raise ParseError("parse error") from exc
+        if not items:
+            raise InvalidRequest("empty batch")
+        out: list[Call | InvalidRequest] = []
+        for it in items:
+            try:
+                out.append(decode_item(bytes(it)))
+            except (InvalidRequest, ParseError) as exc:
+                out.append(exc if isinstance(exc, InvalidRequest) else InvalidRequest(str(exc)))
+        return out
+    if head == b"{":
+        return decode_item(body)
+    if not head:
+        raise InvalidRequest("empty body")
+    try:
+        orjson.loads(body)
+    except orjson.JSONDecodeError as exc:
+        raise ParseError("parse error") from exc
+    raise InvalidRequest("request must be an object or an array")
+
+
+_method_cache: dict[str, bytes] = {}
+
+
+def encode_upstream_request(upstream_id: int, call: Call) -> bytes:
+    m = _method_cache.get(call.method)
+    if m is None:
+        m = msgspec.json.encode(call.method)
+        if len(_method_cache) < 4096:
+            _method_cache[call.method] = m
+    return b'{"jsonrpc":"2.0","id":%d,"method":%s,"params":%s}' % (upstream_id, m, call.params)
+
+
+def decode_upstream(body: bytes) -> UpstreamReply:
+    """Raises ``msgspec.DecodeError``/``ValidationError`` for a malformed answer."""
+    return _reply_decoder.decode(body)
+
+
+def decode_error(raw: bytes) -> ErrorInfo:
+    try:
+        e = _err_decoder.decode(raw)
+    except (msgspec.DecodeError, msgspec.ValidationError):
+        return ErrorInfo(-32603, "malformed error object from upstream", None)
+    return ErrorInfo(e.code, e.message, e.data)
+
+
+def encode_result(id_raw: bytes | None, result: bytes) -> bytes:
+    return b'{"jsonrpc":"2.0","id":%s,"result":%s}' % (id_raw or _NULL, result)
+
+
+def encode_raw_error(id_raw: bytes | None, error_raw: bytes) -> bytes:
+    return b'{"jsonrpc":"2.0","id":%s,"error":%s}' % (id_raw or _NULL, error_raw)
+
+
+def encode_error(id_raw: bytes | None, code: int, message: str, data: Any = None) -> bytes:
+    err: dict[str, Any] = {"code": code, "message": message}
+    if data is not None:
+        err["data"] = data
+    return b'{"jsonrpc":"2.0","id":%s,"error":%s}' % (id_raw or _NULL, orjson.dumps(err))
+
+
+def encode_with_meta(message: bytes, meta: dict[str, Any]) -> bytes:
+    """Adds a ``lasso_meta`` member to an encoded response object."""
+    return message[:-1] + b',"lasso_meta":' + orjson.dumps(meta) + b"}"

@@ -1,0 +1,375 @@
+"""One client call → upstream attempts: routing order, failover budget, hedging, write safety.
+
+The pipeline never answers the client itself: it returns a ``CallOutcome`` (a result, or an
+upstream client error passed through as is) or raises a ``RequestRejected`` that the server
+turns into a JSON-RPC error. Every call ends in exactly one ``request.finished`` event.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+import msgspec
+
+from lasso_rpc.clock import Clock
+from lasso_rpc.errors import (
+    AllAttemptsFailed,
+    DeadlineExceeded,
+    NoProviderAvailable,
+    RequestRejected,
+    TransportError,
+)
+from lasso_rpc.jsonrpc.codec import Call, decode_error, decode_upstream, encode_upstream_request
+from lasso_rpc.observability.events import Attempt, EventBus, RequestFinished
+from lasso_rpc.observability.redact import redact
+from lasso_rpc.resilience.classify import (
+    ErrorClass,
+    RpcErrorInfo,
+    classify_exception,
+    classify_response,
+    is_already_known,
+)
+from lasso_rpc.resilience.methods import is_head_sensitive, is_write_method
+from lasso_rpc.routing.strategies import Decision
+
+if TYPE_CHECKING:
+    from lasso_rpc.upstream.chain import ChainRuntime
+    from lasso_rpc.upstream.provider import ProviderRuntime
+
+__all__ = ["CallContext", "CallOutcome", "Pipeline"]
+
+_NO_DATA_HEDGE_MS = 500.0
+_MIN_ATTEMPT_TIMEOUT_MS = 1000.0
+_RATE_LIMIT_BACKOFF_MS = 1000.0
+
+
+@dataclass(frozen=True, slots=True)
+class CallContext:
+    request_id: str
+    chain: ChainRuntime
+    strategy: str
+    pin: str | None = None
+    failover: bool = False
+    transport: str = "http"
+
+
+@dataclass(frozen=True, slots=True)
+class CallOutcome:
+    """``payload`` is the upstream ``result`` (ok) or ``error`` object (client_error), raw."""
+
+    ok: bool
+    payload: bytes
+    provider: str
+    attempts: tuple[Attempt, ...]
+    hedged: bool
+    latency_ms: float
+    decision: Decision
+
+
+@dataclass(slots=True)
+class _Try:
+    provider: ProviderRuntime
+    hedged: bool
+    started_ms: float
+    kind: str = "fault"  # ok | client | fault
+    payload: bytes = b""
+    error_class: ErrorClass | None = None
+    error: str | None = None
+    latency_ms: float = 0.0
+    never_sent: bool = False
+    retry_after_s: float | None = None
+
+    def as_attempt(self) -> Attempt:
+        outcome = "ok" if self.kind == "ok" else str(self.error_class or "provider")
+        if self.kind == "client":
+            outcome = "client_error"
+        return Attempt(self.provider.id, outcome, round(self.latency_ms, 3), self.hedged, self.error)
+
+
+class Pipeline:
+    def __init__(self, *, bus: EventBus, clock: Clock) -> None:
+        self._bus = bus
+        self._clock = clock
+        self._ids = itertools.count(1)
+
+    async def execute(self, ctx: CallContext, call: Call) -> CallOutcome:
+        t0 = self._clock.now_ms()
+        tries: list[_Try] = []
+        decision: Decision | None = None
+        try:
+            decision = ctx.chain.decide(ctx, call.method, is_head_sensitive(call.method, call.params))
+            outcome = await self._run(ctx, call, decision, t0, tries)
+        except RequestRejected as exc:
+            self._publish(ctx, call, t0, tries, decision, "error", _error_name(exc), None)
+            raise
+        status = "ok" if outcome.ok else "client_error"
+        self._publish(ctx, call, t0, tries, decision, status, None, outcome.provider)
+        return outcome
+
+    def publish_local(
+        self, ctx: CallContext, call: Call, error: RequestRejected | None = None
+    ) -> None:
+        """The event for a call answered or refused by the router itself."""
+        t0 = self._clock.now_ms()
+        if error is None:
+            self._publish(ctx, call, t0, [], None, "ok", None, None)
+        else:
+            self._publish(ctx, call, t0, [], None, "error", _error_name(error), None)
+
+    def _publish(
+        self,
+        ctx: CallContext,
+        call: Call,
+        t0: float,
+        tries: list[_Try],
+        decision: Decision | None,
+        status: str,
+        error_class: str | None,
+        provider: str | None,
+    ) -> None:
+        self._bus.publish(
+            RequestFinished(
+                ts=self._clock.wall_s(),
+                request_id=ctx.request_id,
+                profile=ctx.chain.profile,
+                chain=ctx.chain.name,
+                method=call.method,
+                strategy=ctx.strategy if ctx.pin is None else "provider",
+                transport=ctx.transport,
+                status=status,
+                error_class=error_class,
+                latency_ms=self._clock.now_ms() - t0,
+                attempts=tuple(t.as_attempt() for t in tries),
+                hedged=any(t.hedged for t in tries),
+                provider=provider,
+                decision=decision,
+            )
+        )
+
+    async def _run(
+        self, ctx: CallContext, call: Call, decision: Decision, t0: float, tries: list[_Try]
+    ) -> CallOutcome:
+        chain = ctx.chain
+        routing = chain.routing
+        if not decision.order:
+            raise NoProviderAvailable(
+                f"no provider available for {call.method} on {chain.name}",
+                data={"skipped": [{"provider": p, "reason": r} for p, r in decision.skipped]},
+            )
+        write = is_write_method(call.method)
+        budget = 1 if write else routing.max_attempts
+        deadline = t0 + routing.request_timeout_ms
+        hedge = routing.hedge
+        hedging = hedge.enabled and not write and hedge.max_extra > 0
+        providers = [chain.providers[pid] for pid in decision.order]
+        used: set[str] = set()
+        pending: dict[asyncio.Task[None], _Try] = {}
+        extra = 0
+        hedge_at = float("inf")
+
+        def next_provider() -> ProviderRuntime | None:
+            for p in providers:
+                if p.id not in used:
+                    return p
+            # The same provider twice only when it is the only one.
+            return providers[0] if len(providers) == 1 and not pending else None
+
+        def launch(p: ProviderRuntime, hedged: bool) -> None:
+            nonlocal hedge_at
+            used.add(p.id)
+            now = self._clock.now_ms()
+            tr = _Try(p, hedged, now)
+            tries.append(tr)
+            timeout_ms = self._attempt_timeout(p, call, ctx, deadline - now)
+            task = asyncio.ensure_future(self._attempt(tr, call, ctx, timeout_ms / 1000.0, write))
+            pending[task] = tr
+            hedge_at = now + self._hedge_delay(p, call, ctx) if hedging else float("inf")
+
+        launch(providers[0], False)
+        launched = 1
+        try:
+            while pending:
+                now = self._clock.now_ms()
+                can_hedge = hedging and extra < hedge.max_extra and launched < budget
+                wake = min(deadline, hedge_at) if can_hedge else deadline
+                done, _ = await asyncio.wait(
+                    pending, timeout=max(wake - now, 0.0) / 1000.0, return_when=asyncio.FIRST_COMPLETED
+                )
+                if not done:
+                    if self._clock.now_ms() >= deadline:
+                        raise DeadlineExceeded(
+                            f"request deadline of {routing.request_timeout_ms} ms exceeded",
+                            data={"attempts": _attempts_data(tries)},
+                        )
+                    nxt = next_provider() if can_hedge else None
+                    if nxt is None:
+                        hedge_at = float("inf")
+                        continue
+                    launch(nxt, True)
+                    launched += 1
+                    extra += 1
+                    continue
+                for task in done:
+                    tr = pending.pop(task)
+                    self._account(tr, call, ctx)
+                    if tr.kind != "fault":
+                        return CallOutcome(
+                            ok=tr.kind == "ok",
+                            payload=tr.payload,
+                            provider=tr.provider.id,
+                            attempts=tuple(t.as_attempt() for t in tries if t is tr or t.kind),
+                            hedged=tr.hedged,
+                            latency_ms=self._clock.now_ms() - t0,
+                            decision=decision,
+                        )
+                    if write and tr.never_sent:
+                        budget = min(budget + 1, routing.max_attempts)
+                if write and any(not t.never_sent for t in tries):
+                    break  # may have reached a provider: never broadcast twice
+                if not pending and launched < budget and self._clock.now_ms() < deadline:
+                    nxt = next_provider()
+                    if nxt is not None:
+                        launch(nxt, False)
+                        launched += 1
+        finally:
+            self._cancel(pending, call, ctx)
+        if self._clock.now_ms() >= deadline:
+            raise DeadlineExceeded(
+                f"request deadline of {routing.request_timeout_ms} ms exceeded",
+                data={"attempts": _attempts_data(tries)},
+            )
+        raise AllAttemptsFailed(
+            f"all {len(tries)} attempt(s) failed for {call.method}",
+            data={"attempts": _attempts_data(tries)},
+        )
+
+    def _cancel(self, pending: dict[asyncio.Task[None], _Try], call: Call, ctx: CallContext) -> None:
+        now = self._clock.now_ms()
+        for task, tr in pending.items():
+            task.cancel()
+            tr.kind = "cancelled"
+            tr.error = "cancelled (another attempt answered first)"
+            tr.latency_ms = now - tr.started_ms
+            tr.provider.breaker.release()
+            # A loser is known to be at least this slow: a censored sample moves its latency
+            # estimate up (never down) so `fastest` stops preferring a provider that hangs.
+            cur = tr.provider.stats.latency_ms(call.method, ctx.transport)
+            if cur is not None and tr.latency_ms > cur:
+                tr.provider.stats.record(call.method, ctx.transport, tr.latency_ms, True, now)
+        pending.clear()
+
+    def _attempt_timeout(
+        self, p: ProviderRuntime, call: Call, ctx: CallContext, remaining_ms: float
+    ) -> float:
+        routing = ctx.chain.routing
+        cap = float(p.config.timeout_ms or routing.attempt_timeout_ms or routing.request_timeout_ms)
+        p99 = p.stats.percentile(call.method, ctx.transport, 0.99)
+        if p99 is not None:
+            cap = min(cap, max(_MIN_ATTEMPT_TIMEOUT_MS, 4.0 * p99))
+        return max(min(cap, remaining_ms), 1.0)
+
+    def _hedge_delay(self, p: ProviderRuntime, call: Call, ctx: CallContext) -> float:
+        after = ctx.chain.routing.hedge.after
+        if isinstance(after, int):
+            return float(after)
+        q = int(after[1:]) / 100.0
+        v = p.stats.percentile(call.method, ctx.transport, q)
+        if v is None:
+            return _NO_DATA_HEDGE_MS
+        return max(float(ctx.chain.routing.hedge.min_delay_ms), v)
+
+    async def _attempt(
+        self, tr: _Try, call: Call, ctx: CallContext, timeout_s: float, write: bool
+    ) -> None:
+        p = tr.provider
+        uid = next(self._ids)
+        p.breaker.acquire()
+        p.in_flight += 1
+        try:
+            resp = await p.transport.post(encode_upstream_request(uid, call), timeout_s=timeout_s)
+        except TransportError as exc:
+            tr.error_class = classify_exception(exc)
+            tr.error = redact(f"{type(exc).__name__}: {exc}")
+            tr.never_sent = exc.never_sent
+            return
+        finally:
+            p.in_flight -= 1
+            tr.latency_ms = self._clock.now_ms() - tr.started_ms
+        tr.retry_after_s = resp.retry_after_s
+        if resp.status == 429:
+            tr.error_class, tr.error = ErrorClass.RATE_LIMITED, "HTTP 429"
+            return
+        try:
+            reply = decode_upstream(resp.body)
+        except (msgspec.DecodeError, msgspec.ValidationError):
+            tr.error_class = ErrorClass.PROVIDER
+            tr.error = f"HTTP {resp.status}: malformed JSON-RPC body"
+            return
+        if reply.error is not msgspec.UNSET:
+            raw = bytes(reply.error)
+            info = decode_error(raw)
+            err = RpcErrorInfo(info.code, info.message, info.data)
+            cls = classify_response(
+                status=resp.status, error=err, method=call.method, overrides=p.config.error_overrides
+            )
+            if write and is_already_known(err):
+                # The transaction is in the pool already: success for the client and the stats.
+                tr.kind, tr.payload = "client", raw
+                return
+            if cls is ErrorClass.CLIENT or cls is None:
+                tr.kind, tr.payload = "client", raw
+                return
+            tr.error_class = cls
+            tr.error = redact(f"HTTP {resp.status}: {info.code} {info.message}"[:300])
+            return
+        if reply.id != uid:
+            tr.error_class, tr.error = ErrorClass.PROVIDER, "wrong id in upstream answer"
+            return
+        if reply.result is msgspec.UNSET or resp.status >= 300:
+            cls = classify_response(status=resp.status, error=None, method=call.method)
+            tr.error_class = cls or ErrorClass.PROVIDER
+            tr.error = f"HTTP {resp.status} without result"
+            return
+        tr.kind, tr.payload = "ok", bytes(reply.result)
+
+    def _account(self, tr: _Try, call: Call, ctx: CallContext) -> None:
+        """Feed the outcome of a finished attempt to stats, breaker and capability memory."""
+        p = tr.provider
+        now = self._clock.now_ms()
+        if tr.kind == "ok":
+            p.stats.record(call.method, ctx.transport, tr.latency_ms, True, now)
+            p.breaker.record(None)
+            return
+        if tr.kind == "client":
+            p.stats.record(call.method, ctx.transport, tr.latency_ms, True, now)
+            p.breaker.record(ErrorClass.CLIENT)
+            return
+        cls = tr.error_class or ErrorClass.PROVIDER
+        p.breaker.record(cls)
+        if cls is ErrorClass.CAPABILITY:
+            p.unsupported.add(call.method)
+        elif cls is ErrorClass.RATE_LIMITED:
+            back = (tr.retry_after_s * 1000.0) if tr.retry_after_s else _RATE_LIMIT_BACKOFF_MS
+            p.backoff_until_ms = now + min(back, 60_000.0)
+        elif cls is not ErrorClass.LAGGING:
+            p.stats.record(call.method, ctx.transport, tr.latency_ms, False, now)
+
+
+def _attempts_data(tries: list[_Try]) -> list[dict[str, Any]]:
+    return [
+        {
+            "provider": t.provider.id,
+            "error_class": t.as_attempt().outcome,
+            "latency_ms": round(t.latency_ms, 1),
+            **({"error": t.error} if t.error else {}),
+        }
+        for t in tries
+    ]
+
+
+def _error_name(exc: RequestRejected) -> str:
+    name = type(exc).__name__
+    return "".join("_" + c.lower() if c.isupper() else c for c in name).lstrip("_")

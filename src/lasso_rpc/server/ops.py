@@ -1,0 +1,129 @@
+"""Operational endpoints: health, readiness, metrics, chains, providers, live events."""
+
+from __future__ import annotations
+
+from dataclasses import asdict
+from typing import Any
+
+import orjson
+from aiohttp import WSMsgType, web
+
+from lasso_rpc.observability.events import event_to_dict
+from lasso_rpc.observability.metrics import PrometheusMetrics
+from lasso_rpc.router import Router
+from lasso_rpc.upstream.chain import ChainRuntime
+
+__all__ = ["OpsHandlers"]
+
+
+def _json(data: Any, status: int = 200) -> web.Response:
+    return web.Response(body=orjson.dumps(data), status=status, content_type="application/json")
+
+
+class OpsHandlers:
+    def __init__(self, router: Router, metrics: PrometheusMetrics) -> None:
+        self.router = router
+        self.metrics = metrics
+
+    async def health(self, request: web.Request) -> web.Response:
+        return _json({"status": "ok"})
+
+    async def ready(self, request: web.Request) -> web.Response:
+        chains = {}
+        ok = True
+        for c in self.router.chains():
+            usable = [
+                p.id for p in c.providers.values() if not p.cordoned and p.breaker.state != "open"
+            ]
+            chains[f"{c.profile}/{c.name}"] = {"usable_providers": usable}
+            ok = ok and bool(usable)
+        return _json({"ready": ok, "chains": chains}, 200 if ok else 503)
+
+    async def metrics_text(self, request: web.Request) -> web.Response:
+        return web.Response(
+            body=self.metrics.render(), headers={"Content-Type": "text/plain; version=0.0.4"}
+        )
+
+    async def chains(self, request: web.Request) -> web.Response:
+        out = []
+        for c in self.router.chains():
+            out.append(
+                {
+                    "profile": c.profile,
+                    "name": c.name,
+                    "chain_id": c.config.chain_id,
+                    "aliases": c.config.aliases,
+                    "default_strategy": c.routing.default_strategy,
+                    "providers": list(c.providers),
+                    "consensus_head": c.consensus_head,
+                }
+            )
+        return _json({"chains": out})
+
+    async def providers(self, request: web.Request) -> web.Response:
+        chain_key = request.query.get("chain")
+        profile = request.query.get("profile")
+        chains: list[ChainRuntime]
+        if chain_key:
+            chains = [self.router.resolve(chain_key, profile)]
+        else:
+            chains = self.router.chains()
+        out = []
+        for c in chains:
+            for p in c.providers.values():
+                out.append(
+                    {
+                        "profile": c.profile,
+                        "chain": c.name,
+                        "id": p.id,
+                        "name": p.config.name or p.id,
+                        "url": p.masked_url,
+                        "priority": p.config.priority,
+                        "weight": p.config.weight,
+                        "breaker": asdict(p.breaker.snapshot()),
+                        "cordoned": p.cordoned,
+                        "head": p.head,
+                        "lag": p.lag,
+                        "in_flight": p.in_flight,
+                        "unsupported_methods": sorted(p.unsupported),
+                        "stats": p.stats.snapshot(),
+                    }
+                )
+        return _json({"providers": out})
+
+    async def events(self, request: web.Request) -> web.StreamResponse:
+        """Server-Sent Events, or WebSocket frames when the client asks for an upgrade."""
+        types = set(filter(None, request.query.get("types", "").split(",")))
+        bus = self.router.bus
+        if request.headers.get("Upgrade", "").lower() == "websocket":
+            ws = web.WebSocketResponse(heartbeat=20)
+            await ws.prepare(request)
+            with bus.stream() as stream:
+                reader = request.app.loop.create_task(_drain(ws))
+                try:
+                    while not ws.closed and not reader.done():
+                        d = event_to_dict(await stream.get())
+                        if not types or d["type"] in types:
+                            await ws.send_bytes(orjson.dumps(d, default=str))
+                finally:
+                    reader.cancel()
+            return ws
+        resp = web.StreamResponse(
+            headers={"Content-Type": "text/event-stream", "Cache-Control": "no-cache"}
+        )
+        await resp.prepare(request)
+        await resp.write(b": lasso-rpc event stream\n\n")
+        with bus.stream() as stream:
+            while True:
+                d = event_to_dict(await stream.get())
+                if types and d["type"] not in types:
+                    continue
+                await resp.write(
+                    b"event: %s\ndata: %s\n\n" % (d["type"].encode(), orjson.dumps(d, default=str))
+                )
+
+
+async def _drain(ws: web.WebSocketResponse) -> None:
+    async for msg in ws:
+        if msg.type in (WSMsgType.CLOSE, WSMsgType.ERROR):
+            break

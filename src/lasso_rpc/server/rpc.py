@@ -1,0 +1,225 @@
+"""POST /rpc/... : route parsing, batches, local answers, include_meta. The hot path."""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import os
+from dataclasses import dataclass
+from typing import Any
+
+from aiohttp import web
+
+from lasso_rpc.config.models import STRATEGIES
+from lasso_rpc.errors import (
+    BodyTooLarge,
+    InvalidParams,
+    InvalidRequest,
+    MethodNotAllowed,
+    RateLimited,
+    RequestRejected,
+)
+from lasso_rpc.jsonrpc.codec import (
+    Call,
+    decode_body,
+    encode_error,
+    encode_raw_error,
+    encode_result,
+    encode_with_meta,
+)
+from lasso_rpc.jsonrpc.methods import LOCAL_METHODS, SUBSCRIPTION_METHODS, refusal_reason
+from lasso_rpc.resilience.pipeline import CallContext, CallOutcome
+from lasso_rpc.router import Router
+from lasso_rpc.server.errors import error_code
+from lasso_rpc.server.ratelimit import ClientLimiter
+from lasso_rpc.upstream.chain import ChainRuntime
+
+__all__ = ["Route", "RpcHandler", "parse_route"]
+
+_JSON = "application/json"
+_req_ids = itertools.count(1)
+_PID = f"{os.getpid():x}"
+
+
+@dataclass(frozen=True, slots=True)
+class Route:
+    profile: str | None
+    chain: str
+    strategy: str | None  # canonical strategy name; None = the chain's default
+    pin: str | None
+
+
+def parse_route(tail: str) -> Route:
+    """``[profile/P/][STRATEGY/|provider/ID/]CHAIN`` → Route (raises InvalidParams)."""
+    segs = [s for s in tail.split("/") if s]
+    profile = None
+    if len(segs) >= 2 and segs[0] == "profile":
+        profile, segs = segs[1], segs[2:]
+    if len(segs) == 1:
+        return Route(profile, segs[0], None, None)
+    if len(segs) == 2 and segs[0] in STRATEGIES:
+        return Route(profile, segs[1], STRATEGIES[segs[0]], None)
+    if len(segs) == 3 and segs[0] == "provider":
+        return Route(profile, segs[2], None, segs[1])
+    raise InvalidParams(f"unknown route /{tail}")
+
+
+@dataclass(slots=True)
+class _Answer:
+    body: bytes | None  # None for a notification
+    outcome: CallOutcome | None = None
+    http_status: int = 200
+
+
+class RpcHandler:
+    def __init__(self, router: Router, *, ws_base: str | None = None) -> None:
+        self.router = router
+        self.ws_base = ws_base
+        rl = router.config.server.rate_limit
+        self.limiter = (
+            ClientLimiter(rl.requests_per_second, rl.burst, router.clock) if rl else None
+        )
+
+    async def handle(self, request: web.Request) -> web.StreamResponse:
+        meta_mode = request.query.get("include_meta") or request.headers.get("X-Lasso-Include-Meta")
+        request_id = request.headers.get("X-Request-Id", "")[:64] or f"{_PID}-{next(_req_ids)}"
+        try:
+            route = parse_route(request.match_info["tail"])
+            chain = self.router.resolve(route.chain, route.profile)
+            if route.pin is not None and route.pin not in chain.providers:
+                raise InvalidParams(f"unknown provider {route.pin!r} on chain {chain.name!r}")
+            limit = chain.routing.max_body_bytes
+            if request.content_length is not None and request.content_length > limit:
+                raise BodyTooLarge(f"request body larger than {limit} bytes", data={"limit": limit})
+            body = await request.content.read(limit + 1)
+            if len(body) > limit:
+                raise BodyTooLarge(f"request body larger than {limit} bytes", data={"limit": limit})
+            parsed = decode_body(body)
+            if self.limiter is not None:
+                cost = 1 if isinstance(parsed, Call) else len(parsed)
+                if not self.limiter.allow(request.remote or "?", cost):
+                    raise RateLimited("rate limit exceeded for this client")
+        except RequestRejected as exc:
+            code, status = error_code(exc)
+            return _json(encode_error(None, code, exc.message, exc.data), status)
+
+        failover = request.query.get("failover") == "true"
+        ctx = CallContext(
+            request_id,
+            chain,
+            route.strategy or chain.routing.default_strategy,
+            route.pin,
+            failover,
+            "http",
+        )
+        if isinstance(parsed, Call):
+            ans = await self.call(ctx, parsed, meta_mode == "body")
+            if ans.body is None:
+                return web.Response(status=204)
+            resp = _json(ans.body, ans.http_status)
+            if meta_mode == "headers":
+                _meta_headers(resp, ctx, [ans.outcome])
+            return resp
+
+        if len(parsed) > chain.routing.max_batch_size:
+            exc = InvalidRequest(
+                f"batch of {len(parsed)} exceeds the limit of {chain.routing.max_batch_size}"
+            )
+            return _json(encode_error(None, -32600, exc.message), 200)
+        answers = await asyncio.gather(*(self._item(ctx, i, n, meta_mode) for n, i in enumerate(parsed)))
+        parts = [a.body for a in answers if a.body is not None]
+        if not parts:
+            return web.Response(status=204)
+        resp = _json(b"[" + b",".join(parts) + b"]", 200)
+        if meta_mode == "headers":
+            _meta_headers(resp, ctx, [a.outcome for a in answers])
+        return resp
+
+    async def _item(
+        self, ctx: CallContext, item: Call | InvalidRequest, n: int, meta_mode: str | None
+    ) -> _Answer:
+        if isinstance(item, InvalidRequest):
+            return _Answer(encode_error(None, -32600, item.message))
+        sub = CallContext(f"{ctx.request_id}.{n}", ctx.chain, ctx.strategy, ctx.pin, ctx.failover, "http")
+        return await self.call(sub, item, meta_mode == "body")
+
+    async def call(self, ctx: CallContext, call: Call, body_meta: bool) -> _Answer:
+        """One call, answered locally or through the pipeline. Never raises RequestRejected."""
+        pipeline = self.router.pipeline
+        method = call.method
+        try:
+            if method in LOCAL_METHODS:
+                pipeline.publish_local(ctx, call)
+                return _Answer(_local(call, ctx.chain))
+            if method in SUBSCRIPTION_METHODS:
+                raise MethodNotAllowed(
+                    f"{method} is only available over WebSocket",
+                    data={"websocket_url": self._ws_url(ctx)},
+                )
+            why = refusal_reason(method)
+            if why is not None:
+                raise MethodNotAllowed(why)
+        except RequestRejected as exc:
+            pipeline.publish_local(ctx, call, error=exc)
+            return _error_answer(call, exc)
+        try:
+            outcome = await pipeline.execute(ctx, call)
+        except RequestRejected as exc:
+            return _error_answer(call, exc)
+        if call.id_raw is None:
+            return _Answer(None, outcome)
+        if outcome.ok:
+            msg = encode_result(call.id_raw, outcome.payload)
+        else:
+            msg = encode_raw_error(call.id_raw, outcome.payload)
+        if body_meta:
+            msg = encode_with_meta(msg, _meta_dict(ctx, outcome))
+        return _Answer(msg, outcome)
+
+    def _ws_url(self, ctx: CallContext) -> str:
+        base = self.ws_base or ""
+        prefix = "" if ctx.chain.profile == self.router.default_profile else f"profile/{ctx.chain.profile}/"
+        return f"{base}/ws/rpc/{prefix}{ctx.chain.name}"
+
+
+def _error_answer(call: Call, exc: RequestRejected) -> _Answer:
+    code, status = error_code(exc)
+    if call.id_raw is None:
+        return _Answer(None, None, status)
+    return _Answer(encode_error(call.id_raw, code, exc.message, exc.data), None, status)
+
+
+def _local(call: Call, chain: ChainRuntime) -> bytes | None:
+    if call.id_raw is None:
+        return None
+    return encode_result(call.id_raw, b'"%s"' % hex(chain.config.chain_id).encode())
+
+
+def _json(body: bytes, status: int) -> web.Response:
+    return web.Response(body=body, status=status, content_type=_JSON)
+
+
+def _meta_dict(ctx: CallContext, o: CallOutcome) -> dict[str, Any]:
+    return {
+        "request_id": ctx.request_id,
+        "provider": o.provider,
+        "strategy": o.decision.strategy,
+        "attempts": len(o.attempts),
+        "latency_ms": round(o.latency_ms, 3),
+        "hedged": o.hedged,
+        "explanation": o.decision.explain(),
+        "attempt_list": [
+            {"provider": a.provider, "outcome": a.outcome, "latency_ms": a.latency_ms, "hedged": a.hedged}
+            for a in o.attempts
+        ],
+    }
+
+
+def _meta_headers(resp: web.Response, ctx: CallContext, outcomes: list[CallOutcome | None]) -> None:
+    done = [o for o in outcomes if o is not None]
+    h = resp.headers
+    h["X-Lasso-Request-Id"] = ctx.request_id
+    h["X-Lasso-Strategy"] = ctx.strategy if ctx.pin is None else "provider"
+    h["X-Lasso-Provider"] = ",".join(o.provider for o in done)
+    h["X-Lasso-Attempts"] = ",".join(str(len(o.attempts)) for o in done)
+    h["X-Lasso-Latency-Ms"] = ",".join(f"{o.latency_ms:.3f}" for o in done)
