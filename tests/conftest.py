@@ -95,6 +95,8 @@ async def rpc(
     if body is None:
         body = {"jsonrpc": "2.0", "id": id, "method": method, "params": list(params)}
     data = body if isinstance(body, bytes) else orjson.dumps(body)
-    async with session.post(url, data=data, headers={"Content-Type": "application/json", **(headers or {})}) as r:
+    async with session.post(
+        url, data=data, headers={"Content-Type": "application/json", **(headers or {})}
+    ) as r:
         raw = await r.read()
         return r.status, (orjson.loads(raw) if raw else None), r

@@ -18,7 +18,9 @@ from lasso_rpc.errors import ConfigError
 
 __all__ = ["app", "main"]
 
-app = typer.Typer(add_completion=False, no_args_is_help=True, help="Smart JSON-RPC router for EVM chains.")
+app = typer.Typer(
+    add_completion=False, no_args_is_help=True, help="Smart JSON-RPC router for EVM chains."
+)
 
 
 def _run(coro: object) -> None:
@@ -41,7 +43,9 @@ def _reuse_port_socket(host: str, port: int) -> socket.socket:
     return sock
 
 
-async def _serve(config_path: str, host: str | None, port: int | None, sock: socket.socket | None) -> None:
+async def _serve(
+    config_path: str, host: str | None, port: int | None, sock: socket.socket | None
+) -> None:
     from lasso_rpc.config import load_config
     from lasso_rpc.observability.logs import configure_logging
     from lasso_rpc.server.app import RouterServer
@@ -91,7 +95,9 @@ def serve(
     config: Annotated[str, typer.Option("--config", "-c", help="Profile file or directory")],
     host: Annotated[str | None, typer.Option(help="Listen address (default from config)")] = None,
     port: Annotated[int | None, typer.Option(help="Listen port (default from config)")] = None,
-    workers: Annotated[int, typer.Option(min=1, help="Processes sharing the port (SO_REUSEPORT)")] = 1,
+    workers: Annotated[
+        int, typer.Option(min=1, help="Processes sharing the port (SO_REUSEPORT)")
+    ] = 1,
 ) -> None:
     """Run the router."""
     from lasso_rpc.config import load_config

@@ -123,6 +123,8 @@ class RequestRejected(LassoError):
         super().__init__(message)
         self.message = message
         self.data = data
+        #: The raw JSON id of the request this error answers, when it could be read.
+        self.id_raw: bytes | None = None
 
 
 class ParseError(RequestRejected):

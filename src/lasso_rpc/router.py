@@ -59,7 +59,12 @@ class Router:
             lookup: dict[str, ChainRuntime] = {}
             for name, cc in prof.chains.items():
                 rt = ChainRuntime(
-                    slug, name, cc, bus=self.bus, clock=self.clock, rng=self._rng,
+                    slug,
+                    name,
+                    cc,
+                    bus=self.bus,
+                    clock=self.clock,
+                    rng=self._rng,
                     transport_impl=self._impl,
                 )
                 chains[name] = rt
@@ -112,7 +117,9 @@ class Router:
 
     # -- control --------------------------------------------------------------------------
 
-    def _provider_chain(self, chain_key: str, provider_id: str, profile: str | None) -> ChainRuntime:
+    def _provider_chain(
+        self, chain_key: str, provider_id: str, profile: str | None
+    ) -> ChainRuntime:
         chain = self.resolve(chain_key, profile)
         if provider_id not in chain.providers:
             raise InvalidParams(f"unknown provider {provider_id!r} on chain {chain.name!r}")
@@ -128,7 +135,9 @@ class Router:
         chain.providers[provider_id].breaker.force_close("control api")
         return chain.providers[provider_id].breaker.state
 
-    def cordon(self, chain_key: str, provider_id: str, on: bool, profile: str | None = None) -> None:
+    def cordon(
+        self, chain_key: str, provider_id: str, on: bool, profile: str | None = None
+    ) -> None:
         self._provider_chain(chain_key, provider_id, profile).set_cordoned(provider_id, on)
 
     async def reload(self, load: object, source: str) -> Config:
@@ -141,7 +150,9 @@ class Router:
             profiles = self._build(new)
         except ConfigError as exc:
             self.bus.publish(
-                ConfigReloaded(ts=self.clock.wall_s(), ok=False, source=source, errors=tuple(exc.errors))
+                ConfigReloaded(
+                    ts=self.clock.wall_s(), ok=False, source=source, errors=tuple(exc.errors)
+                )
             )
             raise
         if self._started:

@@ -18,7 +18,9 @@ from lasso_rpc.jsonrpc import (
 
 
 def test_single_call_keeps_params_and_id_raw() -> None:
-    c = decode_body(b'{"jsonrpc":"2.0","id":"abc-1","method":"eth_getBalance","params":["0x1", "latest"]}')
+    c = decode_body(
+        b'{"jsonrpc":"2.0","id":"abc-1","method":"eth_getBalance","params":["0x1", "latest"]}'
+    )
     assert isinstance(c, Call)
     assert c.method == "eth_getBalance"
     assert c.params == b'["0x1", "latest"]'
@@ -67,7 +69,9 @@ def test_parse_errors(body: bytes) -> None:
 
 
 def test_batch_keeps_invalid_items_in_place() -> None:
-    items = decode_body(b'[{"jsonrpc":"2.0","id":1,"method":"a"}, 5, {"jsonrpc":"2.0","id":2,"method":"b"}]')
+    items = decode_body(
+        b'[{"jsonrpc":"2.0","id":1,"method":"a"}, 5, {"jsonrpc":"2.0","id":2,"method":"b"}]'
+    )
     assert isinstance(items, list)
     assert isinstance(items[0], Call) and items[0].method == "a"
     assert isinstance(items[1], InvalidRequest)
@@ -77,7 +81,12 @@ def test_batch_keeps_invalid_items_in_place() -> None:
 def test_upstream_request_and_reply_round_trip_result_bytes() -> None:
     c = Call("eth_call", b'[{"to":"0x1"},"latest"]', b'"client"')
     req = orjson.loads(encode_upstream_request(77, c))
-    assert req == {"jsonrpc": "2.0", "id": 77, "method": "eth_call", "params": [{"to": "0x1"}, "latest"]}
+    assert req == {
+        "jsonrpc": "2.0",
+        "id": 77,
+        "method": "eth_call",
+        "params": [{"to": "0x1"}, "latest"],
+    }
     result = b'{"number":"0x10",  "transactions":[ ]}'
     reply = decode_upstream(b'{"jsonrpc":"2.0","id":77,"result":' + result + b"}")
     assert reply.id == 77
@@ -94,6 +103,10 @@ def test_method_name_is_json_escaped() -> None:
 
 def test_error_and_meta_encoding() -> None:
     e = orjson.loads(encode_error(b"9", -32602, "bad", {"k": 1}))
-    assert e == {"jsonrpc": "2.0", "id": 9, "error": {"code": -32602, "message": "bad", "data": {"k": 1}}}
+    assert e == {
+        "jsonrpc": "2.0",
+        "id": 9,
+        "error": {"code": -32602, "message": "bad", "data": {"k": 1}},
+    }
     m = orjson.loads(encode_with_meta(encode_result(b"1", b"2"), {"provider": "a"}))
     assert m["lasso_meta"] == {"provider": "a"} and m["result"] == 2

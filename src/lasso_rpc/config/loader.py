@@ -38,7 +38,9 @@ def format_loc(loc: tuple[int | str, ...]) -> str:
     return out or "(root)"
 
 
-def _substitute(node: Any, path: tuple[int | str, ...], env: Mapping[str, str], errs: list[str]) -> Any:
+def _substitute(
+    node: Any, path: tuple[int | str, ...], env: Mapping[str, str], errs: list[str]
+) -> Any:
     if isinstance(node, str):
 
         def repl(m: re.Match[str]) -> str:
@@ -95,9 +97,7 @@ def _validation_errors(prefix: str, exc: ValidationError) -> list[str]:
     return out
 
 
-def load_config_text(
-    texts: list[tuple[str, str]], env: Mapping[str, str] | None = None
-) -> Config:
+def load_config_text(texts: list[tuple[str, str]], env: Mapping[str, str] | None = None) -> Config:
     """Validate profile documents given as (source name, YAML text) pairs."""
     env = os.environ if env is None else env
     errors: list[str] = []
@@ -127,9 +127,7 @@ def load_config_text(
                     server = ServerConfig.model_validate(server_raw)
                     server_src = src
                 except ValidationError as exc:
-                    errors.extend(
-                        f"{prefix}server.{e}" for e in _validation_errors("", exc)
-                    )
+                    errors.extend(f"{prefix}server.{e}" for e in _validation_errors("", exc))
         try:
             profile = ProfileConfig.model_validate(_prepare_profile(raw))
         except ValidationError as exc:

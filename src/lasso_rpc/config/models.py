@@ -114,7 +114,9 @@ class ProviderConfig(_Frozen):
     #: Client-side cap so we never exceed a hosted plan; None = unlimited.
     rate_limit_rps: Annotated[float, Field(gt=0)] | None = None
     #: Per-provider classification overrides: JSON-RPC error code (as string) -> class.
-    error_overrides: dict[str, Literal["client", "provider", "rate_limited", "capability", "lagging"]] = {}
+    error_overrides: dict[
+        str, Literal["client", "provider", "rate_limited", "capability", "lagging"]
+    ] = {}
 
     @field_validator("url")
     @classmethod
@@ -191,7 +193,9 @@ class ProfileConfig(_Frozen):
         for cname, chain in self.chains.items():
             for key in [cname, str(chain.chain_id), *chain.aliases]:
                 if key in names and names[key] != cname:
-                    raise ValueError(f"chain name/alias/id {key!r} used by {names[key]!r} and {cname!r}")
+                    raise ValueError(
+                        f"chain name/alias/id {key!r} used by {names[key]!r} and {cname!r}"
+                    )
                 names[key] = cname
         return self
 

@@ -78,21 +78,27 @@ class Call:
         return self.id_raw is None
 
 
+def _invalid(message: str, id_raw: bytes | None) -> InvalidRequest:
+    exc = InvalidRequest(message)
+    exc.id_raw = id_raw  # answered with the request's id when it could be read
+    return exc
+
+
 def _to_call(env: _Envelope) -> Call:
     id_raw = None if env.id is msgspec.UNSET else bytes(env.id)
     if id_raw is not None and (not id_raw or id_raw[0] not in _ID_START):
-        raise InvalidRequest("id must be a string, a number or null", data={"id": None})
+        raise _invalid("id must be a string, a number or null", None)
     if env.jsonrpc != "2.0":
-        raise InvalidRequest('jsonrpc must be "2.0"', data={"id": id_raw})
+        raise _invalid('jsonrpc must be "2.0"', id_raw)
     method = env.method
     if not isinstance(method, str) or not method:
-        raise InvalidRequest("method must be a non-empty string", data={"id": id_raw})
+        raise _invalid("method must be a non-empty string", id_raw)
     if env.params is msgspec.UNSET:
         params = _EMPTY_PARAMS
     else:
         params = bytes(env.params)
         if params[:1] not in (b"[", b"{"):
-            raise InvalidRequest("params must be an array or an object", data={"id": id_raw})
+            raise _invalid("params must be an array or an object", id_raw)
     return Call(method, params, id_raw)
 
 

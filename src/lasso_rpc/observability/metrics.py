@@ -27,24 +27,35 @@ class PrometheusMetrics:
         self.registry = CollectorRegistry(auto_describe=False)
         r = self.registry
         self.requests = Counter(
-            "lasso_requests", "Client calls by outcome",
-            ["chain", "method", "provider", "status", "transport"], registry=r,
+            "lasso_requests",
+            "Client calls by outcome",
+            ["chain", "method", "provider", "status", "transport"],
+            registry=r,
         )
         self.latency = Histogram(
-            "lasso_request_duration_seconds", "Client call latency, router in to router out",
-            ["chain", "method"], buckets=_BUCKETS, registry=r,
+            "lasso_request_duration_seconds",
+            "Client call latency, router in to router out",
+            ["chain", "method"],
+            buckets=_BUCKETS,
+            registry=r,
         )
         self.attempts = Counter(
-            "lasso_upstream_attempts", "Upstream attempts by provider and outcome",
-            ["chain", "provider", "outcome"], registry=r,
+            "lasso_upstream_attempts",
+            "Upstream attempts by provider and outcome",
+            ["chain", "provider", "outcome"],
+            registry=r,
         )
         self.failovers = Counter(
             "lasso_failovers", "Calls that needed more than one attempt", ["chain"], registry=r
         )
-        self.hedges = Counter("lasso_hedged", "Calls that sent a hedge attempt", ["chain"], registry=r)
+        self.hedges = Counter(
+            "lasso_hedged", "Calls that sent a hedge attempt", ["chain"], registry=r
+        )
         self.breaker_changes = Counter(
-            "lasso_breaker_transitions", "Breaker state changes",
-            ["chain", "provider", "to_state"], registry=r,
+            "lasso_breaker_transitions",
+            "Breaker state changes",
+            ["chain", "provider", "to_state"],
+            registry=r,
         )
         r.register(_StateCollector(router))
         self._methods: set[str] = set()
@@ -96,9 +107,13 @@ class _StateCollector:
         breaker = GaugeMetricFamily(
             "lasso_breaker_state", "0 closed, 1 half_open, 2 open", labels=labels
         )
-        in_flight = GaugeMetricFamily("lasso_in_flight", "Upstream requests in flight", labels=labels)
+        in_flight = GaugeMetricFamily(
+            "lasso_in_flight", "Upstream requests in flight", labels=labels
+        )
         head = GaugeMetricFamily("lasso_provider_head", "Last head block seen", labels=labels)
-        lag = GaugeMetricFamily("lasso_provider_lag_blocks", "Blocks behind consensus", labels=labels)
+        lag = GaugeMetricFamily(
+            "lasso_provider_lag_blocks", "Blocks behind consensus", labels=labels
+        )
         cordoned = GaugeMetricFamily("lasso_provider_cordoned", "1 when cordoned", labels=labels)
         for chain in self._router.chains():
             for p in chain.providers.values():

@@ -21,6 +21,7 @@ from lasso_rpc.errors import (
     NoProviderAvailable,
     RequestRejected,
     TransportError,
+    UpstreamTimeout,
 )
 from lasso_rpc.jsonrpc.codec import Call, decode_error, decode_upstream, encode_upstream_request
 from lasso_rpc.observability.events import Attempt, EventBus, RequestFinished
@@ -80,13 +81,16 @@ class _Try:
     error: str | None = None
     latency_ms: float = 0.0
     never_sent: bool = False
+    timed_out: bool = False
     retry_after_s: float | None = None
 
     def as_attempt(self) -> Attempt:
         outcome = "ok" if self.kind == "ok" else str(self.error_class or "provider")
         if self.kind == "client":
             outcome = "client_error"
-        return Attempt(self.provider.id, outcome, round(self.latency_ms, 3), self.hedged, self.error)
+        return Attempt(
+            self.provider.id, outcome, round(self.latency_ms, 3), self.hedged, self.error
+        )
 
 
 class Pipeline:
@@ -100,7 +104,9 @@ class Pipeline:
         tries: list[_Try] = []
         decision: Decision | None = None
         try:
-            decision = ctx.chain.decide(ctx, call.method, is_head_sensitive(call.method, call.params))
+            decision = ctx.chain.decide(
+                ctx, call.method, is_head_sensitive(call.method, call.params)
+            )
             outcome = await self._run(ctx, call, decision, t0, tries)
         except RequestRejected as exc:
             self._publish(ctx, call, t0, tries, decision, "error", _error_name(exc), None)
@@ -190,20 +196,20 @@ class Pipeline:
 
         launch(providers[0], False)
         launched = 1
+        winner: _Try | None = None
         try:
-            while pending:
+            while pending and winner is None:
                 now = self._clock.now_ms()
                 can_hedge = hedging and extra < hedge.max_extra and launched < budget
                 wake = min(deadline, hedge_at) if can_hedge else deadline
                 done, _ = await asyncio.wait(
-                    pending, timeout=max(wake - now, 0.0) / 1000.0, return_when=asyncio.FIRST_COMPLETED
+                    pending,
+                    timeout=max(wake - now, 0.0) / 1000.0,
+                    return_when=asyncio.FIRST_COMPLETED,
                 )
                 if not done:
                     if self._clock.now_ms() >= deadline:
-                        raise DeadlineExceeded(
-                            f"request deadline of {routing.request_timeout_ms} ms exceeded",
-                            data={"attempts": _attempts_data(tries)},
-                        )
+                        break
                     nxt = next_provider() if can_hedge else None
                     if nxt is None:
                         hedge_at = float("inf")
@@ -215,18 +221,12 @@ class Pipeline:
                 for task in done:
                     tr = pending.pop(task)
                     self._account(tr, call, ctx)
-                    if tr.kind != "fault":
-                        return CallOutcome(
-                            ok=tr.kind == "ok",
-                            payload=tr.payload,
-                            provider=tr.provider.id,
-                            attempts=tuple(t.as_attempt() for t in tries if t is tr or t.kind),
-                            hedged=tr.hedged,
-                            latency_ms=self._clock.now_ms() - t0,
-                            decision=decision,
-                        )
-                    if write and tr.never_sent:
+                    if tr.kind != "fault" and winner is None:
+                        winner = tr
+                    elif write and tr.never_sent:
                         budget = min(budget + 1, routing.max_attempts)
+                if winner is not None:
+                    break
                 if write and any(not t.never_sent for t in tries):
                     break  # may have reached a provider: never broadcast twice
                 if not pending and launched < budget and self._clock.now_ms() < deadline:
@@ -236,6 +236,16 @@ class Pipeline:
                         launched += 1
         finally:
             self._cancel(pending, call, ctx)
+        if winner is not None:
+            return CallOutcome(
+                ok=winner.kind == "ok",
+                payload=winner.payload,
+                provider=winner.provider.id,
+                attempts=tuple(t.as_attempt() for t in tries),
+                hedged=winner.hedged,
+                latency_ms=self._clock.now_ms() - t0,
+                decision=decision,
+            )
         if self._clock.now_ms() >= deadline:
             raise DeadlineExceeded(
                 f"request deadline of {routing.request_timeout_ms} ms exceeded",
@@ -246,7 +256,9 @@ class Pipeline:
             data={"attempts": _attempts_data(tries)},
         )
 
-    def _cancel(self, pending: dict[asyncio.Task[None], _Try], call: Call, ctx: CallContext) -> None:
+    def _cancel(
+        self, pending: dict[asyncio.Task[None], _Try], call: Call, ctx: CallContext
+    ) -> None:
         now = self._clock.now_ms()
         for task, tr in pending.items():
             task.cancel()
@@ -256,9 +268,7 @@ class Pipeline:
             tr.provider.breaker.release()
             # A loser is known to be at least this slow: a censored sample moves its latency
             # estimate up (never down) so `fastest` stops preferring a provider that hangs.
-            cur = tr.provider.stats.latency_ms(call.method, ctx.transport)
-            if cur is not None and tr.latency_ms > cur:
-                tr.provider.stats.record(call.method, ctx.transport, tr.latency_ms, True, now)
+            tr.provider.stats.censored(call.method, ctx.transport, tr.latency_ms, now)
         pending.clear()
 
     def _attempt_timeout(
@@ -294,6 +304,7 @@ class Pipeline:
             tr.error_class = classify_exception(exc)
             tr.error = redact(f"{type(exc).__name__}: {exc}")
             tr.never_sent = exc.never_sent
+            tr.timed_out = isinstance(exc, UpstreamTimeout)
             return
         finally:
             p.in_flight -= 1
@@ -313,7 +324,10 @@ class Pipeline:
             info = decode_error(raw)
             err = RpcErrorInfo(info.code, info.message, info.data)
             cls = classify_response(
-                status=resp.status, error=err, method=call.method, overrides=p.config.error_overrides
+                status=resp.status,
+                error=err,
+                method=call.method,
+                overrides=p.config.error_overrides,
             )
             if write and is_already_known(err):
                 # The transaction is in the pool already: success for the client and the stats.
@@ -355,7 +369,9 @@ class Pipeline:
             back = (tr.retry_after_s * 1000.0) if tr.retry_after_s else _RATE_LIMIT_BACKOFF_MS
             p.backoff_until_ms = now + min(back, 60_000.0)
         elif cls is not ErrorClass.LAGGING:
-            p.stats.record(call.method, ctx.transport, tr.latency_ms, False, now)
+            p.stats.record(
+                call.method, ctx.transport, tr.latency_ms, False, now, timed_out=tr.timed_out
+            )
 
 
 def _attempts_data(tries: list[_Try]) -> list[dict[str, Any]]:

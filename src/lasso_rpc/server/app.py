@@ -26,9 +26,7 @@ def build_app(
     router: Router, *, reloader: Callable[[], Any] | None = None, ws_base: str | None = None
 ) -> web.Application:
     cfg = router.config.server
-    max_body = max(
-        (c.routing.max_body_bytes for c in router.chains()), default=5 * 1024 * 1024
-    )
+    max_body = max((c.routing.max_body_bytes for c in router.chains()), default=5 * 1024 * 1024)
     # The per-chain limit is checked in the handler; this is only aiohttp's outer bound.
     app = web.Application(client_max_size=max_body + 1024)
     app[ROUTER_KEY] = router

@@ -35,7 +35,7 @@ ERROR_TABLE: dict[type[RequestRejected], tuple[int, int]] = {
 
 def error_code(exc: RequestRejected) -> tuple[int, int]:
     for cls in type(exc).__mro__:
-        hit = ERROR_TABLE.get(cls)  # type: ignore[arg-type]
+        hit = ERROR_TABLE.get(cls)
         if hit is not None:
             return hit
     return (-32603, 200)

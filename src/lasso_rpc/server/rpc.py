@@ -76,9 +76,7 @@ class RpcHandler:
         self.router = router
         self.ws_base = ws_base
         rl = router.config.server.rate_limit
-        self.limiter = (
-            ClientLimiter(rl.requests_per_second, rl.burst, router.clock) if rl else None
-        )
+        self.limiter = ClientLimiter(rl.requests_per_second, rl.burst, router.clock) if rl else None
 
     async def handle(self, request: web.Request) -> web.StreamResponse:
         meta_mode = request.query.get("include_meta") or request.headers.get("X-Lasso-Include-Meta")
@@ -101,7 +99,7 @@ class RpcHandler:
                     raise RateLimited("rate limit exceeded for this client")
         except RequestRejected as exc:
             code, status = error_code(exc)
-            return _json(encode_error(None, code, exc.message, exc.data), status)
+            return _json(encode_error(exc.id_raw, code, exc.message, exc.data), status)
 
         failover = request.query.get("failover") == "true"
         ctx = CallContext(
@@ -122,11 +120,11 @@ class RpcHandler:
             return resp
 
         if len(parsed) > chain.routing.max_batch_size:
-            exc = InvalidRequest(
-                f"batch of {len(parsed)} exceeds the limit of {chain.routing.max_batch_size}"
-            )
-            return _json(encode_error(None, -32600, exc.message), 200)
-        answers = await asyncio.gather(*(self._item(ctx, i, n, meta_mode) for n, i in enumerate(parsed)))
+            too_big = f"batch of {len(parsed)} exceeds the limit of {chain.routing.max_batch_size}"
+            return _json(encode_error(None, -32600, too_big), 200)
+        answers = await asyncio.gather(
+            *(self._item(ctx, i, n, meta_mode) for n, i in enumerate(parsed))
+        )
         parts = [a.body for a in answers if a.body is not None]
         if not parts:
             return web.Response(status=204)
@@ -139,8 +137,10 @@ class RpcHandler:
         self, ctx: CallContext, item: Call | InvalidRequest, n: int, meta_mode: str | None
     ) -> _Answer:
         if isinstance(item, InvalidRequest):
-            return _Answer(encode_error(None, -32600, item.message))
-        sub = CallContext(f"{ctx.request_id}.{n}", ctx.chain, ctx.strategy, ctx.pin, ctx.failover, "http")
+            return _Answer(encode_error(item.id_raw, -32600, item.message))
+        sub = CallContext(
+            f"{ctx.request_id}.{n}", ctx.chain, ctx.strategy, ctx.pin, ctx.failover, "http"
+        )
         return await self.call(sub, item, meta_mode == "body")
 
     async def call(self, ctx: CallContext, call: Call, body_meta: bool) -> _Answer:
@@ -178,7 +178,11 @@ class RpcHandler:
 
     def _ws_url(self, ctx: CallContext) -> str:
         base = self.ws_base or ""
-        prefix = "" if ctx.chain.profile == self.router.default_profile else f"profile/{ctx.chain.profile}/"
+        prefix = (
+            ""
+            if ctx.chain.profile == self.router.default_profile
+            else f"profile/{ctx.chain.profile}/"
+        )
         return f"{base}/ws/rpc/{prefix}{ctx.chain.name}"
 
 
@@ -209,7 +213,12 @@ def _meta_dict(ctx: CallContext, o: CallOutcome) -> dict[str, Any]:
         "hedged": o.hedged,
         "explanation": o.decision.explain(),
         "attempt_list": [
-            {"provider": a.provider, "outcome": a.outcome, "latency_ms": a.latency_ms, "hedged": a.hedged}
+            {
+                "provider": a.provider,
+                "outcome": a.outcome,
+                "latency_ms": a.latency_ms,
+                "hedged": a.hedged,
+            }
             for a in o.attempts
         ],
     }

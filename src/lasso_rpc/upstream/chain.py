@@ -87,8 +87,12 @@ class ChainRuntime:
             pinned = self.providers[ctx.pin]
             # An explicit pin is honoured even with an open breaker; only an explicit deny stops it.
             if not pinned.config.methods.permits(method):
-                return Decision((), "provider", "pinned provider does not serve this method",
-                                ((pinned.id, "method not supported"),))
+                return Decision(
+                    (),
+                    "provider",
+                    "pinned provider does not serve this method",
+                    ((pinned.id, "method not supported"),),
+                )
             if not ctx.failover:
                 return Decision((pinned.id,), "provider", f"pinned to {pinned.id}")
         usable: list[ProviderRuntime] = []
@@ -167,7 +171,13 @@ class ChainRuntime:
             if resp.status != 200 or not isinstance(reply.result, msgspec.Raw):
                 raise ValueError(f"HTTP {resp.status}")
             head = int(msgspec.json.decode(bytes(reply.result)), 16)
-        except (TransportError, ValueError, TypeError, msgspec.DecodeError, msgspec.ValidationError):
+        except (
+            TransportError,
+            ValueError,
+            TypeError,
+            msgspec.DecodeError,
+            msgspec.ValidationError,
+        ):
             if probing:
                 breaker.record(ErrorClass.PROVIDER)
             return
