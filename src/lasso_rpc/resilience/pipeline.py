@@ -32,6 +32,7 @@ from lasso_rpc.resilience.classify import (
     classify_exception,
     classify_response,
     is_already_known,
+    is_method_unsupported,
 )
 from lasso_rpc.resilience.methods import is_head_sensitive, is_write_method
 from lasso_rpc.routing.strategies import Decision
@@ -82,6 +83,8 @@ class _Try:
     latency_ms: float = 0.0
     never_sent: bool = False
     timed_out: bool = False
+    skipped: bool = False  # never sent (breaker): nothing to learn from it
+    unsupported: bool = False  # the provider does not serve this method at all
     retry_after_s: float | None = None
 
     def as_attempt(self) -> Attempt:
@@ -296,7 +299,15 @@ class Pipeline:
     ) -> None:
         p = tr.provider
         uid = next(self._ids)
-        p.breaker.acquire()
+        if not p.breaker.acquire() and ctx.pin != p.id:
+            # Half-open with its probe slot taken: this attempt is not sent at all.
+            tr.error_class, tr.error, tr.never_sent = (
+                ErrorClass.PROVIDER,
+                "breaker probe busy",
+                True,
+            )
+            tr.skipped = True
+            return
         p.in_flight += 1
         try:
             resp = await p.transport.post(encode_upstream_request(uid, call), timeout_s=timeout_s)
@@ -337,6 +348,7 @@ class Pipeline:
                 tr.kind, tr.payload = "client", raw
                 return
             tr.error_class = cls
+            tr.unsupported = cls is ErrorClass.CAPABILITY and is_method_unsupported(err)
             tr.error = redact(f"HTTP {resp.status}: {info.code} {info.message}"[:300])
             return
         if reply.id != uid:
@@ -361,10 +373,13 @@ class Pipeline:
             p.stats.record(call.method, ctx.transport, tr.latency_ms, True, now)
             p.breaker.record(ErrorClass.CLIENT)
             return
+        if tr.skipped:
+            return
         cls = tr.error_class or ErrorClass.PROVIDER
         p.breaker.record(cls)
         if cls is ErrorClass.CAPABILITY:
-            p.unsupported.add(call.method)
+            if tr.unsupported:
+                p.unsupported.add(call.method)
         elif cls is ErrorClass.RATE_LIMITED:
             back = (tr.retry_after_s * 1000.0) if tr.retry_after_s else _RATE_LIMIT_BACKOFF_MS
             p.backoff_until_ms = now + min(back, 60_000.0)
