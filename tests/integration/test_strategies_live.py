@@ -82,7 +82,7 @@ async def test_priority_follows_priority_and_fails_over_in_order(
     assert _share(fleet) == {"alpha": 0, "beta": 50, "gamma": 0}
     fleet.reset_counters()
     fleet["beta"].set_failure("http_500")
-    _, body, resp = await rpc(http, url + "?include_meta=body", "eth_getBalance", [ADDR, "latest"])
+    _, body, _resp = await rpc(http, url + "?include_meta=body", "eth_getBalance", [ADDR, "latest"])
     assert body["lasso_meta"]["provider"] == "gamma"
     assert [a["provider"] for a in body["lasso_meta"]["attempt_list"]] == ["beta", "gamma"]
 

@@ -99,7 +99,7 @@ def test_duplicate_slug_and_missing_path(tmp_path: Path) -> None:
 
 def test_control_api_needs_a_token() -> None:
     text = GOOD.replace("${ALPHA_KEY}", "k") + "server: {control: {enabled: true}}\n"
-    with pytest.raises(ConfigError, match="server.control"):
+    with pytest.raises(ConfigError, match=r"server\.control"):
         load_config_text([("x", text)])
 
 

@@ -85,12 +85,16 @@ class _Try:
     timed_out: bool = False
     skipped: bool = False  # never sent (breaker): nothing to learn from it
     unsupported: bool = False  # the provider does not serve this method at all
+    last_resort: bool = False  # every candidate is half-open: send even without a probe slot
     retry_after_s: float | None = None
 
     def as_attempt(self) -> Attempt:
-        outcome = "ok" if self.kind == "ok" else str(self.error_class or "provider")
-        if self.kind == "client":
+        if self.kind in ("ok", "cancelled"):
+            outcome = self.kind
+        elif self.kind == "client":
             outcome = "client_error"
+        else:
+            outcome = str(self.error_class or "provider")
         return Attempt(
             self.provider.id, outcome, round(self.latency_ms, 3), self.hedged, self.error
         )
@@ -190,7 +194,7 @@ class Pipeline:
             nonlocal hedge_at
             used.add(p.id)
             now = self._clock.now_ms()
-            tr = _Try(p, hedged, now)
+            tr = _Try(p, hedged, now, last_resort=decision.last_resort)
             tries.append(tr)
             timeout_ms = self._attempt_timeout(p, call, ctx, deadline - now)
             task = asyncio.ensure_future(self._attempt(tr, call, ctx, timeout_ms / 1000.0, write))
@@ -299,7 +303,7 @@ class Pipeline:
     ) -> None:
         p = tr.provider
         uid = next(self._ids)
-        if not p.breaker.acquire() and ctx.pin != p.id:
+        if not p.breaker.acquire() and ctx.pin != p.id and not tr.last_resort:
             # Half-open with its probe slot taken: this attempt is not sent at all.
             tr.error_class, tr.error, tr.never_sent = (
                 ErrorClass.PROVIDER,

@@ -83,9 +83,13 @@ class Decision:
     reason: str  # why order[0], in a few words
     skipped: tuple[tuple[str, str], ...] = ()  # (provider id, why), filled in by the router
     facts: tuple[Fact, ...] = ()  # for order[0] and order[1], formatted only by explain()
+    #: Every candidate is half-open: the router sends even when no probe slot is free.
+    last_resort: bool = False
 
     def with_skipped(self, skipped: Iterable[tuple[str, str]]) -> Decision:
-        return Decision(self.order, self.strategy, self.reason, tuple(skipped), self.facts)
+        return Decision(
+            self.order, self.strategy, self.reason, tuple(skipped), self.facts, self.last_resort
+        )
 
     def explain(self) -> str:
         """E.g. ``fastest: alpha (lowest latency; ewma 51.2ms, 40 samples) over beta (…)``."""

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import contextlib
 import logging
 import random
@@ -108,12 +109,15 @@ class ChainRuntime:
                 probing.append(p)
             else:
                 usable.append(p)
-        if not usable:
+        last_resort = not usable and bool(probing)
+        if last_resort:
             # Half-open providers get user traffic only when nothing healthy is left.
             usable = probing
         else:
             skipped.extend((p.id, "breaker half_open (background probe)") for p in probing)
         d = self.strategy(ctx.strategy).rank(usable, method, ctx.transport, now)
+        if last_resort:
+            d = dataclasses.replace(d, last_resort=True)
         if ctx.pin is not None:
             d = Decision((ctx.pin, *d.order), "provider", f"pinned to {ctx.pin}, failover allowed")
         return d.with_skipped(tuple(skipped)) if skipped else d
