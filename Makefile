@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed-stamp
 ANVIL := node_modules/.bin/anvil
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 
-.PHONY: demo test lint typecheck unit integration battle bench venv anvil clean
+.PHONY: demo test lint typecheck chromium venv anvil clean
 
 venv: $(STAMP)
 
@@ -32,7 +32,10 @@ lint: $(STAMP)
 typecheck: $(STAMP)
 	$(VENV)/bin/mypy
 
-test: $(STAMP) $(ANVIL) lint typecheck
+chromium:
+	bash scripts/ensure-chromium.sh
+
+test: $(STAMP) $(ANVIL) lint typecheck chromium
 	LASSO_ANVIL=$(CURDIR)/$(ANVIL) $(VENV)/bin/pytest -q -p no:cacheprovider
 
 clean:

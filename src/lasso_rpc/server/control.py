@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hmac
 import ipaddress
+import time
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -12,6 +13,7 @@ from aiohttp import web
 
 from lasso_rpc.config.models import ControlConfig
 from lasso_rpc.errors import ConfigError, InvalidParams
+from lasso_rpc.observability.events import ChaosEvent
 from lasso_rpc.router import Router
 
 __all__ = ["ControlHandlers"]
@@ -72,6 +74,7 @@ class ControlHandlers:
             web.post("/api/control/cordon", g(self._cordon)),
             web.post("/api/control/uncordon", g(self._uncordon)),
             web.post("/api/control/reload", g(self._reload)),
+            web.post("/api/control/chaos", g(self._chaos)),
         ]
 
     @staticmethod
@@ -99,6 +102,24 @@ class ControlHandlers:
         chain, provider, profile = self._target(body)
         self.router.cordon(chain, provider, False, profile)
         return _json({"cordoned": False})
+
+    async def _chaos(self, request: web.Request, body: dict[str, Any]) -> web.Response:
+        """A battle run in another process marks its fault injections on this router's bus."""
+        action = body.get("action")
+        if not isinstance(action, str):
+            raise InvalidParams("body needs a string member 'action'")
+        target = body.get("target")
+        details = body.get("details") or {}
+        self.router.bus.publish(
+            ChaosEvent(
+                ts=time.time(),
+                action=action,
+                target=target if isinstance(target, str) else None,
+                reverted=bool(body.get("reverted", False)),
+                details=details if isinstance(details, dict) else {},
+            )
+        )
+        return _json({"published": True})
 
     async def _reload(self, request: web.Request, body: dict[str, Any]) -> web.Response:
         if self.reloader is None:
