@@ -10,11 +10,14 @@ import importlib
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
+    from lasso_rpc.battle.anvil import AnvilLockstep, AnvilNode
     from lasso_rpc.battle.chain import SimulatedChain
     from lasso_rpc.battle.mock_fleet import MockFleet, MockFleetSpec, run_mock_fleet
     from lasso_rpc.battle.mock_provider import FailureMode, Knobs, MockProvider
 
 __all__ = [
+    "AnvilLockstep",
+    "AnvilNode",
     "FailureMode",
     "Knobs",
     "MockFleet",
@@ -25,6 +28,8 @@ __all__ = [
 ]
 
 _EXPORTS: dict[str, str] = {
+    "AnvilNode": "lasso_rpc.battle.anvil",
+    "AnvilLockstep": "lasso_rpc.battle.anvil",
     "SimulatedChain": "lasso_rpc.battle.chain",
     "FailureMode": "lasso_rpc.battle.mock_provider",
     "Knobs": "lasso_rpc.battle.mock_provider",

@@ -163,10 +163,10 @@ class ChainRuntime:
             await asyncio.sleep(interval)
 
     async def _probe(self, p: ProviderRuntime) -> None:
-        """Polls the head; for a provider whose breaker is not closed, the poll is the probe."""
+        """Polls the head. The poll is also a health check: a provider that stops answering
+        opens its breaker with no user traffic, and the poll is the probe that closes it."""
         breaker = p.breaker
-        probing = breaker.state != "closed"
-        if probing and not breaker.acquire():
+        if breaker.state != "closed" and not breaker.acquire():
             return
         timeout = min(self.routing.head_poll_ms, 5000) / 1000.0
         try:
@@ -182,11 +182,9 @@ class ChainRuntime:
             msgspec.DecodeError,
             msgspec.ValidationError,
         ):
-            if probing:
-                breaker.record(ErrorClass.PROVIDER)
+            breaker.record(ErrorClass.PROVIDER)
             return
-        if probing:
-            breaker.record(None)
+        breaker.record(None)
         p.head = head
 
     def _update_lag(self) -> None:
