@@ -22,7 +22,7 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import Callable, Iterator
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 from typing import Any, ClassVar
 
 __all__ = [
@@ -32,6 +32,7 @@ __all__ = [
     "ConfigReloaded",
     "Event",
     "EventBus",
+    "EventStream",
     "ProviderHealth",
     "RequestFinished",
     "SubscriptionFailover",
@@ -141,7 +142,7 @@ def event_to_dict(ev: Event) -> dict[str, Any]:
 
 
 _RF_FIELDS = tuple(
-    f for f in RequestFinished.__dataclass_fields__ if f not in ("decision", "attempts")
+    f.name for f in fields(RequestFinished) if f.name not in ("decision", "attempts")
 )
 
 Handler = Callable[[Event], None]

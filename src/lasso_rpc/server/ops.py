@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 from dataclasses import asdict
 from typing import Any
 
 import orjson
 from aiohttp import WSMsgType, web
 
-from lasso_rpc.observability.events import event_to_dict
+from lasso_rpc.observability.events import EventStream, event_to_dict
 from lasso_rpc.observability.metrics import PrometheusMetrics
 from lasso_rpc.router import Router
 from lasso_rpc.upstream.chain import ChainRuntime
@@ -95,32 +97,73 @@ class OpsHandlers:
         """Server-Sent Events, or WebSocket frames when the client asks for an upgrade."""
         types = set(filter(None, request.query.get("types", "").split(",")))
         bus = self.router.bus
-        if request.headers.get("Upgrade", "").lower() == "websocket":
-            ws = web.WebSocketResponse(heartbeat=20)
-            await ws.prepare(request)
-            with bus.stream() as stream:
-                reader = request.app.loop.create_task(_drain(ws))
+        # Registered before the handshake so a client that got its answer misses nothing.
+        with bus.stream() as stream:
+            if request.headers.get("Upgrade", "").lower() == "websocket":
+                ws = web.WebSocketResponse(heartbeat=20)
+                await ws.prepare(request)
+                reader = asyncio.create_task(_drain(ws))
                 try:
-                    while not ws.closed and not reader.done():
-                        d = event_to_dict(await stream.get())
+                    while not ws.closed:
+                        ev = await _next_event(stream, reader, _KEEPALIVE_S)
+                        if ev is _CLOSED:
+                            break
+                        if ev is None:
+                            continue
+                        d = event_to_dict(ev)
                         if not types or d["type"] in types:
                             await ws.send_bytes(orjson.dumps(d, default=str))
                 finally:
                     reader.cancel()
-            return ws
-        resp = web.StreamResponse(
-            headers={"Content-Type": "text/event-stream", "Cache-Control": "no-cache"}
-        )
-        await resp.prepare(request)
-        await resp.write(b": lasso-rpc event stream\n\n")
-        with bus.stream() as stream:
+                    with contextlib.suppress(asyncio.CancelledError):
+                        await reader
+                return ws
+            resp = web.StreamResponse(
+                headers={"Content-Type": "text/event-stream", "Cache-Control": "no-cache"}
+            )
+            await resp.prepare(request)
+            await resp.write(b": lasso-rpc event stream\n\n")
             while True:
-                d = event_to_dict(await stream.get())
+                transport = request.transport
+                if transport is None or transport.is_closing():
+                    return resp
+                ev = await _next_event(stream, None, _KEEPALIVE_S)
+                if ev is None:
+                    # A comment line: a client that went away is noticed by the failed write.
+                    await resp.write(b": keep-alive\n\n")
+                    continue
+                d = event_to_dict(ev)
                 if types and d["type"] not in types:
                     continue
                 await resp.write(
                     b"event: %s\ndata: %s\n\n" % (d["type"].encode(), orjson.dumps(d, default=str))
                 )
+
+
+_KEEPALIVE_S = 15.0
+_CLOSED = object()
+
+
+async def _next_event(
+    stream: EventStream, reader: asyncio.Task[None] | None, timeout_s: float
+) -> Any:
+    """The next event; None after ``timeout_s`` of silence; _CLOSED when the reader ended."""
+    getter = asyncio.create_task(stream.get())
+    waiting: set[asyncio.Future[Any]] = {getter} if reader is None else {getter, reader}
+    try:
+        done, _ = await asyncio.wait(
+            waiting, timeout=timeout_s, return_when=asyncio.FIRST_COMPLETED
+        )
+    finally:
+        if not getter.done():
+            getter.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await getter
+    if getter in done:
+        return getter.result()
+    if reader is not None and reader in done:
+        return _CLOSED
+    return None
 
 
 async def _drain(ws: web.WebSocketResponse) -> None:

@@ -1,0 +1,193 @@
+"""SLO verdicts: every key passing and failing, unknown keys, figures the run could not measure."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import pytest
+
+from lasso_rpc.battle.analyzer import Analysis, analyze
+from lasso_rpc.battle.collector import Collector
+from lasso_rpc.battle.records import ChaosRecord, SubscriptionRecord, SystemSample
+from lasso_rpc.battle.slo import SLO, SLO_KEYS, SloVerdict, all_passed
+from tests.unit.test_analyzer import WALL0, fin, rec
+
+
+def run_analysis(
+    *,
+    chaos: bool = True,
+    subscriptions: bool = True,
+    system: bool = True,
+    failovers: bool = True,
+    requests: bool = True,
+) -> Analysis:
+    """10 s at 10 req/s; latencies are 1..100 ms, each once; the two requests at k=0,1 of
+    bucket 5 fail (chaos at 5 s) so recovery comes 1 s later; failovers take 50, 80, 120 ms."""
+    c = Collector(start=0.0, wall_start=WALL0)
+    for b in range(10 if requests else 0):
+        for k in range(10):
+            bad = b == 5 and k < 2
+            c.record(rec(b + k / 10, 10 * k + b + 1.0, outcome="error" if bad else "ok"))
+    for i, lat in enumerate((50.0, 80.0, 120.0) if failovers else ()):
+        c.on_event(fin(i + 0.5, lat, [("alpha", "provider"), ("beta", "ok")]))
+    c.on_event(fin(0.1, 30.0, [("beta", "ok")]))
+    snap = c.snapshot()
+    if system:
+        samples = tuple(SystemSample(float(i), 100.0 + i, 5.0) for i in range(10))
+        snap = dataclasses.replace(snap, system=samples)
+    subs = [
+        SubscriptionRecord(0, "newHeads", 100, 2, 1, 0, connected_s=9.0, duration_s=10.0),
+        SubscriptionRecord(1, "newHeads", 100, 0, 0, 0, connected_s=9.0, duration_s=10.0),
+    ]
+    return analyze(
+        snap,
+        chaos=[ChaosRecord("error_rate", "alpha", 5.0, None)] if chaos else [],
+        subscriptions=subs if subscriptions else None,
+        duration_s=10.0,
+    )
+
+
+@pytest.fixture(scope="module")
+def analysis() -> Analysis:
+    return run_analysis()
+
+
+CASES = {
+    # key: (actual, a target that passes, a target that fails)
+    "success_rate": (0.98, 0.98, 0.99),
+    "p50_latency_ms": (50.0, 51.0, 49.0),
+    "p90_latency_ms": (90.0, 91.0, 89.0),
+    "p95_latency_ms": (95.0, 96.0, 94.0),
+    "p99_latency_ms": (99.0, 100.0, 98.0),
+    "max_latency_ms": (100.0, 100.0, 99.9),
+    "max_failover_latency_ms": (120.0, 120.0, 119.9),
+    "max_recovery_s": (1.0, 1.0, 0.5),
+    "max_gap_count": (2.0, 2.0, 1.0),
+    "max_duplicate_count": (1.0, 1.0, 0.0),
+    "min_ws_uptime": (0.9, 0.9, 0.95),
+    "max_rss_mb": (109.0, 109.0, 108.0),
+    "max_rss_growth_pct": (9.0, 9.5, 8.0),
+    "min_throughput_rps": (10.0, 10.0, 10.5),
+    "max_error_count": (2.0, 2.0, 1.0),
+}
+
+
+def test_every_key_is_covered() -> None:
+    assert set(CASES) == set(SLO_KEYS)
+
+
+@pytest.mark.parametrize("key", sorted(CASES))
+def test_each_key_passes_and_fails(analysis: Analysis, key: str) -> None:
+    actual, ok_target, bad_target = CASES[key]
+    (good,) = SLO(**{key: ok_target}).evaluate(analysis)
+    (bad,) = SLO(**{key: bad_target}).evaluate(analysis)
+    assert good.passed, good.message
+    assert not bad.passed, bad.message
+    assert good.actual == pytest.approx(actual, rel=1e-3)
+    assert good.key == bad.key == key and good.target == ok_target
+    assert good.message.endswith("(ok)") and bad.message.endswith("(violated)")
+    assert good.op == (
+        ">=" if key in ("success_rate", "min_ws_uptime", "min_throughput_rps") else "<="
+    )
+
+
+def test_messages_say_which_way_a_target_was_missed(analysis: Analysis) -> None:
+    lat = dataclasses.replace(analysis.summary.latency_ms, p95=312.4)
+    slow = dataclasses.replace(
+        analysis, summary=dataclasses.replace(analysis.summary, latency_ms=lat)
+    )
+    (v,) = SLO(p95_latency_ms=250).evaluate(slow)
+    assert v.message == "p95_latency_ms: 312.4 > 250 (violated)"
+    (v,) = SLO(success_rate=0.999).evaluate(analysis)
+    assert v.message == "success_rate: 0.98 < 0.999 (violated)"
+    (v,) = SLO(success_rate=0.9).evaluate(analysis)
+    assert v.message == "success_rate: 0.98 >= 0.9 (ok)"
+    assert v.to_dict() == {
+        "key": "success_rate",
+        "op": ">=",
+        "target": 0.9,
+        "actual": 0.98,
+        "passed": True,
+        "message": "success_rate: 0.98 >= 0.9 (ok)",
+    }
+
+
+def test_several_targets_give_one_verdict_each_in_order(analysis: Analysis) -> None:
+    verdicts = SLO(success_rate=0.9, p95_latency_ms=50, max_error_count=5).evaluate(analysis)
+    assert [(v.key, v.passed) for v in verdicts] == [
+        ("success_rate", True),
+        ("p95_latency_ms", False),
+        ("max_error_count", True),
+    ]
+    assert not all_passed(verdicts)
+    assert all_passed([verdicts[0], verdicts[2]])
+
+
+def test_unknown_key_is_an_error_listing_the_valid_ones() -> None:
+    with pytest.raises(ValueError, match="unknown SLO keys \\['p95_ms'\\]") as exc:
+        SLO(p95_ms=200)
+    for key in SLO_KEYS:
+        assert key in str(exc.value)
+
+
+@pytest.mark.parametrize(
+    ("targets", "match"),
+    [
+        ({"p95_latency_ms": "fast"}, "must be a number"),
+        ({"p95_latency_ms": True}, "must be a number"),
+        ({"max_error_count": -1}, ">= 0"),
+        ({"success_rate": 99.9}, "fraction within 0..1"),
+        ({"max_rss_mb": float("nan")}, "finite"),
+    ],
+)
+def test_bad_targets_are_errors(targets: dict[str, object], match: str) -> None:
+    with pytest.raises(ValueError, match=match):
+        SLO(**targets)  # type: ignore[arg-type]
+
+
+def test_no_targets_never_pass(analysis: Analysis) -> None:
+    slo = SLO()
+    verdicts = slo.evaluate(analysis)
+    assert len(verdicts) == 1 and not verdicts[0].passed
+    assert "no SLO targets" in verdicts[0].message
+    assert not all_passed(verdicts) and not all_passed([])
+
+
+def test_zero_failovers_means_a_zero_failover_latency_that_passes() -> None:
+    a = run_analysis(failovers=False)
+    (v,) = SLO(max_failover_latency_ms=0).evaluate(a)
+    assert v.passed and v.actual == 0.0
+
+
+@pytest.mark.parametrize(
+    ("kw", "key", "why"),
+    [
+        ({"subscriptions": False}, "max_gap_count", "no WebSocket subscriptions"),
+        ({"subscriptions": False}, "max_duplicate_count", "no WebSocket subscriptions"),
+        ({"subscriptions": False}, "min_ws_uptime", "no WebSocket subscriptions"),
+        ({"chaos": False}, "max_recovery_s", "no chaos events"),
+        ({"system": False}, "max_rss_mb", "no system samples"),
+        ({"system": False}, "max_rss_growth_pct", "fewer than 2 system samples"),
+        ({"requests": False}, "success_rate", "no requests"),
+        ({"requests": False}, "p99_latency_ms", "no requests"),
+    ],
+)
+def test_what_was_not_measured_fails_and_says_so(kw: dict[str, bool], key: str, why: str) -> None:
+    (v,) = SLO(**{key: 1e9 if key.startswith("max") else 0.0}).evaluate(run_analysis(**kw))
+    assert v == SloVerdict(
+        key, v.op, v.target, None, False, f"{key}: not measured ({why}) (violated)"
+    )
+
+
+def test_a_chaos_event_that_never_recovers_fails_max_recovery(analysis: Analysis) -> None:
+    never = dataclasses.replace(analysis.chaos[0], recovery_s=None)
+    a = dataclasses.replace(analysis, chaos=(*analysis.chaos, never))
+    (v,) = SLO(max_recovery_s=1e6).evaluate(a)
+    assert not v.passed and v.actual is None
+    assert v.message == "max_recovery_s: never recovered after error_rate at 5.00 s (violated)"
+
+
+def test_slo_value_semantics() -> None:
+    assert SLO(p95_latency_ms=200) == SLO(p95_latency_ms=200.0)
+    assert dict(SLO(p95_latency_ms=200).targets) == {"p95_latency_ms": 200.0}
+    assert repr(SLO(success_rate=0.999)) == "SLO(success_rate=0.999)"
