@@ -88,6 +88,7 @@ async def test_bus_and_event_stream_collect_the_same_counts(
                         provider=meta["provider"],
                         attempts=meta["attempts"],
                         hedged=meta["hedged"],
+                        failover=meta["failover"],
                     )
                 )
 

@@ -56,6 +56,7 @@ def rec(
         provider=provider,
         attempts=attempts,
         hedged=hedged,
+        failover=attempts > 1,
     )
 
 
@@ -85,6 +86,8 @@ def fin(
         latency_ms=latency_ms,
         attempts=tuple(Attempt(p, o, 1.0) for p, o in tries),
         hedged=hedged,
+        failover=len(tries) > 1
+        and any(o not in ("ok", "cancelled", "client_error") for _, o in tries),
         provider=provider,
     )
 
@@ -196,7 +199,7 @@ def test_raw_records_are_kept_only_when_asked() -> None:
 # -- router view ----------------------------------------------------------------------------
 
 
-def test_failovers_are_exactly_the_events_with_more_than_one_attempt() -> None:
+def test_failovers_are_exactly_the_events_the_router_flagged() -> None:
     rng = random.Random(3)
     c = collector()
     events = []

@@ -162,7 +162,7 @@ class ClientBucket:
     client_errors: int = 0
     errors: int = 0
     errors_by_class: Mapping[str, int] = field(default_factory=dict)
-    failovers: int = 0  # attempts > 1 according to include_meta
+    failovers: int = 0  # failover flag according to include_meta
     hedged: int = 0
     providers: Mapping[str, int] = field(default_factory=dict)
     latency_hist: str | None = None  # base64 HDR of client latency (from intended time), µs
@@ -554,7 +554,7 @@ class Collector:
         self._r_hist.record_value(us)
         self._r_series.record(i, us)
         self._r_sum_ms += ev.latency_ms
-        if len(ev.attempts) > 1:
+        if ev.failover:
             b.failovers += 1
             self._f_hist.record_value(us)
             self._f_max_ms = max(self._f_max_ms, ev.latency_ms)
@@ -602,7 +602,7 @@ class Collector:
         self._c_sum_ms += ms
         if ms > self._c_max_ms:
             self._c_max_ms = ms
-        if r.attempts > 1:
+        if r.failover:
             b.failovers += 1
         if r.hedged:
             b.hedged += 1

@@ -29,6 +29,7 @@ class RequestRecord:
     provider: str | None  # from include_meta
     attempts: int  # upstream attempts the router made (include_meta); 0 when unknown
     hedged: bool = False
+    failover: bool = False  # an attempt failed and another provider was tried (include_meta)
 
     @property
     def latency_ms(self) -> float:

@@ -71,6 +71,8 @@ class RequestFinished(Event):
     latency_ms: float
     attempts: tuple[Attempt, ...]
     hedged: bool = False
+    #: An attempt failed and another provider was tried (a hedge that merely won is not one).
+    failover: bool = False
     provider: str | None = None  # the provider whose answer was returned
     #: The routing decision (``.explain()`` says why this provider); formatted only when read.
     decision: Any = None

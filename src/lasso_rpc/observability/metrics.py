@@ -46,7 +46,10 @@ class PrometheusMetrics:
             registry=r,
         )
         self.failovers = Counter(
-            "lasso_failovers", "Calls that needed more than one attempt", ["chain"], registry=r
+            "lasso_failovers",
+            "Calls answered (or failed) after an attempt failed and another provider was tried",
+            ["chain"],
+            registry=r,
         )
         self.hedges = Counter(
             "lasso_hedged", "Calls that sent a hedge attempt", ["chain"], registry=r
@@ -85,7 +88,7 @@ class PrometheusMetrics:
             self._child(self.latency, ev.chain, method).observe(ev.latency_ms / 1000.0)
             for a in ev.attempts:
                 self._child(self.attempts, ev.chain, a.provider, a.outcome).inc()
-            if len(ev.attempts) > 1:
+            if ev.failover:
                 self._child(self.failovers, ev.chain).inc()
             if ev.hedged:
                 self._child(self.hedges, ev.chain).inc()

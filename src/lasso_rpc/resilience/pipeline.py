@@ -70,6 +70,11 @@ class CallOutcome:
     latency_ms: float
     decision: Decision
 
+    @property
+    def failover(self) -> bool:
+        """An attempt failed and another provider answered (a hedge that won is not one)."""
+        return any(a.outcome not in ("ok", "cancelled", "client_error") for a in self.attempts)
+
 
 @dataclass(slots=True)
 class _Try:
@@ -157,6 +162,7 @@ class Pipeline:
                 latency_ms=self._clock.now_ms() - t0,
                 attempts=tuple(t.as_attempt() for t in tries),
                 hedged=any(t.hedged for t in tries),
+                failover=len(tries) > 1 and any(t.kind == "fault" for t in tries),
                 provider=provider,
                 decision=decision,
             )

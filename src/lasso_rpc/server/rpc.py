@@ -211,6 +211,7 @@ def _meta_dict(ctx: CallContext, o: CallOutcome) -> dict[str, Any]:
         "attempts": len(o.attempts),
         "latency_ms": round(o.latency_ms, 3),
         "hedged": o.hedged,
+        "failover": o.failover,
         "explanation": o.decision.explain(),
         "attempt_list": [
             {
@@ -231,4 +232,5 @@ def _meta_headers(resp: web.Response, ctx: CallContext, outcomes: list[CallOutco
     h["X-Lasso-Strategy"] = ctx.strategy if ctx.pin is None else "provider"
     h["X-Lasso-Provider"] = ",".join(o.provider for o in done)
     h["X-Lasso-Attempts"] = ",".join(str(len(o.attempts)) for o in done)
+    h["X-Lasso-Failover"] = ",".join("1" if o.failover else "0" for o in done)
     h["X-Lasso-Latency-Ms"] = ",".join(f"{o.latency_ms:.3f}" for o in done)
