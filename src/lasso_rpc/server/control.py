@@ -87,7 +87,8 @@ class ControlHandlers:
 
     async def _breaker_open(self, request: web.Request, body: dict[str, Any]) -> web.Response:
         chain, provider, profile = self._target(body)
-        return _json({"state": self.router.open_breaker(chain, provider, profile)})
+        hold = bool(body.get("hold", False))
+        return _json({"state": self.router.open_breaker(chain, provider, profile, hold=hold)})
 
     async def _breaker_close(self, request: web.Request, body: dict[str, Any]) -> web.Response:
         chain, provider, profile = self._target(body)
