@@ -23,7 +23,7 @@ app = typer.Typer(
 )
 
 
-def _run(coro: object) -> None:
+def run_coro(coro: object) -> None:
     try:
         import uvloop
 
@@ -87,7 +87,7 @@ async def _reload(server: object, config_path: str) -> object:
 
 def _worker(config_path: str, host: str, port: int) -> None:
     sock = _reuse_port_socket(host, port)
-    _run(_serve(config_path, host, port, sock))
+    run_coro(_serve(config_path, host, port, sock))
 
 
 @app.command()
@@ -110,7 +110,7 @@ def serve(
     h = host or cfg.server.host
     p = cfg.server.port if port is None else port
     if workers == 1:
-        _run(_serve(config, h, p, None))
+        run_coro(_serve(config, h, p, None))
         return
     # Hold the port so every worker binds the same one, even when asked for port 0.
     holder = _reuse_port_socket(h, p)
@@ -163,7 +163,7 @@ def mock(
     from lasso_rpc.battle.mock_fleet import run_mock_fleet
 
     with contextlib.suppress(KeyboardInterrupt):
-        _run(run_mock_fleet(providers, chain_id=chain_id, block_time_ms=block_time_ms))
+        run_coro(run_mock_fleet(providers, chain_id=chain_id, block_time_ms=block_time_ms))
 
 
 @app.command()
@@ -173,7 +173,16 @@ def demo(
     """The quick-start job: router + mock fleet + load, with a summary."""
     from lasso_rpc.demo import run_demo
 
-    _run(run_demo(out))
+    run_coro(run_demo(out))
+
+
+def _register_battle() -> None:
+    from lasso_rpc.battle.cli import battle_app
+
+    app.add_typer(battle_app, name="battle")
+
+
+_register_battle()
 
 
 def main() -> None:

@@ -12,17 +12,17 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from lasso_rpc.battle.analyzer import analyze
     from lasso_rpc.battle.anvil import AnvilLockstep, AnvilNode
+    from lasso_rpc.battle.chain import SimulatedChain
     from lasso_rpc.battle.chaos import Chaos, chaos_from_dict
     from lasso_rpc.battle.collector import Collector
     from lasso_rpc.battle.context import ScenarioContext
     from lasso_rpc.battle.faultproxy import FaultProxy, Faults
     from lasso_rpc.battle.helpers import direct_request, seed_benchmarks, wait_until_ready
+    from lasso_rpc.battle.mock_fleet import MockFleet, MockFleetSpec, run_mock_fleet
+    from lasso_rpc.battle.mock_provider import FailureMode, Knobs, MockProvider
     from lasso_rpc.battle.scenario import BattleResult, Scenario
     from lasso_rpc.battle.slo import SLO
     from lasso_rpc.battle.workload import Workload
-    from lasso_rpc.battle.chain import SimulatedChain
-    from lasso_rpc.battle.mock_fleet import MockFleet, MockFleetSpec, run_mock_fleet
-    from lasso_rpc.battle.mock_provider import FailureMode, Knobs, MockProvider
 
 __all__ = [
     "SLO",

@@ -7,7 +7,8 @@ Sources, and which view each figure takes:
 - failover count and failover latency: **ground truth**, router ``request.finished`` events
   whose ``failover`` flag is set (an attempt failed and another provider was tried; a hedge that
   merely won the race is counted as ``hedged``, not as a failover). ``failovers_client_view``
-  (the same flag from include_meta) is a cross-check and should match; ``failover_heuristic_count`` (client requests slower than
+  (the same flag from include_meta) is a cross-check and should match;
+  ``failover_heuristic_count`` (client requests slower than
   2 x the mean latency, the old guess) is reported only as a cross-check;
 - provider share: the router's ``provider`` per answered request (the client's include_meta
   view when no router events were collected).

@@ -41,7 +41,7 @@ class RequestRecord:
 
     @property
     def ok(self) -> bool:
-        """Answered: a result, or an upstream client error passed through (not the router's fault)."""
+        """Answered: a result, or an upstream client error passed through (not a router fault)."""
         return self.outcome != "error"
 
 

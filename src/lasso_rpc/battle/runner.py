@@ -1,0 +1,210 @@
+"""Runs one Scenario: starts everything, drives load and chaos, collects, analyzes, judges."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import random
+import secrets
+import time
+from typing import TYPE_CHECKING, Any
+from urllib.parse import urlsplit
+
+import aiohttp
+import yaml
+
+from lasso_rpc.battle.analyzer import analyze
+from lasso_rpc.battle.collector import Collector
+from lasso_rpc.battle.context import ScenarioContext
+from lasso_rpc.battle.faultproxy import FaultProxy
+from lasso_rpc.battle.helpers import wait_until_ready
+from lasso_rpc.battle.loadgen import run_workload
+from lasso_rpc.battle.router_host import start_router
+from lasso_rpc.battle.scenario import BattleResult, new_run_id
+
+if TYPE_CHECKING:
+    from lasso_rpc.battle.scenario import ProgressFn, Scenario
+
+__all__ = ["run_scenario"]
+
+SCHEMA = "lasso-rpc.battle/1"
+CHAIN = "ethereum"
+
+
+def router_config(sc: Scenario, urls: dict[str, str], token: str, chain_id: int) -> str:
+    routing: dict[str, Any] = {"default_strategy": sc.router_opts.strategy, "head_poll_ms": 500}
+    routing.update(sc.router_opts.routing)
+    doc = {
+        "name": f"Battle: {sc.name}",
+        "slug": "battle",
+        "routing": routing,
+        "chains": {
+            CHAIN: {
+                "chain_id": chain_id,
+                "providers": [
+                    {"id": pid, "url": url, "priority": i + 1}
+                    for i, (pid, url) in enumerate(urls.items())
+                ],
+            }
+        },
+        "server": {
+            "host": "127.0.0.1",
+            "port": 0,
+            "log_level": "warning",
+            "control": {"enabled": True, "token": token},
+        },
+    }
+    return yaml.safe_dump(doc, sort_keys=False)
+
+
+def _needs_proxy(sc: Scenario) -> set[str]:
+    ids = set(sc.proxied)
+    for action in sc.chaos_actions:
+        ids |= set(action.proxied_targets())
+    if sc.anvil_opts is not None:
+        ids |= set(sc.provider_ids())  # real nodes take network chaos only through a proxy
+    return ids
+
+
+async def run_scenario(sc: Scenario, *, progress: ProgressFn | None = None) -> BattleResult:
+    run_id, started_at = new_run_id(sc.slug)
+    rng = random.Random(sc.seed)
+    loop = asyncio.get_running_loop()
+    async with contextlib.AsyncExitStack() as stack:
+        session = await stack.enter_async_context(aiohttp.ClientSession())
+        provider_urls, fleet, nodes, chain_id = await _start_providers(sc, stack)
+        router_urls = dict(provider_urls)
+        proxies: dict[str, FaultProxy] = {}
+        for pid in sorted(_needs_proxy(sc)):
+            parts = urlsplit(provider_urls[pid])
+            proxy = FaultProxy(parts.hostname or "127.0.0.1", parts.port or 80)
+            await proxy.start()
+            stack.push_async_callback(proxy.aclose)
+            proxies[pid] = proxy
+            router_urls[pid] = proxy.url.rstrip("/") + (parts.path or "/")
+        token = secrets.token_hex(16)
+        host = await start_router(
+            router_config(sc, router_urls, token, chain_id), process=sc.router_opts.process
+        )
+        stack.push_async_callback(host.aclose)
+        ctx = ScenarioContext(
+            router_host=host,
+            provider_urls=provider_urls,
+            control_token=token,
+            chain=CHAIN,
+            fleet=fleet,
+            proxies=proxies,
+            nodes=nodes,
+            rng=random.Random(rng.random()),
+            session=session,
+        )
+        await wait_until_ready(session, host.url, CHAIN, timeout_s=30.0)
+        for hook in sc.setup_hooks:
+            extra = await hook(ctx)
+            if extra:
+                ctx.extra.update(extra)
+
+        t0 = loop.time()
+        ctx.t0 = t0
+        collector = Collector(
+            start=t0,
+            bucket_s=sc.bucket_s,
+            keep_raw="raw" in sc.collect_names,
+            router_pid=host.pid,
+            collect=sc.collect_names,
+        )
+        stack.push_async_callback(collector.aclose)
+        if host.bus is not None:
+            collector.attach_bus(host.bus)
+        else:
+            await collector.attach_stream(host.url.replace("http", "ws", 1) + "/api/events")
+        total_s = max(w.duration_s for w in sc.workloads)
+        wall0 = time.time()
+        await _drive(sc, ctx, collector, host.url, t0, total_s, rng, progress)
+        data = collector.snapshot()
+        duration = loop.time() - t0
+
+    analysis = analyze(data, chaos=list(ctx.timeline), subscriptions=None, duration_s=duration)
+    assert sc.slos is not None
+    verdicts = sc.slos.evaluate(analysis)
+    body = analysis.to_dict()
+    result = {
+        "schema": SCHEMA,
+        "id": run_id,
+        "passed": bool(verdicts) and all(v.passed for v in verdicts),
+        "scenario": sc.to_dict(),
+        "started_at": started_at,
+        "started_unix": wall0,
+        "duration_s": round(duration, 3),
+        "slos": [v.to_dict() for v in verdicts],
+        **body,
+    }
+    return BattleResult(result)
+
+
+async def _start_providers(
+    sc: Scenario, stack: contextlib.AsyncExitStack
+) -> tuple[dict[str, str], Any, dict[str, Any], int]:
+    if sc.fleet is not None:
+        fleet = await sc.fleet.start()
+        stack.push_async_callback(fleet.aclose)
+        return {p.id: p.url for p in fleet}, fleet, {}, fleet.chain.chain_id
+    assert sc.anvil_opts is not None
+    from lasso_rpc.battle.anvil import AnvilNode
+
+    opts = sc.anvil_opts
+    nodes: dict[str, Any] = {}
+    for pid in sc.provider_ids():
+        node = AnvilNode(chain_id=opts.chain_id, block_time_s=opts.block_time_s)
+        await node.start()
+        stack.push_async_callback(node.aclose)
+        nodes[pid] = node
+    return {pid: n.url for pid, n in nodes.items()}, None, nodes, opts.chain_id
+
+
+async def _drive(
+    sc: Scenario,
+    ctx: ScenarioContext,
+    collector: Collector,
+    url: str,
+    t0: float,
+    total_s: float,
+    rng: random.Random,
+    progress: ProgressFn | None,
+) -> None:
+    """Workloads and chaos in one task group; chaos is cut short (and reverted) at the end."""
+    async with asyncio.TaskGroup() as tg:
+        chaos_tasks = [tg.create_task(a.run(ctx)) for a in sc.chaos_actions]
+        sampler = (
+            tg.create_task(collector.sample_system()) if "system" in sc.collect_names else None
+        )
+        forwarder = (
+            tg.create_task(ctx.forward_chaos_events()) if ctx.router_host.bus is None else None
+        )
+        ticker = tg.create_task(_tick(ctx, total_s, progress)) if progress else None
+        loads = [
+            tg.create_task(
+                run_workload(
+                    w,
+                    base_url=url,
+                    clock_start=t0,
+                    rng=random.Random(rng.random()),
+                    on_record=collector.record,
+                )
+            )
+            for w in sc.workloads
+        ]
+        await asyncio.gather(*loads)
+        for t in chaos_tasks:
+            t.cancel()
+        await asyncio.gather(*chaos_tasks, return_exceptions=True)
+        await asyncio.sleep(0.2)  # let the last events arrive (subprocess event stream)
+        for helper in (sampler, forwarder, ticker):
+            if helper is not None:
+                helper.cancel()
+
+
+async def _tick(ctx: ScenarioContext, total_s: float, progress: ProgressFn) -> None:
+    while True:
+        progress(min(ctx.now_s(), total_s), total_s)
+        await asyncio.sleep(0.25)

@@ -1,0 +1,141 @@
+"""Every built-in scenario passes (a shortened variant), and an impossible SLO fails loudly."""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+from lasso_rpc.battle import Chaos, Scenario, Workload
+from lasso_rpc.battle.cli import builtin_scenarios
+from lasso_rpc.battle.context import ScenarioContext
+from lasso_rpc.battle.mock_fleet import MockFleetSpec
+from lasso_rpc.battle.report import validate_result
+from lasso_rpc.observability.events import Event, RequestFinished
+
+pytestmark = [pytest.mark.battle, pytest.mark.chaos]
+
+# CI runs each scenario at half its length: the same shape, the same SLOs.
+CI_SCALE = 0.5
+SCENARIOS = builtin_scenarios()
+
+
+def test_the_builtin_catalogue() -> None:
+    assert {
+        "provider-failover",
+        "flapping-provider",
+        "degradation",
+        "blackhole",
+        "total-failure",
+        "network-faults-anvil",
+    } <= set(SCENARIOS)
+
+
+@pytest.mark.parametrize("name", sorted(SCENARIOS))
+async def test_builtin_scenario_passes(name: str, tmp_path: Path) -> None:
+    sc = Scenario.from_yaml(SCENARIOS[name]).scaled(CI_SCALE)
+    if sc.anvil_opts is not None:
+        from lasso_rpc.battle.anvil import anvil_binary
+
+        anvil_binary()
+    result = await sc.run()
+    assert result.passed, result.summary
+    validate_result(result.data)
+    paths = result.write_reports(tmp_path)
+    assert Path(paths.html).stat().st_size > 100_000
+    s = result.data["summary"]
+    assert s["requests"] > 0
+    assert result.data["chaos"], "the chaos must be in the report"
+
+
+async def _cli(*args: str) -> tuple[int, str]:
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "lasso_rpc",
+        "battle",
+        *args,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.STDOUT,
+    )
+    out, _ = await proc.communicate()
+    assert proc.returncode is not None
+    return proc.returncode, out.decode()
+
+
+async def test_impossible_slo_fails_with_nonzero_exit_and_a_violation_line(tmp_path: Path) -> None:
+    doc = yaml.safe_load(SCENARIOS["provider-failover"].read_text())
+    doc["name"] = "Impossible failover"
+    doc["slo"] = {"success_rate": 0.999, "p50_latency_ms": 1}  # 50 ms providers: cannot hold
+    path = tmp_path / "impossible.yaml"
+    path.write_text(yaml.safe_dump(doc))
+    code, out = await _cli("run", str(path), "--scale", "0.2", "--out", str(tmp_path / "out"))
+    assert code == 1, out
+    assert "violation: p50_latency_ms" in out
+    assert (tmp_path / "out" / "latest.json").exists()
+    code, out = await _cli(
+        "run", str(SCENARIOS["provider-failover"]), "--scale", "0.2", "--out", str(tmp_path / "ok")
+    )
+    assert code == 0, out
+
+
+async def test_failover_count_matches_ground_truth_exactly() -> None:
+    seen: list[RequestFinished] = []
+
+    async def tap(ctx: ScenarioContext) -> None:
+        bus = ctx.router_host.bus
+        assert bus is not None
+
+        def on(ev: Event) -> None:
+            if isinstance(ev, RequestFinished):
+                seen.append(ev)
+
+        bus.subscribe(on)
+
+    sc = (
+        Scenario("ground truth")
+        .providers(
+            MockFleetSpec.of(
+                alpha={"latency_ms": 5}, beta={"latency_ms": 15}, gamma={"latency_ms": 25}
+            )
+        )
+        .router(strategy="priority", breaker={"failure_threshold": 1000})
+        .setup(tap)
+        .workload(Workload.constant(rate=80, duration_s=4, method="eth_blockNumber"))
+        .chaos(Chaos.error_rate("alpha", 0.3, at_s=1.0, duration_s=2.0))
+        .slo(success_rate=0.99)
+    )
+    result = await sc.run()
+    truth = sum(
+        1
+        for ev in seen
+        if len(ev.attempts) > 1 and any(a.outcome == "provider" for a in ev.attempts)
+    )
+    assert truth > 10
+    s = result.data["summary"]
+    assert s["failovers"] == truth
+    assert s["failovers_client_view"] == truth
+
+
+async def test_router_in_a_subprocess(tmp_path: Path) -> None:
+    sc = (
+        Scenario("subprocess router")
+        .providers(MockFleetSpec.of(alpha={"latency_ms": 5}, beta={"latency_ms": 20}))
+        .router(strategy="fastest", process=True)
+        .workload(Workload.constant(rate=50, duration_s=4, method="eth_blockNumber"))
+        .chaos(
+            Chaos.open_circuit_breaker("alpha", at_s=1.0, duration_s=0.5),
+            Chaos.kill_provider("alpha", at_s=2.5),
+        )
+        .slo(success_rate=0.95)
+    )
+    result = await sc.run()
+    assert result.passed, result.summary
+    d = result.data
+    assert d["summary"]["failovers"] >= 1
+    assert d["summary"]["router_rss_mb_max"] and d["summary"]["router_rss_mb_max"] > 10
+    assert any(b["provider"] == "alpha" and b["to"] == "open" for b in d["breakers"])
+    assert [c["action"] for c in d["chaos"]] == ["open_circuit_breaker", "kill_provider"]
