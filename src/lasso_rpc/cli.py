@@ -169,11 +169,18 @@ def mock(
 @app.command()
 def demo(
     out: Annotated[Path, typer.Option(help="Where reports go")] = Path("battle_results"),
+    scale: Annotated[float, typer.Option(help="Length of the battle (1 = the full 30 s)")] = 0.5,
 ) -> None:
-    """The quick-start job: router + mock fleet + load, with a summary."""
+    """The quick-start job: a failover battle on mock providers, then a strategy tour."""
     from lasso_rpc.demo import run_demo
 
-    run_coro(run_demo(out))
+    passed: list[bool] = []
+
+    async def main() -> None:
+        passed.append(await run_demo(out, scale=scale))
+
+    run_coro(main())
+    raise typer.Exit(0 if passed and passed[0] else 1)
 
 
 def _register_battle() -> None:

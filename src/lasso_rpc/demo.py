@@ -52,8 +52,23 @@ async def _drive(http: aiohttp.ClientSession, url: str, n: int) -> list[dict[str
     return out
 
 
-async def run_demo(out_dir: Path) -> None:
+async def run_demo(out_dir: Path, *, scale: float = 0.5) -> bool:
+    """The failover battle (shortened by ``scale``), then a tour of the strategies."""
+    from lasso_rpc.battle.cli import builtin_scenarios, print_slo_table
+    from lasso_rpc.battle.scenario import Scenario
+
     console = Console()
+    sc = Scenario.from_yaml(builtin_scenarios()["provider-failover"]).scaled(scale)
+    console.print(f"[bold]battle[/]: {sc.name} — {sc.description} ({scale:g}x length)")
+    result = await sc.run()
+    paths = result.write_reports(out_dir)
+    print_slo_table(result.data)
+    console.print(f"reports: {paths.json}\n         {paths.markdown}\n         {paths.html}")
+    await run_strategy_tour(out_dir, console)
+    return result.passed
+
+
+async def run_strategy_tour(out_dir: Path, console: Console) -> None:
     spec = {pid: {"latency_ms": ms, "jitter_ms": ms * 0.2} for pid, ms in _LATENCIES.items()}
     summary: dict[str, Any] = {"providers": _LATENCIES, "strategies": {}}
     async with await MockFleet.start(spec, block_time_ms=1000) as fleet:
@@ -93,6 +108,6 @@ async def run_demo(out_dir: Path) -> None:
                 )
             console.print(table)
     out_dir.mkdir(parents=True, exist_ok=True)
-    path = out_dir / "demo.json"
+    path = out_dir / "strategy-tour.json"
     path.write_bytes(orjson.dumps(summary, option=orjson.OPT_INDENT_2))
-    console.print(f"summary written to {path}")
+    console.print(f"strategy tour written to {path}")
