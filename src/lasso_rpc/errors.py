@@ -10,8 +10,8 @@
     │   ├── UpstreamTimeout          no complete answer within the attempt's timeout
     │   ├── ResponseTooLarge         the body exceeded the configured cap
     │   └── MalformedResponse        broken HTTP framing or a body that is not JSON-RPC
-    ├── UpstreamFault                the provider answered, but the answer is a provider-side failure
-    │                                (5xx, 429, rate-limit code, unsupported method, lagging, wrong id);
+    ├── UpstreamFault                the provider answered with a failure of its own (5xx, 429,
+    │                                rate-limit code, unsupported method, lagging, wrong id);
     │                                ``error_class`` says which, for failover and breakers
     └── RequestRejected              the router answers the client with a JSON-RPC error itself
         ├── ParseError               -32700

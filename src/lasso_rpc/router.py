@@ -11,6 +11,7 @@ import contextlib
 import logging
 import random
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from lasso_rpc.clock import SYSTEM_CLOCK, Clock
 from lasso_rpc.config.models import Config, ProfileConfig
@@ -18,6 +19,9 @@ from lasso_rpc.errors import ConfigError, InvalidParams
 from lasso_rpc.observability.events import ConfigReloaded, EventBus
 from lasso_rpc.resilience.pipeline import Pipeline
 from lasso_rpc.upstream.chain import ChainRuntime
+
+if TYPE_CHECKING:
+    from lasso_rpc.subscriptions.manager import SubscriptionManager
 
 __all__ = ["Router", "ProfileRuntime"]
 
@@ -51,6 +55,8 @@ class Router:
         self.profiles = self._build(config)
         self._started = False
         self._closers: set[asyncio.Task[None]] = set()
+        #: WebSocket subscriptions; set (and closed) by the server app that serves ``/ws/rpc``.
+        self.subscriptions: SubscriptionManager | None = None
 
     def _build(self, config: Config) -> dict[str, ProfileRuntime]:
         out: dict[str, ProfileRuntime] = {}
@@ -125,9 +131,12 @@ class Router:
             raise InvalidParams(f"unknown provider {provider_id!r} on chain {chain.name!r}")
         return chain
 
-    def open_breaker(self, chain_key: str, provider_id: str, profile: str | None = None) -> str:
+    def open_breaker(
+        self, chain_key: str, provider_id: str, profile: str | None = None, *, hold: bool = False
+    ) -> str:
+        """``hold``: stay open until closed by hand (no recovery probe)."""
         chain = self._provider_chain(chain_key, provider_id, profile)
-        chain.providers[provider_id].breaker.force_open("control api")
+        chain.providers[provider_id].breaker.force_open("control api", hold=hold)
         return chain.providers[provider_id].breaker.state
 
     def close_breaker(self, chain_key: str, provider_id: str, profile: str | None = None) -> str:
@@ -142,7 +151,8 @@ class Router:
 
     async def reload(self, load: object, source: str) -> Config:
         """Swap in a new config atomically. ``load`` returns a ``Config`` or raises ConfigError;
-        on error the old config keeps serving and a ``config.reloaded`` event with ok=False says why."""
+        on error the old config keeps serving and a ``config.reloaded`` event (ok=False) says why.
+        """
         try:
             new = load() if callable(load) else load
             if not isinstance(new, Config):

@@ -31,6 +31,7 @@ def test_the_builtin_catalogue() -> None:
         "blackhole",
         "total-failure",
         "network-faults-anvil",
+        "ws-failover",
     } <= set(SCENARIOS)
 
 
@@ -49,6 +50,15 @@ async def test_builtin_scenario_passes(name: str, tmp_path: Path) -> None:
     s = result.data["summary"]
     assert s["requests"] > 0
     assert result.data["chaos"], "the chaos must be in the report"
+    if name == "ws-failover":
+        ws = result.data["summary"]["ws"]
+        assert ws["clients"] == 60 and ws["events"] > 100 and ws["gaps"] == ws["duplicates"] == 0
+        moves = [
+            e
+            for e in result.data["subscription_failovers"]
+            if e["from_provider"] != e["to_provider"]
+        ]
+        assert moves, "the kill and the drop must have moved the upstream subscriptions"
 
 
 async def _cli(*args: str) -> tuple[int, str]:

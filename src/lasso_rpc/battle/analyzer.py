@@ -41,6 +41,7 @@ from lasso_rpc.battle.collector import (
     BreakerRecord,
     ClientBucket,
     CollectedData,
+    SubscriptionFailoverRecord,
     decode_histogram,
     release_histogram,
 )
@@ -166,6 +167,9 @@ class Analysis:
     histogram: str  # base64 HDR of client latency, µs
     baseline_error_rate: float | None
     baseline_p95_ms: float | None
+    #: The router's subscription timeline: real failovers, plus reorgs and unclosable gaps
+    #: (those are marked with from == to and ``reorg``/``gap``).
+    subscription_events: tuple[SubscriptionFailoverRecord, ...] = ()
 
     def to_dict(self) -> dict[str, Any]:
         s = self.summary
@@ -220,6 +224,7 @@ class Analysis:
             "errors_by_class": dict(self.errors_by_class),
             "router_errors_by_class": dict(self.router_errors_by_class),
             "system": [_fields(x) for x in self.system],
+            "subscription_failovers": [_fields(x) for x in self.subscription_events],
             "histogram": self.histogram,
         }
 
@@ -503,4 +508,5 @@ def analyze(
         histogram=data.client_latency_hist,
         baseline_error_rate=base_err,
         baseline_p95_ms=base_p95,
+        subscription_events=data.subscription_failovers,
     )

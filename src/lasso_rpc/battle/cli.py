@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -89,6 +90,10 @@ def run(
     """Run a scenario; exit code 0 only when every SLO holds."""
     from lasso_rpc.battle.scenario import Scenario
     from lasso_rpc.cli import run_coro
+
+    # The router's own warnings (every failed request under chaos) would drown the progress bar;
+    # they are all in the report.
+    logging.getLogger("lasso_rpc").setLevel(logging.ERROR)
 
     sc = Scenario.from_yaml(find_scenario(scenario))
     if scale != 1.0:

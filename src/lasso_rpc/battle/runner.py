@@ -19,8 +19,11 @@ from lasso_rpc.battle.context import ScenarioContext
 from lasso_rpc.battle.faultproxy import FaultProxy
 from lasso_rpc.battle.helpers import wait_until_ready
 from lasso_rpc.battle.loadgen import run_workload
+from lasso_rpc.battle.records import SubscriptionRecord
 from lasso_rpc.battle.router_host import start_router
 from lasso_rpc.battle.scenario import BattleResult, new_run_id
+from lasso_rpc.battle.subscribe import run_subscribers
+from lasso_rpc.battle.subscribe_workload import SubscribeWorkload
 
 if TYPE_CHECKING:
     from lasso_rpc.battle.scenario import ProgressFn, Scenario
@@ -31,7 +34,9 @@ SCHEMA = "lasso-rpc.battle/1"
 CHAIN = "ethereum"
 
 
-def router_config(sc: Scenario, urls: dict[str, str], token: str, chain_id: int) -> str:
+def router_config(
+    sc: Scenario, urls: dict[str, str], token: str, chain_id: int, ws_urls: dict[str, str]
+) -> str:
     routing: dict[str, Any] = {"default_strategy": sc.router_opts.strategy, "head_poll_ms": 500}
     routing.update(sc.router_opts.routing)
     doc = {
@@ -43,6 +48,7 @@ def router_config(sc: Scenario, urls: dict[str, str], token: str, chain_id: int)
                 "chain_id": chain_id,
                 "providers": [
                     {"id": pid, "url": url, "priority": i + 1}
+                    | ({"ws_url": ws_urls[pid]} if pid in ws_urls else {})
                     for i, (pid, url) in enumerate(urls.items())
                 ],
             }
@@ -74,6 +80,7 @@ async def run_scenario(sc: Scenario, *, progress: ProgressFn | None = None) -> B
         session = await stack.enter_async_context(aiohttp.ClientSession())
         provider_urls, fleet, nodes, chain_id = await _start_providers(sc, stack)
         router_urls = dict(provider_urls)
+        ws_urls = _ws_urls(fleet, nodes)
         proxies: dict[str, FaultProxy] = {}
         for pid in sorted(_needs_proxy(sc)):
             parts = urlsplit(provider_urls[pid])
@@ -82,9 +89,11 @@ async def run_scenario(sc: Scenario, *, progress: ProgressFn | None = None) -> B
             stack.push_async_callback(proxy.aclose)
             proxies[pid] = proxy
             router_urls[pid] = proxy.url.rstrip("/") + (parts.path or "/")
+            if pid in ws_urls:
+                ws_urls[pid] = proxy.ws_url.rstrip("/") + (urlsplit(ws_urls[pid]).path or "/")
         token = secrets.token_hex(16)
         host = await start_router(
-            router_config(sc, router_urls, token, chain_id), process=sc.router_opts.process
+            router_config(sc, router_urls, token, chain_id, ws_urls), process=sc.router_opts.process
         )
         stack.push_async_callback(host.aclose)
         ctx = ScenarioContext(
@@ -120,11 +129,14 @@ async def run_scenario(sc: Scenario, *, progress: ProgressFn | None = None) -> B
             await collector.attach_stream(host.url.replace("http", "ws", 1) + "/api/events")
         total_s = max(w.duration_s for w in sc.workloads)
         wall0 = time.time()
-        await _drive(sc, ctx, collector, host.url, t0, total_s, rng, progress)
+        subscriptions: list[SubscriptionRecord] = []
+        await _drive(subscriptions, sc, ctx, collector, host.url, t0, total_s, rng, progress)
         data = collector.snapshot()
         duration = loop.time() - t0
 
-    analysis = analyze(data, chaos=list(ctx.timeline), subscriptions=None, duration_s=duration)
+    analysis = analyze(
+        data, chaos=list(ctx.timeline), subscriptions=subscriptions or None, duration_s=duration
+    )
     assert sc.slos is not None
     verdicts = sc.slos.evaluate(analysis)
     body = analysis.to_dict()
@@ -140,6 +152,12 @@ async def run_scenario(sc: Scenario, *, progress: ProgressFn | None = None) -> B
         **body,
     }
     return BattleResult(result)
+
+
+def _ws_urls(fleet: Any, nodes: dict[str, Any]) -> dict[str, str]:
+    if fleet is not None:
+        return {p.id: p.ws_url for p in fleet}
+    return {pid: n.ws_url for pid, n in nodes.items()}
 
 
 async def _start_providers(
@@ -163,6 +181,7 @@ async def _start_providers(
 
 
 async def _drive(
+    subscriptions: list[SubscriptionRecord],
     sc: Scenario,
     ctx: ScenarioContext,
     collector: Collector,
@@ -182,19 +201,30 @@ async def _drive(
             tg.create_task(ctx.forward_chaos_events()) if ctx.router_host.bus is None else None
         )
         ticker = tg.create_task(_tick(ctx, total_s, progress)) if progress else None
-        loads = [
-            tg.create_task(
-                run_workload(
+        loads: list[asyncio.Task[Any]] = []
+        for w in sc.workloads:
+            if isinstance(w, SubscribeWorkload):
+                sub = run_subscribers(
+                    url.replace("http", "ws", 1) + w.path,
+                    count=w.count,
+                    kind=w.kind,  # type: ignore[arg-type]
+                    duration_s=w.duration_s,
+                    filter=w.filter,
+                    chain=ctx.fleet.chain if ctx.fleet is not None else None,
+                )
+                loads.append(tg.create_task(sub))
+            else:
+                run = run_workload(
                     w,
                     base_url=url,
                     clock_start=t0,
                     rng=random.Random(rng.random()),
                     on_record=collector.record,
                 )
-            )
-            for w in sc.workloads
-        ]
-        await asyncio.gather(*loads)
+                loads.append(tg.create_task(run))
+        for done in await asyncio.gather(*loads):
+            if isinstance(done, list):
+                subscriptions.extend(done)
         for t in chaos_tasks:
             t.cancel()
         await asyncio.gather(*chaos_tasks, return_exceptions=True)

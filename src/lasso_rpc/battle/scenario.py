@@ -22,6 +22,7 @@ from lasso_rpc.battle.context import ScenarioContext
 from lasso_rpc.battle.mock_fleet import MockFleetSpec
 from lasso_rpc.battle.mock_provider import Knobs
 from lasso_rpc.battle.slo import SLO
+from lasso_rpc.battle.subscribe_workload import SubscribeWorkload
 from lasso_rpc.battle.workload import Workload
 
 __all__ = ["BattleResult", "Scenario", "SetupHook"]
@@ -55,7 +56,7 @@ class Scenario:
     anvil_opts: AnvilOptions | None = None
     router_opts: RouterOptions = RouterOptions()
     setup_hooks: tuple[SetupHook, ...] = ()
-    workloads: tuple[Workload, ...] = ()
+    workloads: tuple[Workload | SubscribeWorkload, ...] = ()
     chaos_actions: tuple[ChaosAction, ...] = ()
     collect_names: frozenset[str] = COLLECTABLE - {"raw"}
     slos: SLO | None = None
@@ -84,7 +85,7 @@ class Scenario:
     def setup(self, hook: SetupHook) -> Scenario:
         return dataclasses.replace(self, setup_hooks=(*self.setup_hooks, hook))
 
-    def workload(self, *workloads: Workload) -> Scenario:
+    def workload(self, *workloads: Workload | SubscribeWorkload) -> Scenario:
         return dataclasses.replace(self, workloads=(*self.workloads, *workloads))
 
     def chaos(self, *actions: ChaosAction) -> Scenario:
@@ -201,7 +202,7 @@ class Scenario:
         loads = d.get("workloads") or ([d["workload"]] if d.get("workload") else [])
         if isinstance(loads, Mapping):
             loads = [loads]
-        s = s.workload(*(Workload.from_dict(w) for w in loads))
+        s = s.workload(*(_workload_from_dict(w) for w in loads))
         s = s.chaos(*(chaos_from_dict(c) for c in d.get("chaos") or []))
         slo = d.get("slo") or d.get("slos")
         if slo:
@@ -248,6 +249,12 @@ class Scenario:
 
         run_coro(main())
         return out[0]
+
+
+def _workload_from_dict(d: Mapping[str, Any]) -> Workload | SubscribeWorkload:
+    if isinstance(d, Mapping) and d.get("shape") == "subscribe":
+        return SubscribeWorkload.from_dict(d)
+    return Workload.from_dict(d)
 
 
 def _fleet_spec(

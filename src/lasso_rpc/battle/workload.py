@@ -25,11 +25,14 @@ import math
 import random
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, Literal, Protocol, TypeAlias, overload
+from typing import TYPE_CHECKING, Any, Literal, Protocol, TypeAlias, overload
 
 import orjson
 
 from lasso_rpc.errors import ConfigError
+
+if TYPE_CHECKING:
+    from lasso_rpc.battle.subscribe_workload import SubscribeWorkload
 
 __all__ = [
     "DEFAULT_PARAMS",
@@ -299,6 +302,20 @@ class Workload:
         if self.max_in_flight < 1:
             raise _BadField("concurrency", f"must be >= 1, got {self.max_in_flight}")
         _finite("timeout_s", self.request_timeout_s, positive=True)
+
+    @staticmethod
+    def subscribe(
+        count: int,
+        kind: str = "newHeads",
+        duration_s: float = 30.0,
+        *,
+        filter: Mapping[str, Any] | None = None,
+        path: str = "/ws/rpc/ethereum",
+    ) -> SubscribeWorkload:
+        """``count`` WebSocket clients holding a ``newHeads``/``logs`` subscription."""
+        from lasso_rpc.battle.subscribe_workload import SubscribeWorkload
+
+        return SubscribeWorkload(count, kind, duration_s, filter, path)
 
     # -- constructors ------------------------------------------------------------------
 

@@ -16,6 +16,8 @@ from lasso_rpc.router import Router
 from lasso_rpc.server.control import ControlHandlers
 from lasso_rpc.server.ops import OpsHandlers
 from lasso_rpc.server.rpc import RpcHandler
+from lasso_rpc.server.ws import WsEndpoint
+from lasso_rpc.subscriptions.manager import SubscriptionManager
 
 __all__ = ["RouterServer", "build_app"]
 
@@ -36,9 +38,13 @@ def build_app(
     rpc = RpcHandler(router, ws_base=ws_base or cfg.public_ws_base)
     ops = OpsHandlers(router, metrics)
     control = ControlHandlers(router, cfg.control, reloader)
+    router.subscriptions = SubscriptionManager(router)
+    ws = WsEndpoint(router, rpc, router.subscriptions)
+    app.on_shutdown.append(ws.on_shutdown)  # closes client sockets, then the manager
     app.add_routes(
         [
             web.post("/rpc/{tail:.+}", rpc.handle),
+            web.get("/ws/rpc/{tail:.+}", ws.handle),
             web.get("/health", ops.health),
             web.get("/ready", ops.ready),
             web.get("/metrics", ops.metrics_text),

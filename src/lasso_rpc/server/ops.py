@@ -65,11 +65,9 @@ class OpsHandlers:
     async def providers(self, request: web.Request) -> web.Response:
         chain_key = request.query.get("chain")
         profile = request.query.get("profile")
-        chains: list[ChainRuntime]
-        if chain_key:
-            chains = [self.router.resolve(chain_key, profile)]
-        else:
-            chains = self.router.chains()
+        chains: list[ChainRuntime] = (
+            [self.router.resolve(chain_key, profile)] if chain_key else self.router.chains()
+        )
         out = []
         for c in chains:
             for p in c.providers.values():

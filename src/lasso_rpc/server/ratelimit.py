@@ -30,4 +30,5 @@ class ClientLimiter:
         return ok
 
     def __repr__(self) -> str:
-        return f"ClientLimiter(rate={self._rate * 1000}/s, burst={self._burst}, clients={len(self._buckets)})"
+        rate = self._rate * 1000
+        return f"ClientLimiter(rate={rate}/s, burst={self._burst}, clients={len(self._buckets)})"

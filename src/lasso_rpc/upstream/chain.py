@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import asyncio
-import dataclasses
 import contextlib
+import dataclasses
 import logging
 import random
 from typing import TYPE_CHECKING
@@ -217,4 +217,7 @@ class ChainRuntime:
             self._publish_health(p)
 
     def __repr__(self) -> str:
-        return f"ChainRuntime({self.profile}/{self.name} providers={list(self.providers)} head={self.consensus_head})"
+        return (
+            f"ChainRuntime({self.profile}/{self.name} providers={list(self.providers)}"
+            f" head={self.consensus_head})"
+        )

@@ -1,4 +1,4 @@
-"""One upstream provider as the router sees it: identity, transport, stats, breaker, head, cordon."""
+"""One upstream provider as the router sees it: identity, transport, stats, breaker, head."""
 
 from __future__ import annotations
 

@@ -1,0 +1,254 @@
+"""Client subscriptions ⇄ upstream feeds: one ``Feed`` per (profile, chain, pin, kind, filter).
+
+``subscribe`` attaches a client's sink to the feed for its key (starting the feed for the first
+client); ``unsubscribe`` detaches it and the last one out stops the feed, which releases its
+upstream subscription (and the upstream socket when nothing else rides on it). Both are
+synchronous, so a server can send the subscription id and attach the sink in one step, before any
+notification can overtake the id.
+
+Provider choice for a feed: providers with a ``ws_url`` that pass the chain's own filters
+(cordon, breaker, method hints, lag); if none does, every provider with a ``ws_url`` (last
+resort). Ranked by: pinned provider first, not in reconnect backoff, lowest HTTP latency EWMA,
+priority, id. A pinned route (``/ws/rpc/provider/ID/...``) uses only that provider unless
+``?failover=true``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import dataclasses
+import itertools
+import logging
+import math
+import random
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from lasso_rpc.errors import InvalidParams, NoProviderAvailable
+from lasso_rpc.subscriptions.backfill import PipelineBackfill
+from lasso_rpc.subscriptions.feed import Feed, FeedInfo
+from lasso_rpc.subscriptions.frames import FeedSpec
+from lasso_rpc.subscriptions.options import SubscriptionOptions
+from lasso_rpc.subscriptions.pool import UpstreamPool
+from lasso_rpc.subscriptions.stream import WsSource
+from lasso_rpc.subscriptions.upstream_ws import UpstreamWs
+from lasso_rpc.upstream.chain import ChainRuntime
+from lasso_rpc.upstream.provider import ProviderRuntime
+
+if TYPE_CHECKING:
+    from lasso_rpc.router import Router
+
+__all__ = ["FeedKey", "Share", "Sink", "SubscriptionManager"]
+
+log = logging.getLogger("lasso_rpc.subscriptions")
+
+Sink = Callable[[bytes], None]  # gets each notification's raw ``result``
+
+
+@dataclass(frozen=True, slots=True)
+class FeedKey:
+    profile: str
+    chain: str
+    spec_key: str
+    pin: str | None = None
+    failover: bool = False
+
+    @property
+    def label(self) -> str:
+        return self.spec_key if self.pin is None else f"{self.spec_key}@{self.pin}"
+
+
+@dataclass(frozen=True, slots=True)
+class Share:
+    """One client subscription's hold on a feed."""
+
+    key: FeedKey
+    id: int
+
+
+class _Entry:
+    __slots__ = ("feed", "sinks", "task")
+
+    def __init__(self) -> None:
+        self.sinks: dict[int, Sink] = {}
+        self.feed: Feed
+        self.task: asyncio.Task[None]
+
+    def fanout(self, raw: bytes) -> None:
+        for sink in list(self.sinks.values()):  # a sink may leave (overflow) during the loop
+            try:
+                sink(raw)
+            except Exception:
+                log.exception("subscription sink %r failed", sink)
+
+
+class SubscriptionManager:
+    def __init__(
+        self,
+        router: Router,
+        *,
+        options: SubscriptionOptions | None = None,
+        rng: random.Random | None = None,
+    ) -> None:
+        self.router = router
+        self.options = options or SubscriptionOptions()
+        self._rng = rng or random.Random()
+        self._pool = UpstreamPool(options=self.options, clock=router.clock, rng=self._rng)
+        self._entries: dict[FeedKey, _Entry] = {}
+        self._stopping: set[asyncio.Task[None]] = set()
+        self._ids = itertools.count(1)
+        self._closed = False
+
+    def configure(self, **changes: Any) -> SubscriptionOptions:
+        """Replace some options (for feeds and connections created from now on)."""
+        self.options = dataclasses.replace(self.options, **changes)
+        self._pool.options = self.options
+        return self.options
+
+    # -- client side -------------------------------------------------------------------------
+
+    def check(self, chain: ChainRuntime, pin: str | None = None, failover: bool = False) -> None:
+        """Raise NoProviderAvailable when no provider could ever carry this subscription."""
+        ws = [p for p in chain.providers.values() if p.config.ws_url]
+        if pin is not None and not failover:
+            ws = [p for p in ws if p.id == pin]
+        if not ws:
+            if pin is not None and not failover:
+                raise NoProviderAvailable(
+                    f"provider {pin!r} of chain {chain.name!r} has no WebSocket endpoint (ws_url)"
+                )
+            raise NoProviderAvailable(
+                f"no provider of chain {chain.name!r} has a WebSocket endpoint (ws_url)"
+            )
+
+    def subscribe(
+        self,
+        chain: ChainRuntime,
+        spec: FeedSpec,
+        sink: Sink,
+        *,
+        pin: str | None = None,
+        failover: bool = False,
+    ) -> Share:
+        if self._closed:
+            raise NoProviderAvailable("the router is shutting down")
+        key = FeedKey(chain.profile, chain.name, spec.key, pin, failover)
+        entry = self._entries.get(key)
+        if entry is None:
+            entry = self._entries[key] = self._start(key, chain, spec)
+        share = Share(key, next(self._ids))
+        entry.sinks[share.id] = sink
+        return share
+
+    def unsubscribe(self, share: Share) -> bool:
+        entry = self._entries.get(share.key)
+        if entry is None or entry.sinks.pop(share.id, None) is None:
+            return False
+        if not entry.sinks:
+            del self._entries[share.key]
+            entry.task.cancel()
+            self._stopping.add(entry.task)
+            entry.task.add_done_callback(self._stopping.discard)
+        return True
+
+    # -- feeds -------------------------------------------------------------------------------
+
+    def _start(self, key: FeedKey, chain: ChainRuntime, spec: FeedSpec) -> _Entry:
+        def resolve() -> ChainRuntime:
+            return self.router.resolve(key.chain, key.profile)
+
+        entry = _Entry()
+        entry.feed = Feed(
+            label=key.label,
+            chain=key.chain,
+            spec=spec,
+            source=WsSource(self._pool, resolve),
+            backfill=PipelineBackfill(
+                self.router.pipeline, resolve, concurrency=self.options.backfill_concurrency
+            ),
+            candidates=lambda: self.candidates(key),
+            deliver=entry.fanout,
+            publish=self.router.bus.publish,
+            on_head=lambda pid, n: self._on_head(key, pid, n),
+            options=self.options,
+            block_time_ms=chain.config.block_time_ms,
+            clock=self.router.clock,
+            rng=random.Random(self._rng.random()),
+        )
+        entry.task = asyncio.create_task(entry.feed.run(), name=f"feed:{key.chain}:{key.label}")
+        return entry
+
+    def candidates(self, key: FeedKey) -> list[str]:
+        """Provider ids for ``key``'s feed, best first (module docstring)."""
+        try:
+            chain = self.router.resolve(key.chain, key.profile)
+        except InvalidParams:
+            return []
+        ws = [p for p in chain.providers.values() if p.config.ws_url]
+        if key.pin is not None and not key.failover:
+            return [p.id for p in ws if p.id == key.pin]
+        now = self.router.clock.now_ms()
+        max_lag = chain.routing.max_lag_blocks
+        eligible = [
+            p
+            for p in ws
+            if p.id == key.pin
+            or p.skip_reason("eth_subscribe", head_sensitive=True, max_lag=max_lag, now_ms=now)
+            is None
+        ]
+
+        def rank(p: ProviderRuntime) -> tuple[bool, bool, float, int, str]:
+            conn = self._connection(chain, p)
+            latency = p.stats.latency_ms("eth_getBlockByNumber", "http")
+            return (
+                p.id != key.pin,
+                conn is not None and conn.in_backoff(),
+                math.inf if latency is None else latency,
+                p.priority,
+                p.id,
+            )
+
+        return [p.id for p in sorted(eligible or ws, key=rank)]
+
+    def _connection(self, chain: ChainRuntime, p: ProviderRuntime) -> UpstreamWs | None:
+        url = p.config.ws_url
+        return None if url is None else self._pool.peek(chain.profile, chain.name, p.id, url)
+
+    def _on_head(self, key: FeedKey, pid: str, number: int) -> None:
+        """Heads seen on a WebSocket also move the provider's head (cheaper than a poll)."""
+        try:
+            p = self.router.resolve(key.chain, key.profile).providers.get(pid)
+        except InvalidParams:
+            return
+        if p is not None and (p.head is None or number > p.head):
+            p.head = number
+
+    def feeds(self) -> list[FeedInfo]:
+        return [e.feed.info(len(e.sinks)) for e in self._entries.values()]
+
+    def feed(self, key: FeedKey) -> Feed | None:
+        entry = self._entries.get(key)
+        return None if entry is None else entry.feed
+
+    @property
+    def upstream(self) -> list[UpstreamWs]:
+        return self._pool.connections()
+
+    # -- lifecycle ---------------------------------------------------------------------------
+
+    async def aclose(self) -> None:
+        self._closed = True
+        tasks = [e.task for e in self._entries.values()] + list(self._stopping)
+        self._entries.clear()
+        for t in tasks:
+            t.cancel()
+        for t in tasks:
+            with contextlib.suppress(asyncio.CancelledError):
+                await t
+        await self._pool.aclose()
+
+    def __repr__(self) -> str:
+        clients = sum(len(e.sinks) for e in self._entries.values())
+        return f"SubscriptionManager(feeds={len(self._entries)}, clients={clients}, {self._pool!r})"
