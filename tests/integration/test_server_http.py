@@ -440,3 +440,39 @@ async def test_health_ready_and_event_stream(
         p.cordoned = True
     async with http.get(s.url + "/ready") as r:
         assert r.status == 503
+
+
+async def test_large_and_chunked_bodies_are_read_whole(
+    make_router: RouterFactory, http: aiohttp.ClientSession
+) -> None:
+    s = await make_router(routing={"max_body_bytes": 200_000})
+    batch = [
+        {"jsonrpc": "2.0", "id": i, "method": "eth_chainId", "params": ["x" * 3000]}
+        for i in range(40)
+    ]
+    raw = orjson.dumps(batch)
+    assert 100_000 < len(raw) < 200_000
+
+    async def chunks():  # type: ignore[no-untyped-def]
+        for i in range(0, len(raw), 7000):
+            yield raw[i : i + 7000]
+            await asyncio.sleep(0)
+
+    async with http.post(
+        s.url + "/rpc/ethereum", data=chunks(), headers={"Content-Type": "application/json"}
+    ) as r:
+        body = await r.json()
+    assert len(body) == 40 and all(item["result"] == "0x1" for item in body)
+    async with http.post(
+        s.url + "/rpc/ethereum", data=raw * 2, headers={"Content-Type": "application/json"}
+    ) as r:
+        assert r.status == 413
+
+    async def too_big():  # type: ignore[no-untyped-def]
+        for _ in range(3):
+            yield raw
+
+    async with http.post(
+        s.url + "/rpc/ethereum", data=too_big(), headers={"Content-Type": "application/json"}
+    ) as r:
+        assert r.status == 413 and (await r.json())["error"]["code"] == -32004

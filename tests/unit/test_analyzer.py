@@ -522,3 +522,15 @@ def test_to_dict_has_the_report_structure_and_is_json() -> None:
     assert set(d["providers"]["beta"]) >= {"requests", "share", "attempt_errors"}
     assert d["errors_by_class"] == {"no_provider": 25}
     assert math.isclose(sum(v["share"] for v in d["providers"].values()), 1.0)
+
+
+def test_recovery_to_a_slower_provider_counts_once_latency_settles() -> None:
+    """Baseline p95 ~50 ms; degraded at 5 s; traffic settles on a 100 ms provider at 8 s."""
+    c = collector()
+    for b in range(15):
+        lat = 50.0 if b < 5 else (400.0 if b < 8 else 100.0)
+        for k in range(20):
+            c.record(rec(b + k / 20, lat + k * 0.1))
+    chaos = [ChaosRecord("degrade_provider", "alpha", 5.0, None, {})]
+    a = analyze(c.snapshot(), chaos=chaos, subscriptions=None, duration_s=15.0)
+    assert a.chaos[0].recovery_s == pytest.approx(3.0)

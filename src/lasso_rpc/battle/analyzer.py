@@ -18,8 +18,11 @@ Recovery rule (``recovery_s``), per chaos event:
 1. the *baseline* is every bucket that ends at or before the first chaos event; its error rate
    (errors / requests) and its p95 latency (one histogram over those buckets);
 2. a bucket is *healthy* when it has requests, its error rate ≤ baseline error rate + 1 %
-   (absolute) and its p95 ≤ 1.5 x baseline p95 (latency is not checked when there is no
-   baseline); buckets without requests are skipped — they neither break nor extend a streak;
+   (absolute) and its p95 ≤ max(1.5 x baseline p95, 1.2 x settled p95), where *settled* is the
+   median p95 of the last 3 non-empty buckets before the next chaos event (or the end): a
+   failover to a slower provider recovers to that provider's normal, not to the old baseline
+   (latency is not checked when there is no baseline); buckets without requests are skipped —
+   they neither break nor extend a streak;
 3. scanning from the bucket holding the injection, the first run of 3 consecutive healthy
    buckets marks recovery: ``recovery_s`` = start of that run - injection time (≥ 0); ``None``
    when no such run exists before the end of the data. ``recovery_after_revert_s`` applies
@@ -65,6 +68,7 @@ __all__ = [
 RECOVERY_STREAK = 3
 RECOVERY_ERROR_MARGIN = 0.01
 RECOVERY_P95_FACTOR = 1.5
+SETTLED_P95_FACTOR = 1.2
 _NOT_PROVIDER_ERRORS = frozenset({"ok", "client_error", "cancelled"})
 
 
@@ -201,7 +205,7 @@ class Analysis:
                 "rule": (
                     f"first {RECOVERY_STREAK} consecutive non-empty buckets with error rate <= "
                     f"baseline + {RECOVERY_ERROR_MARGIN:.0%} and p95 <= "
-                    f"{RECOVERY_P95_FACTOR} x baseline p95"
+                    f"max({RECOVERY_P95_FACTOR} x baseline p95, {SETTLED_P95_FACTOR} x settled p95)"
                 ),
                 "baseline_error_rate": self.baseline_error_rate,
                 "baseline_p95_ms": self.baseline_p95_ms,
@@ -311,10 +315,13 @@ def _recovery_index(
     start: int,
     base_err: float,
     base_p95: float | None,
+    settled_p95: float | None = None,
 ) -> int | None:
     """First bucket ≥ ``start`` opening a run of RECOVERY_STREAK healthy non-empty buckets."""
     max_err = base_err + RECOVERY_ERROR_MARGIN + 1e-12
     max_p95 = None if base_p95 is None else RECOVERY_P95_FACTOR * base_p95
+    if max_p95 is not None and settled_p95 is not None:
+        max_p95 = max(max_p95, SETTLED_P95_FACTOR * settled_p95)
     run_start, run = 0, 0
     for i in range(max(0, start), len(requests)):
         n = requests[i]
@@ -331,6 +338,18 @@ def _recovery_index(
         if run == RECOVERY_STREAK:
             return run_start
     return None
+
+
+def _settled_p95(requests: Sequence[int], p95: Sequence[float | None], stop: int) -> float | None:
+    """Median p95 of the last RECOVERY_STREAK non-empty buckets before ``stop``."""
+    tail: list[float] = []
+    for i in range(min(stop, len(requests)) - 1, -1, -1):
+        q = p95[i]
+        if requests[i] and q is not None:
+            tail.append(q)
+            if len(tail) == RECOVERY_STREAK:
+                break
+    return sorted(tail)[len(tail) // 2] if tail else None
 
 
 def _bucket_percentiles(
@@ -479,8 +498,15 @@ def analyze(
     if chaos:
         base_err, base_p95 = _baseline(data, min(c.at_s for c in chaos), c_req, c_err)
 
+        starts = sorted({c.at_s for c in chaos} | {c.end_s for c in chaos if c.end_s is not None})
+
         def recovered(at: float, base_err: float = base_err) -> float | None:
-            idx = _recovery_index(c_req, c_err, p95s, math.floor(at / bs), base_err, base_p95)
+            later = [t for t in starts if t > at]
+            stop = math.floor(later[0] / bs) if later else len(c_req)
+            settled = _settled_p95(c_req, p95s, stop)
+            idx = _recovery_index(
+                c_req, c_err, p95s, math.floor(at / bs), base_err, base_p95, settled
+            )
             return None if idx is None else max(0.0, idx * bs - at)
 
         for ev in chaos:

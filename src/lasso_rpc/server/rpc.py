@@ -49,8 +49,20 @@ class Route:
     pin: str | None
 
 
+_routes: dict[str, Route] = {}
+
+
 def parse_route(tail: str) -> Route:
     """``[profile/P/][STRATEGY/|provider/ID/]CHAIN`` → Route (raises InvalidParams)."""
+    route = _routes.get(tail)
+    if route is None:
+        route = _parse_route(tail)
+        if len(_routes) < 1024:  # clients choose paths: the cache must stay bounded
+            _routes[tail] = route
+    return route
+
+
+def _parse_route(tail: str) -> Route:
     segs = [s for s in tail.split("/") if s]
     profile = None
     if len(segs) >= 2 and segs[0] == "profile":
@@ -89,9 +101,7 @@ class RpcHandler:
             limit = chain.routing.max_body_bytes
             if request.content_length is not None and request.content_length > limit:
                 raise BodyTooLarge(f"request body larger than {limit} bytes", data={"limit": limit})
-            body = await request.content.read(limit + 1)
-            if len(body) > limit:
-                raise BodyTooLarge(f"request body larger than {limit} bytes", data={"limit": limit})
+            body = await _read_body(request, limit)
             parsed = decode_body(body)
             if self.limiter is not None:
                 cost = 1 if isinstance(parsed, Call) else len(parsed)
@@ -184,6 +194,20 @@ class RpcHandler:
             else f"profile/{ctx.chain.profile}/"
         )
         return f"{base}/ws/rpc/{prefix}{ctx.chain.name}"
+
+
+async def _read_body(request: web.Request, limit: int) -> bytes:
+    if request.content_length is not None:
+        return await request.read()  # length already checked against the limit
+    # Chunked: read until the end, refusing as soon as the limit is passed.
+    chunks: list[bytes] = []
+    size = 0
+    while chunk := await request.content.read(65536):
+        size += len(chunk)
+        if size > limit:
+            raise BodyTooLarge(f"request body larger than {limit} bytes", data={"limit": limit})
+        chunks.append(chunk)
+    return b"".join(chunks)
 
 
 def _error_answer(call: Call, exc: RequestRejected) -> _Answer:
