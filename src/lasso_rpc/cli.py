@@ -129,8 +129,16 @@ def serve(
 
     for s in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
         signal.signal(s, forward)
+    # A worker that dies takes the others down: half a router on a shared port is worse.
+    while all(proc.is_alive() for proc in procs):
+        procs[0].join(0.5)
+    failed = [proc.exitcode for proc in procs if proc.exitcode not in (None, 0, -signal.SIGTERM)]
+    forward(signal.SIGTERM, None)
     for proc in procs:
         proc.join()
+    if failed:
+        typer.echo(f"a worker exited with code {failed[0]}; all workers stopped", err=True)
+        raise typer.Exit(1)
 
 
 @app.command("check-config")

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import os
 import re
+import signal
 import sys
 from pathlib import Path
 
@@ -31,13 +33,18 @@ async def _spawn(*args: str) -> tuple[asyncio.subprocess.Process, list[str]]:
 async def _wait_listening(proc: asyncio.subprocess.Process, n: int) -> list[str]:
     assert proc.stderr is not None
     urls: list[str] = []
-    async with asyncio.timeout(30):
-        while len(urls) < n:
-            line = await proc.stderr.readline()
-            assert line, "the router exited early"
-            m = re.search(rb"listening on (http://\S+) \(pid (\d+)\)", line)
-            if m:
-                urls.append(m.group(1).decode())
+    seen: list[bytes] = []
+    try:
+        async with asyncio.timeout(90):
+            while len(urls) < n:
+                line = await proc.stderr.readline()
+                seen.append(line)
+                assert line, f"the router exited early: {b''.join(seen)[-3000:]!r}"
+                m = re.search(rb"listening on (http://\S+) \(pid (\d+)\)", line)
+                if m:
+                    urls.append(m.group(1).decode())
+    except TimeoutError:
+        raise AssertionError(f"not listening after 90 s: {b''.join(seen)[-3000:]!r}") from None
     return urls
 
 
@@ -59,8 +66,13 @@ async def test_workers_share_one_port(fleet: MockFleet, tmp_path: Path) -> None:
             if len(pids) == 2:
                 break
         assert len(pids) == 2, pids
+        # one worker killed: the parent stops the other and exits non-zero
+        os.kill(int(next(iter(pids)), 16), signal.SIGKILL)
+        await asyncio.wait_for(proc.wait(), 30)
+        assert proc.returncode == 1
     finally:
-        proc.terminate()
+        if proc.returncode is None:
+            proc.terminate()
         await asyncio.wait_for(proc.wait(), 15)
 
 
