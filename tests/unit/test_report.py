@@ -16,11 +16,10 @@ from typing import Any
 
 import pytest
 
+from lasso_rpc.battle.baseline import Thresholds, compare
 from lasso_rpc.battle.report import (
     SCHEMA,
     InvalidResult,
-    Thresholds,
-    compare,
     load_result,
     render_junit,
     render_markdown,

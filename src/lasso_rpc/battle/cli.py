@@ -6,12 +6,13 @@ import logging
 from pathlib import Path
 from typing import Annotated, Any
 
-import orjson
 import typer
 import yaml
 from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
 from rich.table import Table
+
+from lasso_rpc.errors import ConfigError
 
 __all__ = ["battle_app", "builtin_scenarios", "find_scenario"]
 
@@ -128,9 +129,10 @@ def run(
     _console.print(f"reports: {paths}")
     code = 0 if result.passed else 1
     if baseline is not None:
-        from lasso_rpc.battle.report import Thresholds, compare
+        from lasso_rpc.battle.baseline import Thresholds, compare
+        from lasso_rpc.battle.report import load_result
 
-        cmp = compare(result.data, orjson.loads(baseline.read_bytes()), Thresholds())
+        cmp = compare(result.data, load_result(baseline), Thresholds())
         _console.print(cmp.render())
         if cmp.regressed:
             code = 1
@@ -146,14 +148,17 @@ def compare_cmd(
     ] = None,
 ) -> None:
     """Compare a result with a baseline; non-zero exit on regression."""
-    from lasso_rpc.battle.report import Thresholds, compare
+    from lasso_rpc.battle.baseline import Thresholds, compare
+    from lasso_rpc.battle.report import InvalidResult, load_result
 
-    th = (
-        Thresholds.from_dict(yaml.safe_load(thresholds.read_text()) or {})
-        if thresholds
-        else Thresholds()
-    )
-    cmp = compare(orjson.loads(new.read_bytes()), orjson.loads(baseline.read_bytes()), th)
+    try:
+        th = Thresholds()
+        if thresholds is not None:
+            th = Thresholds.from_dict(yaml.safe_load(thresholds.read_text()) or {})
+        cmp = compare(load_result(new), load_result(baseline), th)
+    except (InvalidResult, ConfigError, OSError) as exc:
+        _console.print(f"[red]cannot compare:[/] {exc}")
+        raise typer.Exit(2) from exc
     _console.print(cmp.render())
     raise typer.Exit(1 if cmp.regressed else 0)
 
