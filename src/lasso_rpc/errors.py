@@ -25,6 +25,10 @@
         ├── BodyTooLarge             -32004  (HTTP 413)
         └── RateLimited              -32005  (HTTP 429)
 
+    Battle framework (defined beside their code, still LassoErrors):
+    ├── battle.report.InvalidResult  a result JSON that does not follow the schema
+    └── battle.anvil.AnvilError      AnvilNotFound, AnvilRpcError, LockstepDiverged
+
 Foreign exceptions (OSError, asyncio.TimeoutError, httptools/aiohttp errors) are translated once,
 in the transport layer, with ``raise ... from exc``. Only the server layer turns a
 ``RequestRejected`` into a JSON-RPC error object, from the table in ``lasso_rpc.server.errors``.

@@ -255,3 +255,14 @@ async def test_breaker_changes_show_in_events_metrics_and_api(
     assert alpha["breaker"]["state"] == "open"
     # head probes count too, so at most the threshold of user requests ever reached alpha
     assert _count(fleet, "eth_getBalance")["alpha"] <= 3
+
+
+async def test_response_over_the_cap_is_refused_once_without_charging_providers(
+    make_router: RouterFactory, http: aiohttp.ClientSession, fleet: MockFleet
+) -> None:
+    s = await make_router(routing={"max_response_bytes": 2048})
+    _, body, _ = await rpc(http, s.url + "/rpc/ethereum", "eth_getBlockByNumber", ["latest", True])
+    assert body["error"]["code"] == -32004 and "max_response_bytes" in body["error"]["message"]
+    assert sum(_count(fleet, "eth_getBlockByNumber").values()) == 1
+    async with http.get(s.url + "/api/providers") as r:
+        assert all(p["breaker"]["consecutive_failures"] == 0 for p in (await r.json())["providers"])

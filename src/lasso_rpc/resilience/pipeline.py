@@ -20,6 +20,7 @@ from lasso_rpc.errors import (
     DeadlineExceeded,
     NoProviderAvailable,
     RequestRejected,
+    ResponseTooLarge,
     TransportError,
     UpstreamTimeout,
 )
@@ -46,6 +47,7 @@ __all__ = ["CallContext", "CallOutcome", "Pipeline"]
 _NO_DATA_HEDGE_MS = 500.0
 _MIN_ATTEMPT_TIMEOUT_MS = 1000.0
 _RATE_LIMIT_BACKOFF_MS = 1000.0
+_TOO_LARGE = b'{"code":-32004,"message":"upstream response larger than max_response_bytes (%d)"}'
 
 
 @dataclass(frozen=True, slots=True)
@@ -321,6 +323,11 @@ class Pipeline:
         p.in_flight += 1
         try:
             resp = await p.transport.post(encode_upstream_request(uid, call), timeout_s=timeout_s)
+        except ResponseTooLarge:
+            # Our own cap, the same for every provider: failing over would only repeat it, and
+            # no provider is sick. The client learns why.
+            tr.kind, tr.payload = "client", _TOO_LARGE % ctx.chain.routing.max_response_bytes
+            return
         except TransportError as exc:
             tr.error_class = classify_exception(exc)
             tr.error = redact(f"{type(exc).__name__}: {exc}")
