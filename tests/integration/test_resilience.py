@@ -266,3 +266,26 @@ async def test_response_over_the_cap_is_refused_once_without_charging_providers(
     assert sum(_count(fleet, "eth_getBlockByNumber").values()) == 1
     async with http.get(s.url + "/api/providers") as r:
         assert all(p["breaker"]["consecutive_failures"] == 0 for p in (await r.json())["providers"])
+
+
+async def test_a_short_stall_of_every_provider_is_not_a_long_outage(
+    make_router: RouterFactory, http: aiohttp.ClientSession, fleet: MockFleet
+) -> None:
+    # Every breaker trips during the stall; clients must be served again as soon as it ends,
+    # not after the 60 s recovery delay.
+    s = await make_router(
+        routing={
+            "attempt_timeout_ms": 200,
+            "request_timeout_ms": 600,
+            "breaker": {"failure_threshold": 2, "recovery_ms": 60000},
+        }
+    )
+    for p in fleet:
+        p.set_failure("hang")
+    await _load(http, s.url + "/rpc/ethereum", 12, conc=6)
+    async with http.get(s.url + "/api/providers") as r:
+        assert {p["breaker"]["state"] for p in (await r.json())["providers"]} == {"open"}
+    for p in fleet:
+        p.heal()
+    bodies = await _load(http, s.url + "/rpc/ethereum", 30, conc=3)
+    assert all("result" in b for b in bodies), bodies[:2]

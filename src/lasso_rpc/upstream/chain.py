@@ -99,16 +99,25 @@ class ChainRuntime:
         usable: list[ProviderRuntime] = []
         probing: list[ProviderRuntime] = []
         skipped: list[tuple[str, str]] = []
+        tripped: list[ProviderRuntime] = []
         for p in self.providers.values():
             if ctx.pin is not None and p.id == ctx.pin:
                 continue
             why = p.skip_reason(method, head_sensitive=head_sensitive, max_lag=max_lag, now_ms=now)
             if why is not None:
                 skipped.append((p.id, why))
+                if why == "breaker open" and not p.breaker.snapshot().held:
+                    tripped.append(p)
             elif p.breaker.state == "half_open":
                 probing.append(p)
             else:
                 usable.append(p)
+        if not usable and not probing and tripped:
+            # Panic mode: every provider tripped its breaker (a burst of timeouts from one
+            # stall trips them all at once). Trying them beats refusing every client for the
+            # whole recovery delay; an operator's held-open breaker is still respected.
+            probing = tripped
+            skipped = [(pid, why) for pid, why in skipped if why != "breaker open"]
         last_resort = not usable and bool(probing)
         if last_resort:
             # Half-open providers get user traffic only when nothing healthy is left.
