@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import fnmatch
+import functools
 import re
 from typing import Annotated, Literal
 
@@ -89,11 +91,16 @@ class MethodsConfig(_Frozen):
     deny: list[str] = []
 
     def permits(self, method: str) -> bool:
-        import fnmatch
+        # Asked on every request for every provider: memoised per (patterns, method).
+        allow = None if self.allow is None else tuple(self.allow)
+        return _permits(tuple(self.deny), allow, method)
 
-        if any(fnmatch.fnmatchcase(method, p) for p in self.deny):
-            return False
-        return self.allow is None or any(fnmatch.fnmatchcase(method, p) for p in self.allow)
+
+@functools.lru_cache(maxsize=8192)
+def _permits(deny: tuple[str, ...], allow: tuple[str, ...] | None, method: str) -> bool:
+    if any(fnmatch.fnmatchcase(method, p) for p in deny):
+        return False
+    return allow is None or any(fnmatch.fnmatchcase(method, p) for p in allow)
 
 
 _ID = r"^[A-Za-z0-9][A-Za-z0-9_.-]*$"
