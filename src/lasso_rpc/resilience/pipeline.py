@@ -74,8 +74,15 @@ class CallOutcome:
 
     @property
     def failover(self) -> bool:
-        """An attempt failed and another provider answered (a hedge that won is not one)."""
-        return any(a.outcome not in ("ok", "cancelled", "client_error") for a in self.attempts)
+        return failed_over(self.attempts)
+
+
+_ANSWERED = frozenset({"ok", "cancelled", "client_error"})
+
+
+def failed_over(attempts: tuple[Attempt, ...]) -> bool:
+    """An attempt failed and another provider was tried (a hedge that merely won is not)."""
+    return len(attempts) > 1 and any(a.outcome not in _ANSWERED for a in attempts)
 
 
 @dataclass(slots=True)
@@ -150,6 +157,7 @@ class Pipeline:
         error_class: str | None,
         provider: str | None,
     ) -> None:
+        attempts = tuple(t.as_attempt() for t in tries)
         self._bus.publish(
             RequestFinished(
                 ts=self._clock.wall_s(),
@@ -162,9 +170,9 @@ class Pipeline:
                 status=status,
                 error_class=error_class,
                 latency_ms=self._clock.now_ms() - t0,
-                attempts=tuple(t.as_attempt() for t in tries),
+                attempts=attempts,
                 hedged=any(t.hedged for t in tries),
-                failover=len(tries) > 1 and any(t.kind == "fault" for t in tries),
+                failover=failed_over(attempts),
                 provider=provider,
                 decision=decision,
             )
