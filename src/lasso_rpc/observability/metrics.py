@@ -1,16 +1,35 @@
-"""Prometheus metrics: counters fed by the event bus, gauges read from router state at scrape."""
+"""Prometheus metrics: plain counters fed by the event bus, gauges read from router state at scrape.
+
+``on_event`` runs inline once per client request, so it only does dict and list arithmetic: no
+prometheus_client ``Counter``/``Histogram`` children, whose every ``inc``/``observe`` takes a
+lock (the router is single-threaded asyncio, one process per worker, so nothing needs one).
+``collect`` turns that state into metric families when ``/metrics`` is scraped.
+
+Exported names, help, labels and buckets are those of the former ``Counter``/``Histogram``
+version; only their ``*_created`` samples are gone.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from typing import TYPE_CHECKING, Any
+import math
+from bisect import bisect_left
+from collections import defaultdict
+from collections.abc import Iterable, Iterator, Sequence
+from typing import TYPE_CHECKING
 
-from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
-from prometheus_client.core import GaugeMetricFamily
+from prometheus_client import CollectorRegistry, generate_latest
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily
 
-from lasso_rpc.observability.events import BreakerChanged, Event, RequestFinished
+from lasso_rpc.observability.events import (
+    BreakerChanged,
+    Event,
+    RequestFinished,
+    SubscriptionFailover,
+)
 
 if TYPE_CHECKING:
+    from prometheus_client.metrics_core import Metric
+
     from lasso_rpc.router import Router
 
 __all__ = ["PrometheusMetrics"]
@@ -18,85 +37,165 @@ __all__ = ["PrometheusMetrics"]
 _MAX_METHODS = 200
 _BREAKER_VALUE = {"closed": 0, "half_open": 1, "open": 2}
 _BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
+_BOUNDS = (*_BUCKETS, math.inf)
+_LE = (*(repr(b) for b in _BUCKETS), "+Inf")  # as prometheus_client spells these bounds
+#: A histogram is one list: a (non-cumulative) count per bound, then the running sum in seconds.
+_SUM = len(_BOUNDS)
+#: Per chain, one list of these counters, in this order (indices used by ``on_event``).
+_SUBSCRIPTION_FAMILIES = (
+    ("lasso_subscription_failovers", "Multiplexed subscriptions moved to another provider"),
+    (
+        "lasso_subscription_backfilled",
+        "Blocks or logs fetched over HTTP to close a subscription's hole "
+        "(after a failover, a gap or a reorg)",
+    ),
+    ("lasso_subscription_gaps", "Subscription holes that back-fill could not close"),
+    ("lasso_subscription_reorgs", "Reorgs seen by multiplexed subscriptions"),
+)
 
 
 class PrometheusMetrics:
     """Subscribe with ``bus.subscribe(metrics.on_event)``; serve ``metrics.render()``."""
 
     def __init__(self, router: Router) -> None:
-        self.registry = CollectorRegistry(auto_describe=False)
-        r = self.registry
-        self.requests = Counter(
-            "lasso_requests",
-            "Client calls by outcome",
-            ["chain", "method", "provider", "status", "transport"],
-            registry=r,
-        )
-        self.latency = Histogram(
-            "lasso_request_duration_seconds",
-            "Client call latency, router in to router out",
-            ["chain", "method"],
-            buckets=_BUCKETS,
-            registry=r,
-        )
-        self.attempts = Counter(
-            "lasso_upstream_attempts",
-            "Upstream attempts by provider and outcome",
-            ["chain", "provider", "outcome"],
-            registry=r,
-        )
-        self.failovers = Counter(
-            "lasso_failovers",
-            "Calls answered (or failed) after an attempt failed and another provider was tried",
-            ["chain"],
-            registry=r,
-        )
-        self.hedges = Counter(
-            "lasso_hedged", "Calls that sent a hedge attempt", ["chain"], registry=r
-        )
-        self.breaker_changes = Counter(
-            "lasso_breaker_transitions",
-            "Breaker state changes",
-            ["chain", "provider", "to_state"],
-            registry=r,
-        )
-        r.register(_StateCollector(router))
         self._methods: set[str] = set()
-        self._children: dict[tuple[str, ...], Any] = {}
+        #: (chain, method, provider, status, transport) -> latency histogram of those calls.
+        #: One lookup per request feeds both lasso_requests_total (its count) and the
+        #: (chain, method) histogram (series merged at scrape): one tuple hash instead of three.
+        self._series: dict[tuple[str, str, str, str, str], list[float]] = {}
+        self._attempts: defaultdict[tuple[str, str, str], int] = defaultdict(int)
+        self._failovers: defaultdict[str, int] = defaultdict(int)
+        self._hedged: defaultdict[str, int] = defaultdict(int)
+        self._breaker: defaultdict[tuple[str, str, str], int] = defaultdict(int)
+        self._subscriptions: dict[str, list[int]] = {}
+        self.registry = CollectorRegistry(auto_describe=False)
+        self.registry.register(self)
+        self.registry.register(_StateCollector(router))
 
-    def _method(self, m: str) -> str:
-        if m in self._methods:
-            return m
+    def _admit(self, m: str) -> str:
         if len(self._methods) < _MAX_METHODS:
             self._methods.add(m)
             return m
         return "other"  # unbounded label values would grow memory without bound
 
-    def _child(self, metric: Any, *labels: str) -> Any:
-        key = (metric._name, *labels)
-        c = self._children.get(key)
-        if c is None:
-            c = self._children[key] = metric.labels(*labels)
-        return c
-
     def on_event(self, ev: Event) -> None:
         if isinstance(ev, RequestFinished):
-            method = self._method(ev.method)
-            self._child(
-                self.requests, ev.chain, method, ev.provider or "", ev.status, ev.transport
-            ).inc()
-            self._child(self.latency, ev.chain, method).observe(ev.latency_ms / 1000.0)
+            chain = ev.chain
+            method = ev.method
+            if method not in self._methods:
+                method = self._admit(method)
+            key = (chain, method, ev.provider or "", ev.status, ev.transport)
+            hist = self._series.get(key)
+            if hist is None:
+                hist = self._series[key] = [0.0] * (_SUM + 1)
+            seconds = ev.latency_ms / 1000.0
+            # bisect_left: a value equal to a bound belongs to that bound's bucket (le = "<=").
+            hist[bisect_left(_BOUNDS, seconds)] += 1
+            hist[_SUM] += seconds
+            attempts = self._attempts
             for a in ev.attempts:
-                self._child(self.attempts, ev.chain, a.provider, a.outcome).inc()
+                attempts[chain, a.provider, a.outcome] += 1
             if ev.failover:
-                self._child(self.failovers, ev.chain).inc()
+                self._failovers[chain] += 1
             if ev.hedged:
-                self._child(self.hedges, ev.chain).inc()
+                self._hedged[chain] += 1
         elif isinstance(ev, BreakerChanged):
-            self._child(self.breaker_changes, ev.chain, ev.provider, ev.to_state).inc()
+            self._breaker[ev.chain, ev.provider, ev.to_state] += 1
+        elif isinstance(ev, SubscriptionFailover):
+            # All four series of a chain exist from its first event (at 0), so increase() and
+            # alerts see the first gap or reorg rather than a series appearing out of nowhere.
+            sub = self._subscriptions.get(ev.chain)
+            if sub is None:
+                sub = self._subscriptions[ev.chain] = [0] * len(_SUBSCRIPTION_FAMILIES)
+            # Reorgs and in-stream gaps travel as the same event with from == to: not a move.
+            if ev.from_provider != ev.to_provider:
+                sub[0] += 1
+            sub[1] += ev.backfilled
+            if ev.gap:
+                sub[2] += 1
+            if ev.reorg:
+                sub[3] += 1
+
+    def collect(self) -> Iterator[Metric]:
+        """The event counters as metric families (prometheus_client's ``Collector`` protocol)."""
+        # Copies before iterating: cheap at scrape time, and safe should a scrape ever run on
+        # another thread than the one feeding on_event.
+        requests = CounterMetricFamily(
+            "lasso_requests",
+            "Client calls by outcome",
+            labels=["chain", "method", "provider", "status", "transport"],
+        )
+        merged: dict[tuple[str, str], list[float]] = {}
+        for key, hist in list(self._series.items()):
+            counts = hist[:]
+            requests.add_metric(key, sum(counts[:_SUM]))
+            into = merged.get(key[:2])
+            if into is None:
+                merged[key[:2]] = counts
+            else:
+                for i, v in enumerate(counts):
+                    into[i] += v
+        yield requests
+        latency = HistogramMetricFamily(
+            "lasso_request_duration_seconds",
+            "Client call latency, router in to router out",
+            labels=["chain", "method"],
+        )
+        for chain_method, hist in merged.items():
+            cumulative, buckets = 0.0, []
+            for le, count in zip(_LE, hist[:_SUM], strict=True):
+                cumulative += count
+                buckets.append((le, cumulative))
+            latency.add_metric(chain_method, buckets, hist[_SUM])
+        yield latency
+        yield _counter(
+            "lasso_upstream_attempts",
+            "Upstream attempts by provider and outcome",
+            ["chain", "provider", "outcome"],
+            list(self._attempts.items()),
+        )
+        yield _counter(
+            "lasso_failovers",
+            "Calls answered (or failed) after an attempt failed and another provider was tried",
+            ["chain"],
+            [((c,), n) for c, n in list(self._failovers.items())],
+        )
+        yield _counter(
+            "lasso_hedged",
+            "Calls that sent a hedge attempt",
+            ["chain"],
+            [((c,), n) for c, n in list(self._hedged.items())],
+        )
+        yield _counter(
+            "lasso_breaker_transitions",
+            "Breaker state changes",
+            ["chain", "provider", "to_state"],
+            list(self._breaker.items()),
+        )
+        yield from self._subscription_families()
+
+    def _subscription_families(self) -> Iterator[Metric]:
+        subs = [(c, v[:]) for c, v in list(self._subscriptions.items())]
+        for i, (name, doc) in enumerate(_SUBSCRIPTION_FAMILIES):
+            yield _counter(name, doc, ["chain"], [((c,), v[i]) for c, v in subs])
 
     def render(self) -> bytes:
         return bytes(generate_latest(self.registry))
+
+    def __repr__(self) -> str:
+        return (
+            f"PrometheusMetrics(series={len(self._series)}, methods={len(self._methods)}, "
+            f"attempt_series={len(self._attempts)})"
+        )
+
+
+def _counter(
+    name: str, doc: str, labels: list[str], samples: Iterable[tuple[Sequence[str], int]]
+) -> CounterMetricFamily:
+    family = CounterMetricFamily(name, doc, labels=labels)
+    for values, n in samples:
+        family.add_metric(values, n)
+    return family
 
 
 class _StateCollector:
