@@ -12,6 +12,7 @@ import os
 import random
 import time
 
+import msgspec
 import orjson
 import pytest
 
@@ -485,7 +486,7 @@ def test_old_buckets_are_compacted_and_late_records_still_count() -> None:
 
 def test_event_times_map_to_scenario_time_through_the_wall_clock() -> None:
     c = Collector(start=time.monotonic() - 5.0)  # the scenario started 5 s ago
-    c.on_event(dataclasses.replace(fin(0.0, 0.0, [("alpha", "ok")]), ts=time.time()))
+    c.on_event(msgspec.structs.replace(fin(0.0, 0.0, [("alpha", "ok")]), ts=time.time()))
     buckets = c.snapshot().router_buckets
     assert len(buckets) in (5, 6) and buckets[-1].requests == 1
 

@@ -7,7 +7,7 @@ import random
 
 import pytest
 
-from lasso_rpc.routing.stats import OTHER_METHODS, LatencyStats, ProviderStats
+from lasso_rpc.routing.stats import HINT_EVERY, OTHER_METHODS, LatencyStats, ProviderStats
 
 M = "eth_blockNumber"
 
@@ -59,6 +59,35 @@ def test_percentile_cache_is_dropped_by_the_next_record() -> None:
     for i in range(20):
         s.record(90.0, True, 10.0 + i)
     assert s.percentile(0.5) == 90.0
+
+
+def test_percentile_hint_follows_within_hint_every_samples() -> None:
+    s = LatencyStats(ring_size=128)
+    assert s.percentile_hint(0.9) is None
+    s.record(10.0, True, 0.0)
+    assert s.percentile_hint(0.9) == 10.0
+    # While the ring is small every new sample counts: a hedge delay is right from the start.
+    s.record(30.0, True, 1.0)
+    assert s.percentile_hint(1.0) == 30.0
+    for i in range(200):
+        s.record(10.0, True, 2.0 + i)
+    assert s.percentile_hint(0.99) == 10.0
+    # A slow spell shows after at most HINT_EVERY samples, not after every one.
+    seen = []
+    for i in range(HINT_EVERY):
+        s.record(900.0, True, 300.0 + i)
+        seen.append(s.percentile_hint(0.99))
+    assert seen[-1] == 900.0 == s.percentile(0.99)
+    assert seen[0] == 10.0  # served from the sort made before the slow spell
+
+
+def test_provider_percentile_hint_falls_back_to_all_methods() -> None:
+    s = ProviderStats()
+    assert s.percentile_hint(M, "http", 0.9) is None
+    s.record("eth_call", "http", 40.0, True, 0.0)
+    assert s.percentile_hint(M, "http", 0.9) == 40.0
+    s.record(M, "http", 5.0, True, 1.0)
+    assert s.percentile_hint(M, "http", 0.9) == 5.0
 
 
 def test_percentile_takes_a_fraction_and_none_without_samples() -> None:

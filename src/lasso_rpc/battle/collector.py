@@ -27,7 +27,7 @@ import os
 import time
 from collections import deque
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import asdict, dataclass, field
 from typing import Any
 
 import aiohttp
@@ -45,6 +45,7 @@ from lasso_rpc.observability.events import (
     ProviderHealth,
     RequestFinished,
     SubscriptionFailover,
+    event_fields,
 )
 
 __all__ = [
@@ -321,7 +322,7 @@ _EVENT_TYPES: dict[str, type[Event]] = {
 }
 
 _FIELDS = {
-    cls: tuple(f.name for f in fields(cls) if f.name not in ("decision", "attempts", "reverted"))
+    cls: tuple(f for f in event_fields(cls) if f not in ("decision", "attempts", "reverted"))
     for cls in set(_EVENT_TYPES.values())
 }
 

@@ -6,7 +6,6 @@ are decoded into an envelope whose ``result`` stays raw bytes and is copied to t
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Any
 
 import msgspec
@@ -43,8 +42,7 @@ class UpstreamReply(msgspec.Struct):
     error: msgspec.Raw | msgspec.UnsetType = msgspec.UNSET
 
 
-@dataclass(frozen=True, slots=True)
-class ErrorInfo:
+class ErrorInfo(msgspec.Struct, frozen=True):
     code: int
     message: str
     data: Any = None
@@ -65,8 +63,7 @@ _EMPTY_PARAMS = b"[]"
 _ID_START = frozenset(b'"-0123456789n')
 
 
-@dataclass(frozen=True, slots=True)
-class Call:
+class Call(msgspec.Struct, frozen=True):
     """One JSON-RPC call as the client sent it. ``id_raw`` is None for a notification."""
 
     method: str

@@ -131,6 +131,11 @@ class CircuitBreaker:
         return self._state
 
     @property
+    def closed(self) -> bool:
+        """Closed now (a closed breaker changes only on an answer, never with time alone)."""
+        return self._state is BreakerState.CLOSED
+
+    @property
     def open_until_ms(self) -> float | None:
         """When an open breaker starts probing; None when not open or held open."""
         if self.state is not BreakerState.OPEN or self._held:
@@ -143,6 +148,8 @@ class CircuitBreaker:
 
     def admits(self) -> bool:
         """May a request be sent now? Takes no probe slot."""
+        if self._state is BreakerState.CLOSED:
+            return True
         state = self.state
         if state is BreakerState.HALF_OPEN:
             return self._probes < self._config.half_open_max_in_flight
@@ -168,6 +175,8 @@ class CircuitBreaker:
 
     def acquire(self) -> bool:
         """Admit one request, taking a probe slot when half-open. False: do not send it."""
+        if self._state is BreakerState.CLOSED:
+            return True
         state = self.state
         if state is BreakerState.CLOSED:
             return True

@@ -50,8 +50,7 @@ _RATE_LIMIT_BACKOFF_MS = 1000.0
 _TOO_LARGE = b'{"code":-32004,"message":"upstream response larger than max_response_bytes (%d)"}'
 
 
-@dataclass(frozen=True, slots=True)
-class CallContext:
+class CallContext(msgspec.Struct, frozen=True):
     request_id: str
     chain: ChainRuntime
     strategy: str
@@ -60,8 +59,7 @@ class CallContext:
     transport: str = "http"
 
 
-@dataclass(frozen=True, slots=True)
-class CallOutcome:
+class CallOutcome(msgspec.Struct, frozen=True):
     """``payload`` is the upstream ``result`` (ok) or ``error`` object (client_error), raw."""
 
     ok: bool
@@ -128,13 +126,31 @@ class Pipeline:
             decision = ctx.chain.decide(
                 ctx, call.method, is_head_sensitive(call.method, call.params)
             )
-            outcome = await self._run(ctx, call, decision, t0, tries)
+            if not decision.order:
+                raise NoProviderAvailable(
+                    f"no provider available for {call.method} on {ctx.chain.name}",
+                    data={"skipped": [{"provider": p, "reason": r} for p, r in decision.skipped]},
+                )
+            winner = await self._run(ctx, call, decision, t0, tries)
         except RequestRejected as exc:
-            self._publish(ctx, call, t0, tries, decision, "error", _error_name(exc), None)
+            attempts = tuple([t.as_attempt() for t in tries])
+            self._publish(ctx, call, t0, attempts, decision, "error", _error_name(exc), None)
             raise
-        status = "ok" if outcome.ok else "client_error"
-        self._publish(ctx, call, t0, tries, decision, status, None, outcome.provider)
-        return outcome
+        attempts = tuple([t.as_attempt() for t in tries])
+        ok = winner.kind == "ok"
+        latency_ms = self._publish(
+            ctx,
+            call,
+            t0,
+            attempts,
+            decision,
+            "ok" if ok else "client_error",
+            None,
+            winner.provider.id,
+        )
+        return CallOutcome(
+            ok, winner.payload, winner.provider.id, attempts, winner.hedged, latency_ms, decision
+        )
 
     def publish_local(
         self, ctx: CallContext, call: Call, error: RequestRejected | None = None
@@ -142,22 +158,22 @@ class Pipeline:
         """The event for a call answered or refused by the router itself."""
         t0 = self._clock.now_ms()
         if error is None:
-            self._publish(ctx, call, t0, [], None, "ok", None, None)
+            self._publish(ctx, call, t0, (), None, "ok", None, None)
         else:
-            self._publish(ctx, call, t0, [], None, "error", _error_name(error), None)
+            self._publish(ctx, call, t0, (), None, "error", _error_name(error), None)
 
     def _publish(
         self,
         ctx: CallContext,
         call: Call,
         t0: float,
-        tries: list[_Try],
+        attempts: tuple[Attempt, ...],
         decision: Decision | None,
         status: str,
         error_class: str | None,
         provider: str | None,
-    ) -> None:
-        attempts = tuple(t.as_attempt() for t in tries)
+    ) -> float:
+        latency_ms = self._clock.now_ms() - t0
         self._bus.publish(
             RequestFinished(
                 ts=self._clock.wall_s(),
@@ -169,42 +185,110 @@ class Pipeline:
                 transport=ctx.transport,
                 status=status,
                 error_class=error_class,
-                latency_ms=self._clock.now_ms() - t0,
+                latency_ms=latency_ms,
                 attempts=attempts,
-                hedged=any(t.hedged for t in tries),
+                hedged=any(a.hedged for a in attempts),
                 failover=failed_over(attempts),
                 provider=provider,
                 decision=decision,
             )
         )
+        return latency_ms
 
     async def _run(
         self, ctx: CallContext, call: Call, decision: Decision, t0: float, tries: list[_Try]
-    ) -> CallOutcome:
+    ) -> _Try:
+        """The winning attempt (an answer: ``ok`` or ``client``), or a RequestRejected."""
         chain = ctx.chain
         routing = chain.routing
-        if not decision.order:
-            raise NoProviderAvailable(
-                f"no provider available for {call.method} on {chain.name}",
-                data={"skipped": [{"provider": p, "reason": r} for p, r in decision.skipped]},
-            )
         write = is_write_method(call.method)
-        budget = 1 if write else routing.max_attempts
-        deadline = t0 + routing.request_timeout_ms
         hedge = routing.hedge
-        hedging = hedge.enabled and not write and hedge.max_extra > 0
+        order = decision.order
+        # With one candidate a hedge has nobody to go to: no concurrency, no Task, no wait.
+        if write or not hedge.enabled or hedge.max_extra <= 0 or len(order) == 1:
+            winner = await self._run_sequential(ctx, call, decision, t0, tries, write)
+        else:
+            winner = await self._run_hedged(ctx, call, decision, t0, tries)
+        if winner is not None:
+            return winner
+        if self._clock.now_ms() >= t0 + routing.request_timeout_ms:
+            raise DeadlineExceeded(
+                f"request deadline of {routing.request_timeout_ms} ms exceeded",
+                data={"attempts": _attempts_data(tries)},
+            )
+        raise AllAttemptsFailed(
+            f"all {len(tries)} attempt(s) failed for {call.method}",
+            data={"attempts": _attempts_data(tries)},
+        )
+
+    async def _run_sequential(
+        self,
+        ctx: CallContext,
+        call: Call,
+        decision: Decision,
+        t0: float,
+        tries: list[_Try],
+        write: bool,
+    ) -> _Try | None:
+        """One attempt at a time, each awaited in place: the common case and every write."""
+        chain = ctx.chain
+        routing = chain.routing
+        providers = chain.providers
+        order = decision.order
+        max_attempts = routing.max_attempts
+        budget = 1 if write else max_attempts
+        deadline = t0 + routing.request_timeout_ms
+        clock = self._clock
+        n = 0
+        while True:
+            # The same provider again only when it is the only one.
+            pid = order[n] if n < len(order) else order[0] if len(order) == 1 else None
+            if pid is None:
+                return None
+            p = providers[pid]
+            now = clock.now_ms()
+            tr = _Try(p, False, now, last_resort=decision.last_resort)
+            tries.append(tr)
+            remaining = deadline - now
+            timeout_ms = self._attempt_timeout(p, call, ctx, remaining)
+            await self._attempt(tr, call, ctx, timeout_ms / 1000.0, write)
+            if tr.timed_out and timeout_ms >= remaining:
+                # The request's deadline ran out, not the provider's own timeout: like a hedge
+                # loser, it is cancelled rather than charged as a fault.
+                self._cancel_try(tr, call, ctx, "cancelled (request deadline)")
+                return None
+            self._account(tr, call, ctx)
+            n += 1
+            if tr.kind != "fault":
+                return tr
+            if write:
+                if not tr.never_sent:
+                    return None  # may have reached a provider: never broadcast twice
+                budget = min(budget + 1, max_attempts)
+            if n >= budget or clock.now_ms() >= deadline:
+                return None
+
+    async def _run_hedged(
+        self, ctx: CallContext, call: Call, decision: Decision, t0: float, tries: list[_Try]
+    ) -> _Try | None:
+        """Reads with hedging: a second provider is asked when the first is slower than usual."""
+        chain = ctx.chain
+        routing = chain.routing
+        budget = routing.max_attempts
+        deadline = t0 + routing.request_timeout_ms
+        max_extra = routing.hedge.max_extra
         providers = [chain.providers[pid] for pid in decision.order]
         used: set[str] = set()
         pending: dict[asyncio.Task[None], _Try] = {}
         extra = 0
         hedge_at = float("inf")
+        loop = asyncio.get_running_loop()
 
         def next_provider() -> ProviderRuntime | None:
             for p in providers:
                 if p.id not in used:
                     return p
-            # The same provider twice only when it is the only one.
-            return providers[0] if len(providers) == 1 and not pending else None
+            return None
 
         def launch(p: ProviderRuntime, hedged: bool) -> None:
             nonlocal hedge_at
@@ -213,9 +297,9 @@ class Pipeline:
             tr = _Try(p, hedged, now, last_resort=decision.last_resort)
             tries.append(tr)
             timeout_ms = self._attempt_timeout(p, call, ctx, deadline - now)
-            task = asyncio.ensure_future(self._attempt(tr, call, ctx, timeout_ms / 1000.0, write))
+            task = loop.create_task(self._attempt(tr, call, ctx, timeout_ms / 1000.0, False))
             pending[task] = tr
-            hedge_at = now + self._hedge_delay(p, call, ctx) if hedging else float("inf")
+            hedge_at = now + self._hedge_delay(p, call, ctx)
 
         launch(providers[0], False)
         launched = 1
@@ -223,13 +307,9 @@ class Pipeline:
         try:
             while pending and winner is None:
                 now = self._clock.now_ms()
-                can_hedge = hedging and extra < hedge.max_extra and launched < budget
+                can_hedge = extra < max_extra and launched < budget
                 wake = min(deadline, hedge_at) if can_hedge else deadline
-                done, _ = await asyncio.wait(
-                    pending,
-                    timeout=max(wake - now, 0.0) / 1000.0,
-                    return_when=asyncio.FIRST_COMPLETED,
-                )
+                done = await _first_done(loop, pending, max(wake - now, 0.0) / 1000.0)
                 if not done:
                     if self._clock.now_ms() >= deadline:
                         break
@@ -246,12 +326,8 @@ class Pipeline:
                     self._account(tr, call, ctx)
                     if tr.kind != "fault" and winner is None:
                         winner = tr
-                    elif write and tr.never_sent:
-                        budget = min(budget + 1, routing.max_attempts)
                 if winner is not None:
                     break
-                if write and any(not t.never_sent for t in tries):
-                    break  # may have reached a provider: never broadcast twice
                 if not pending and launched < budget and self._clock.now_ms() < deadline:
                     nxt = next_provider()
                     if nxt is not None:
@@ -259,47 +335,32 @@ class Pipeline:
                         launched += 1
         finally:
             self._cancel(pending, call, ctx)
-        if winner is not None:
-            return CallOutcome(
-                ok=winner.kind == "ok",
-                payload=winner.payload,
-                provider=winner.provider.id,
-                attempts=tuple(t.as_attempt() for t in tries),
-                hedged=winner.hedged,
-                latency_ms=self._clock.now_ms() - t0,
-                decision=decision,
-            )
-        if self._clock.now_ms() >= deadline:
-            raise DeadlineExceeded(
-                f"request deadline of {routing.request_timeout_ms} ms exceeded",
-                data={"attempts": _attempts_data(tries)},
-            )
-        raise AllAttemptsFailed(
-            f"all {len(tries)} attempt(s) failed for {call.method}",
-            data={"attempts": _attempts_data(tries)},
-        )
+        return winner
 
     def _cancel(
         self, pending: dict[asyncio.Task[None], _Try], call: Call, ctx: CallContext
     ) -> None:
-        now = self._clock.now_ms()
         for task, tr in pending.items():
             task.cancel()
-            tr.kind = "cancelled"
-            tr.error = "cancelled (another attempt answered first)"
-            tr.latency_ms = now - tr.started_ms
-            tr.provider.breaker.release()
-            # A loser is known to be at least this slow: a censored sample moves its latency
-            # estimate up (never down) so `fastest` stops preferring a provider that hangs.
-            tr.provider.stats.censored(call.method, ctx.transport, tr.latency_ms, now)
+            self._cancel_try(tr, call, ctx, "cancelled (another attempt answered first)")
         pending.clear()
+
+    def _cancel_try(self, tr: _Try, call: Call, ctx: CallContext, why: str) -> None:
+        now = self._clock.now_ms()
+        tr.kind = "cancelled"
+        tr.error = why
+        tr.latency_ms = now - tr.started_ms
+        tr.provider.breaker.release()
+        # A loser is known to be at least this slow: a censored sample moves its latency
+        # estimate up (never down) so `fastest` stops preferring a provider that hangs.
+        tr.provider.stats.censored(call.method, ctx.transport, tr.latency_ms, now)
 
     def _attempt_timeout(
         self, p: ProviderRuntime, call: Call, ctx: CallContext, remaining_ms: float
     ) -> float:
         routing = ctx.chain.routing
         cap = float(p.config.timeout_ms or routing.attempt_timeout_ms or routing.request_timeout_ms)
-        p99 = p.stats.percentile(call.method, ctx.transport, 0.99)
+        p99 = p.stats.percentile_hint(call.method, ctx.transport, 0.99)
         if p99 is not None:
             cap = min(cap, max(_MIN_ATTEMPT_TIMEOUT_MS, 4.0 * p99))
         return max(min(cap, remaining_ms), 1.0)
@@ -309,7 +370,7 @@ class Pipeline:
         if isinstance(after, int):
             return float(after)
         q = int(after[1:]) / 100.0
-        v = p.stats.percentile(call.method, ctx.transport, q)
+        v = p.stats.percentile_hint(call.method, ctx.transport, q)
         if v is None:
             return _NO_DATA_HEDGE_MS
         return max(float(ctx.chain.routing.hedge.min_delay_ms), v)
@@ -412,6 +473,35 @@ class Pipeline:
             p.stats.record(
                 call.method, ctx.transport, tr.latency_ms, False, now, timed_out=tr.timed_out
             )
+
+
+async def _first_done(
+    loop: asyncio.AbstractEventLoop, pending: dict[asyncio.Task[None], _Try], timeout_s: float
+) -> list[asyncio.Task[None]]:
+    """The finished tasks once one finishes or ``timeout_s`` passes (empty list: timed out).
+
+    ``asyncio.wait`` does the same with sets, an iscoroutine scan and ensure_future per task;
+    this is the part the pipeline needs, at half the cost per wait.
+    """
+    done = [t for t in pending if t.done()]
+    if done:
+        return done
+    waiter: asyncio.Future[None] = loop.create_future()
+
+    def wake(_: object = None) -> None:
+        if not waiter.done():
+            waiter.set_result(None)
+
+    for t in pending:
+        t.add_done_callback(wake)
+    timer = loop.call_later(timeout_s, wake)
+    try:
+        await waiter
+    finally:
+        timer.cancel()
+        for t in pending:
+            t.remove_done_callback(wake)
+    return [t for t in pending if t.done()]
 
 
 def _attempts_data(tries: list[_Try]) -> list[dict[str, Any]]:

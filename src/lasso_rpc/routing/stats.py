@@ -28,8 +28,12 @@ Old knowledge fades with one half-life (default 10 s):
   30 s of silence moves most of the way to its new latency at once.
 
 Reads allocate nothing except ``percentile``, which sorts the ring lazily and caches the sorted
-copy until the next record. Memory is bounded: a ring of ``ring_size`` doubles per key, at most
-``max_methods`` methods per transport (later ones share the ``*other*`` key).
+copy until the next record, and ``percentile_hint``, the same for sizing timeouts and hedge
+delays on every request: its sorted copy is refreshed only every ``HINT_EVERY`` records, because
+sorting 128 samples per request cost more than the rest of the routing decision.
+
+Memory is bounded: a ring of ``ring_size`` doubles per key, at most ``max_methods`` methods per
+transport (later ones share the ``*other*`` key).
 """
 
 from __future__ import annotations
@@ -38,10 +42,12 @@ import math
 from array import array
 from typing import Any
 
-__all__ = ["OTHER_METHODS", "TRANSPORTS", "LatencyStats", "ProviderStats"]
+__all__ = ["HINT_EVERY", "OTHER_METHODS", "TRANSPORTS", "LatencyStats", "ProviderStats"]
 
 TRANSPORTS = ("http", "ws")
 OTHER_METHODS = "*other*"
+#: ``percentile_hint`` re-sorts after this many new samples (or sooner, while the ring is small).
+HINT_EVERY = 16
 
 
 class LatencyStats:
@@ -58,6 +64,8 @@ class LatencyStats:
         "_ewma_at",
         "_fail",
         "_half_life_ms",
+        "_hint",
+        "_hint_age",
         "_ok",
         "_pos",
         "_ring",
@@ -84,6 +92,8 @@ class LatencyStats:
         self._ring = array("d")
         self._pos = 0
         self._sorted: list[float] | None = None
+        self._hint: list[float] | None = None
+        self._hint_age = 0  # samples pushed since _hint was sorted
         self._ewma_at = 0.0
         self._ok = 0.0
         self._fail = 0.0
@@ -101,6 +111,19 @@ class LatencyStats:
             if not self._ring:
                 return None
             s = self._sorted = sorted(self._ring)
+        return s[max(math.ceil(q * len(s)) - 1, 0)]
+
+    def percentile_hint(self, q: float) -> float | None:
+        """``percentile(q)`` as of at most ``HINT_EVERY`` samples ago: for per-request sizing."""
+        s = self._hint
+        if s is None or self._hint_age >= min(HINT_EVERY, len(s)):
+            if not self._ring:
+                return None
+            s = self._sorted
+            if s is None:
+                s = self._sorted = sorted(self._ring)
+            self._hint = s
+            self._hint_age = 0
         return s[max(math.ceil(q * len(s)) - 1, 0)]
 
     def success_at(self, now_ms: float) -> float:
@@ -172,6 +195,7 @@ class LatencyStats:
             self.last_ms = now_ms
 
     def _push(self, latency_ms: float) -> None:
+        self._hint_age += 1
         ring = self._ring
         if len(ring) < self._ring_size:
             ring.append(latency_ms)
@@ -273,6 +297,16 @@ class ProviderStats:
             t = self._tables.get(transport)
             if t is not None:
                 v = t.all.percentile(q)
+        return v
+
+    def percentile_hint(self, method: str, transport: str, q: float) -> float | None:
+        """``percentile`` refreshed every ``HINT_EVERY`` samples: sizes timeouts and hedges."""
+        s = self.get(method, transport)
+        v = None if s is None else s.percentile_hint(q)
+        if v is None:
+            t = self._tables.get(transport)
+            if t is not None:
+                v = t.all.percentile_hint(q)
         return v
 
     def success_rate(self, method: str, transport: str, now_ms: float | None = None) -> float:

@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Protocol, runtime_checkable
+
+import msgspec
 
 __all__ = ["UpstreamResponse", "UpstreamTransport"]
 
 
-@dataclass(frozen=True, slots=True)
-class UpstreamResponse:
+class UpstreamResponse(msgspec.Struct, frozen=True):
     """An HTTP answer, kept raw: the status is needed for classification, the body is passed on."""
 
     status: int

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import dataclasses
 import logging
 import random
 from typing import TYPE_CHECKING
@@ -108,10 +107,10 @@ class ChainRuntime:
                 skipped.append((p.id, why))
                 if why == "breaker open" and not p.breaker.snapshot().held:
                     tripped.append(p)
-            elif p.breaker.state == "half_open":
-                probing.append(p)
-            else:
+            elif p.breaker.closed:
                 usable.append(p)
+            else:
+                probing.append(p)
         if not usable and not probing and tripped:
             # Panic mode: every provider tripped its breaker (a burst of timeouts from one
             # stall trips them all at once). Trying them beats refusing every client for the
@@ -126,7 +125,7 @@ class ChainRuntime:
             skipped.extend((p.id, "breaker half_open (background probe)") for p in probing)
         d = self.strategy(ctx.strategy).rank(usable, method, ctx.transport, now)
         if last_resort:
-            d = dataclasses.replace(d, last_resort=True)
+            d = msgspec.structs.replace(d, last_resort=True)
         if ctx.pin is not None:
             d = Decision((ctx.pin, *d.order), "provider", f"pinned to {ctx.pin}, failover allowed")
         return d.with_skipped(tuple(skipped)) if skipped else d

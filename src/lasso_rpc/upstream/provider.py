@@ -28,6 +28,7 @@ class ProviderRuntime:
         "in_flight",
         "lag",
         "masked_url",
+        "permits",
         "stats",
         "transport",
         "unsupported",
@@ -63,6 +64,8 @@ class ProviderRuntime:
         self.in_flight = 0
         self.backoff_until_ms = 0.0
         self.masked_url = mask_url(config.url)
+        #: method -> allowed by the configured capability globs (memoised: asked per request).
+        self.permits: dict[str, bool] = {}
 
     @property
     def priority(self) -> int:
@@ -78,7 +81,12 @@ class ProviderRuntime:
         """Why this provider must not get ``method`` now, or None when it may."""
         if self.cordoned:
             return "cordoned"
-        if method in self.unsupported or not self.config.methods.permits(method):
+        ok = self.permits.get(method)
+        if ok is None:
+            ok = self.config.methods.permits(method)
+            if len(self.permits) < 4096:  # clients choose method names: stay bounded
+                self.permits[method] = ok
+        if not ok or method in self.unsupported:
             return "method not supported"
         if not self.breaker.admits():
             return f"breaker {self.breaker.state}"
