@@ -5,16 +5,36 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+from typing import Any
 
 import aiohttp
 import orjson
 import pytest
+import yaml
 
 from lasso_rpc.battle.mock_fleet import MockFleet
+from lasso_rpc.server.app import RouterServer
 from tests.conftest import RouterFactory, fleet_config, rpc
 
 pytestmark = pytest.mark.asyncio
 ADDR = "0x" + "11" * 20
+
+
+@pytest.fixture(params=["fast", "aiohttp"])
+def make_router(lasso_router: RouterFactory, request: pytest.FixtureRequest) -> RouterFactory:
+    """Every test here runs on both HTTP fronts: the lean one and aiohttp, its reference."""
+    front = request.param
+
+    async def factory(
+        *, text: str | None = None, server: dict[str, Any] | None = None, **kw: Any
+    ) -> RouterServer:
+        if text is not None:
+            doc = yaml.safe_load(text)
+            doc.setdefault("server", {})["front"] = front
+            return await lasso_router(text=yaml.safe_dump(doc))
+        return await lasso_router(server={**(server or {}), "front": front}, **kw)
+
+    return factory
 
 
 def _calls(fleet: MockFleet, method: str) -> dict[str, int]:

@@ -186,6 +186,9 @@ class ServerConfig(_Frozen):
     #: Advertised in ``data.websocket_url`` when a client asks for subscriptions over HTTP.
     public_ws_base: str | None = None
     rate_limit: ClientRateLimit | None = None
+    #: "fast": POST /rpc/... through the lean HTTP/1.1 front (other requests go to aiohttp);
+    #: "aiohttp": everything through aiohttp, about half the throughput (a fallback).
+    front: Literal["fast", "aiohttp"] = "fast"
 
 
 class ProfileConfig(_Frozen):

@@ -1,4 +1,4 @@
-"""The aiohttp application: /rpc, /api, /metrics, control API, and its lifecycle."""
+"""The router's HTTP server: the lean front for /rpc, aiohttp for the rest, and its lifecycle."""
 
 from __future__ import annotations
 
@@ -14,6 +14,7 @@ from lasso_rpc.observability.logs import EventLogger
 from lasso_rpc.observability.metrics import PrometheusMetrics
 from lasso_rpc.router import Router
 from lasso_rpc.server.control import ControlHandlers
+from lasso_rpc.server.http1 import FrontDoor
 from lasso_rpc.server.ops import OpsHandlers
 from lasso_rpc.server.rpc import RpcHandler
 from lasso_rpc.server.ws import WsEndpoint
@@ -22,6 +23,7 @@ from lasso_rpc.subscriptions.manager import SubscriptionManager
 __all__ = ["RouterServer", "build_app"]
 
 ROUTER_KEY = web.AppKey("router", Router)
+RPC_KEY = web.AppKey("rpc", RpcHandler)
 
 
 def build_app(
@@ -36,6 +38,7 @@ def build_app(
     router.bus.subscribe(metrics.on_event)
     router.bus.subscribe(EventLogger().on_event)
     rpc = RpcHandler(router, ws_base=ws_base or cfg.public_ws_base)
+    app[RPC_KEY] = rpc
     ops = OpsHandlers(router, metrics)
     control = ControlHandlers(router, cfg.control, reloader)
     router.subscriptions = SubscriptionManager(router)
@@ -58,7 +61,12 @@ def build_app(
 
 
 class RouterServer:
-    """Router + HTTP server on one port; ``async with RouterServer(config) as s: s.url``."""
+    """Router + HTTP server on one port; ``async with RouterServer(config) as s: s.url``.
+
+    ``front``: ``"fast"`` (default; ``server.front`` in the config) serves ``POST /rpc/...``
+    with the lean HTTP/1.1 front and hands every other connection to aiohttp; ``"aiohttp"``
+    serves everything with aiohttp (the reference the fast front is tested against).
+    """
 
     def __init__(
         self,
@@ -70,6 +78,7 @@ class RouterServer:
         router: Router | None = None,
         sock: socket.socket | None = None,
         transport_impl: str = "fast",
+        front: str | None = None,
     ) -> None:
         self.router = router or Router(config, transport_impl=transport_impl)
         self.host = host if host is not None else config.server.host
@@ -77,6 +86,11 @@ class RouterServer:
         self._reloader = reloader
         self._sock = sock
         self._runner: web.AppRunner | None = None
+        self.front = front or config.server.front
+        if self.front not in ("fast", "aiohttp"):
+            raise ValueError(f"front must be 'fast' or 'aiohttp', got {self.front!r}")
+        self._door: FrontDoor | None = None
+        self._server: asyncio.Server | None = None
 
     @property
     def url(self) -> str:
@@ -87,20 +101,34 @@ class RouterServer:
         app = build_app(self.router, reloader=self._reloader)
         self._runner = web.AppRunner(app, access_log=None, shutdown_timeout=1.0)
         await self._runner.setup()
-        site: web.BaseSite
+        aio = self._runner.server
+        assert aio is not None
+        factory: Callable[[], asyncio.BaseProtocol] = aio
+        if self.front == "fast":
+            self._door = FrontDoor(app[RPC_KEY], aio)
+            factory = self._door
+        loop = asyncio.get_running_loop()
         if self._sock is not None:
-            site = web.SockSite(self._runner, self._sock)
+            self._server = await loop.create_server(factory, sock=self._sock, backlog=1024)
         else:
-            site = web.TCPSite(self._runner, self.host, self.port, reuse_port=False)
-        await site.start()
-        server = getattr(site, "_server", None)
-        if server is not None and server.sockets:
-            self.port = server.sockets[0].getsockname()[1]
+            self._server = await loop.create_server(
+                factory, self.host, self.port, backlog=1024, reuse_address=True
+            )
+        if self._door is not None:
+            self._door.start()
+        if self._server.sockets:
+            self.port = self._server.sockets[0].getsockname()[1]
 
     async def aclose(self) -> None:
+        if self._server is not None:
+            self._server.close()  # no new connections
+        if self._door is not None:
+            await self._door.shutdown(1.0)
+            self._door = None
         if self._runner is not None:
-            await self._runner.cleanup()
+            await self._runner.cleanup()  # handed-over connections, WebSockets, on_shutdown
             self._runner = None
+        self._server = None
         await self.router.aclose()
 
     async def __aenter__(self) -> RouterServer:

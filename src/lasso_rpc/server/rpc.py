@@ -8,6 +8,7 @@ import os
 from dataclasses import dataclass
 from typing import Any
 
+import msgspec
 from aiohttp import web
 
 from lasso_rpc.config.models import STRATEGIES
@@ -34,7 +35,7 @@ from lasso_rpc.server.errors import error_code
 from lasso_rpc.server.ratelimit import ClientLimiter
 from lasso_rpc.upstream.chain import ChainRuntime
 
-__all__ = ["Route", "RpcHandler", "parse_route"]
+__all__ = ["Route", "RpcHandler", "RpcReply", "parse_route", "reject"]
 
 _JSON = "application/json"
 _req_ids = itertools.count(1)
@@ -83,7 +84,21 @@ class _Answer:
     http_status: int = 200
 
 
+class RpcReply(msgspec.Struct, frozen=True):
+    """What an HTTP front writes back: status, JSON body (None: 204 No Content), extra headers."""
+
+    status: int
+    body: bytes | None
+    headers: tuple[tuple[str, str], ...] = ()
+
+
 class RpcHandler:
+    """``POST /rpc/...`` independent of the HTTP server: ``target`` then ``respond``.
+
+    Two fronts call it: the lean HTTP/1.1 front (``server/http1.py``) for the hot path, and
+    aiohttp (``handle``) for connections handed over to it (chunked bodies, odd requests).
+    """
+
     def __init__(self, router: Router, *, ws_base: str | None = None) -> None:
         self.router = router
         self.ws_base = ws_base
@@ -91,27 +106,66 @@ class RpcHandler:
         self.limiter = ClientLimiter(rl.requests_per_second, rl.burst, router.clock) if rl else None
 
     async def handle(self, request: web.Request) -> web.StreamResponse:
-        meta_mode = request.query.get("include_meta") or request.headers.get("X-Lasso-Include-Meta")
-        request_id = request.headers.get("X-Request-Id", "")[:64] or f"{_PID}-{next(_req_ids)}"
+        """The aiohttp front."""
+        query = request.query
         try:
-            route = parse_route(request.match_info["tail"])
-            chain = self.router.resolve(route.chain, route.profile)
-            if route.pin is not None and route.pin not in chain.providers:
-                raise InvalidParams(f"unknown provider {route.pin!r} on chain {chain.name!r}")
+            route, chain = self.target(request.match_info["tail"])
             limit = chain.routing.max_body_bytes
             if request.content_length is not None and request.content_length > limit:
                 raise BodyTooLarge(f"request body larger than {limit} bytes", data={"limit": limit})
             body = await _read_body(request, limit)
+        except RequestRejected as exc:
+            reply = reject(exc)
+        else:
+            reply = await self.respond(
+                route,
+                chain,
+                body,
+                meta_mode=query.get("include_meta") or request.headers.get("X-Lasso-Include-Meta"),
+                request_id=request.headers.get("X-Request-Id"),
+                failover=query.get("failover") == "true",
+                peer=request.remote or "?",
+            )
+        if reply.body is None:
+            return web.Response(status=204, headers=reply.headers or None)
+        resp = web.Response(body=reply.body, status=reply.status, content_type=_JSON)
+        for name, value in reply.headers:
+            resp.headers[name] = value
+        return resp
+
+    def target(self, tail: str) -> tuple[Route, ChainRuntime]:
+        """The route and chain of ``/rpc/<tail>``; raises InvalidParams."""
+        route = parse_route(tail)
+        chain = self.router.resolve(route.chain, route.profile)
+        if route.pin is not None and route.pin not in chain.providers:
+            raise InvalidParams(f"unknown provider {route.pin!r} on chain {chain.name!r}")
+        return route, chain
+
+    async def respond(
+        self,
+        route: Route,
+        chain: ChainRuntime,
+        body: bytes,
+        *,
+        meta_mode: str | None,
+        request_id: str | None,
+        failover: bool,
+        peer: str,
+    ) -> RpcReply:
+        """Answer one HTTP request body (a call or a batch). Never raises RequestRejected."""
+        request_id = request_id[:64] if request_id else f"{_PID}-{next(_req_ids)}"
+        try:
+            limit = chain.routing.max_body_bytes
+            if len(body) > limit:
+                raise BodyTooLarge(f"request body larger than {limit} bytes", data={"limit": limit})
             parsed = decode_body(body)
             if self.limiter is not None:
                 cost = 1 if isinstance(parsed, Call) else len(parsed)
-                if not self.limiter.allow(request.remote or "?", cost):
+                if not self.limiter.allow(peer, cost):
                     raise RateLimited("rate limit exceeded for this client")
         except RequestRejected as exc:
-            code, status = error_code(exc)
-            return _json(encode_error(exc.id_raw, code, exc.message, exc.data), status)
+            return reject(exc)
 
-        failover = request.query.get("failover") == "true"
         ctx = CallContext(
             request_id,
             chain,
@@ -123,25 +177,24 @@ class RpcHandler:
         if isinstance(parsed, Call):
             ans = await self.call(ctx, parsed, meta_mode == "body")
             if ans.body is None:
-                return web.Response(status=204)
-            resp = _json(ans.body, ans.http_status)
+                return _NO_CONTENT
             if meta_mode == "headers":
-                _meta_headers(resp, ctx, [ans.outcome])
-            return resp
+                return RpcReply(ans.http_status, ans.body, _meta_headers(ctx, [ans.outcome]))
+            return RpcReply(ans.http_status, ans.body)
 
         if len(parsed) > chain.routing.max_batch_size:
             too_big = f"batch of {len(parsed)} exceeds the limit of {chain.routing.max_batch_size}"
-            return _json(encode_error(None, -32600, too_big), 200)
+            return RpcReply(200, encode_error(None, -32600, too_big))
         answers = await asyncio.gather(
             *(self._item(ctx, i, n, meta_mode) for n, i in enumerate(parsed))
         )
         parts = [a.body for a in answers if a.body is not None]
         if not parts:
-            return web.Response(status=204)
-        resp = _json(b"[" + b",".join(parts) + b"]", 200)
+            return _NO_CONTENT
+        out = b"[" + b",".join(parts) + b"]"
         if meta_mode == "headers":
-            _meta_headers(resp, ctx, [a.outcome for a in answers])
-        return resp
+            return RpcReply(200, out, _meta_headers(ctx, [a.outcome for a in answers]))
+        return RpcReply(200, out)
 
     async def _item(
         self, ctx: CallContext, item: Call | InvalidRequest, n: int, meta_mode: str | None
@@ -210,6 +263,15 @@ async def _read_body(request: web.Request, limit: int) -> bytes:
     return b"".join(chunks)
 
 
+def reject(exc: RequestRejected) -> RpcReply:
+    """The reply to a request refused as a whole (bad route, body, rate limit)."""
+    code, status = error_code(exc)
+    return RpcReply(status, encode_error(exc.id_raw, code, exc.message, exc.data))
+
+
+_NO_CONTENT = RpcReply(204, None)
+
+
 def _error_answer(call: Call, exc: RequestRejected) -> _Answer:
     code, status = error_code(exc)
     if call.id_raw is None:
@@ -221,10 +283,6 @@ def _local(call: Call, chain: ChainRuntime) -> bytes | None:
     if call.id_raw is None:
         return None
     return encode_result(call.id_raw, b'"%s"' % hex(chain.config.chain_id).encode())
-
-
-def _json(body: bytes, status: int) -> web.Response:
-    return web.Response(body=body, status=status, content_type=_JSON)
 
 
 def _meta_dict(ctx: CallContext, o: CallOutcome) -> dict[str, Any]:
@@ -249,12 +307,15 @@ def _meta_dict(ctx: CallContext, o: CallOutcome) -> dict[str, Any]:
     }
 
 
-def _meta_headers(resp: web.Response, ctx: CallContext, outcomes: list[CallOutcome | None]) -> None:
+def _meta_headers(
+    ctx: CallContext, outcomes: list[CallOutcome | None]
+) -> tuple[tuple[str, str], ...]:
     done = [o for o in outcomes if o is not None]
-    h = resp.headers
-    h["X-Lasso-Request-Id"] = ctx.request_id
-    h["X-Lasso-Strategy"] = ctx.strategy if ctx.pin is None else "provider"
-    h["X-Lasso-Provider"] = ",".join(o.provider for o in done)
-    h["X-Lasso-Attempts"] = ",".join(str(len(o.attempts)) for o in done)
-    h["X-Lasso-Failover"] = ",".join("1" if o.failover else "0" for o in done)
-    h["X-Lasso-Latency-Ms"] = ",".join(f"{o.latency_ms:.3f}" for o in done)
+    return (
+        ("X-Lasso-Request-Id", ctx.request_id),
+        ("X-Lasso-Strategy", ctx.strategy if ctx.pin is None else "provider"),
+        ("X-Lasso-Provider", ",".join(o.provider for o in done)),
+        ("X-Lasso-Attempts", ",".join(str(len(o.attempts)) for o in done)),
+        ("X-Lasso-Failover", ",".join("1" if o.failover else "0" for o in done)),
+        ("X-Lasso-Latency-Ms", ",".join(f"{o.latency_ms:.3f}" for o in done)),
+    )
