@@ -101,8 +101,23 @@ def tool_version(argv: list[str]) -> str | None:
 
 
 def require(tool: str, apt: str | None = None) -> None:
+    """Make sure ``tool`` is on PATH, installing its Debian package when missing (as root)."""
+    if shutil.which(tool) is not None:
+        return
+    package = apt or tool
+    if os.geteuid() != 0 or shutil.which("apt-get") is None:
+        raise SystemExit(f"{tool} not found: apt-get install -y {package}")
+    print(f"{tool} not found: installing the Debian package {package} ...", flush=True)
+    env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
+    install = ["apt-get", "install", "-y", "-q", "--no-install-recommends", package]
+    if subprocess.run(install, env=env, capture_output=True, check=False).returncode != 0:
+        # A fresh machine may have no package lists yet.
+        subprocess.run(["apt-get", "update", "-q"], env=env, capture_output=True, check=False)
+        done = subprocess.run(install, env=env, capture_output=True, text=True, check=False)
+        if done.returncode != 0:
+            raise SystemExit(f"apt-get install {package} failed:\n{done.stderr[-2000:]}")
     if shutil.which(tool) is None:
-        raise SystemExit(f"{tool} not found: apt-get install -y {apt or tool}")
+        raise SystemExit(f"{tool} still not found after installing {package}")
 
 
 def pin_self(cpu: str = AUX_CPU) -> None:

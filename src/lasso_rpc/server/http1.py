@@ -40,7 +40,7 @@ from lasso_rpc.errors import RequestRejected
 from lasso_rpc.jsonrpc.codec import encode_error
 from lasso_rpc.server.rpc import RpcHandler, RpcReply, reject
 
-__all__ = ["FrontDoor"]
+__all__ = ["FrontDoor", "HandOff", "RequestHead", "parse_head", "parse_query"]
 
 log = logging.getLogger("lasso_rpc.server")
 
@@ -72,7 +72,7 @@ _HEADERS = {
 _INTERNAL = RpcReply(500, encode_error(None, -32603, "internal error"))
 
 
-class _Head(msgspec.Struct, frozen=True):
+class RequestHead(msgspec.Struct, frozen=True):
     """A request head the hot path serves; the body is ``buf[start:end]``."""
 
     tail: str  # the path after /rpc/
@@ -86,14 +86,14 @@ class _Head(msgspec.Struct, frozen=True):
     end: int
 
 
-class _HandOff:
+class HandOff:
     """Marker: this request is aiohttp's."""
 
 
-_HANDOFF = _HandOff()
+_HANDOFF = HandOff()
 
 
-def parse_head(buf: bytes | bytearray) -> _Head | _HandOff | None:
+def parse_head(buf: bytes | bytearray) -> RequestHead | HandOff | None:
     """The head at the start of ``buf``: a hot-path request, a hand-off, or None (need more)."""
     i = buf.find(b"\r\n\r\n")
     if i < 0:
@@ -162,7 +162,7 @@ def parse_head(buf: bytes | bytearray) -> _Head | _HandOff | None:
     except UnicodeDecodeError:
         return _HANDOFF
     start = i + 4
-    return _Head(
+    return RequestHead(
         tail, query, meta, request_id, keep_alive, http10, expect_continue, start, start + length
     )
 
@@ -313,7 +313,7 @@ class _Connection(asyncio.Protocol):
         self._loop = asyncio.get_running_loop()
         self._transport: asyncio.Transport | None = None
         self._buf: bytes | bytearray = b""
-        self._head: _Head | None = None  # parsed, waiting for the rest of its body
+        self._head: RequestHead | None = None  # parsed, waiting for the rest of its body
         self.task: asyncio.Task[None] | None = None
         self._peer = "?"
         self._eof = False
@@ -383,7 +383,7 @@ class _Connection(asyncio.Protocol):
             if parsed is None:
                 self._resume_reading()
                 return
-            if isinstance(parsed, _HandOff):
+            if isinstance(parsed, HandOff):
                 self._hand_off(transport)
                 return
             head = parsed
@@ -408,7 +408,7 @@ class _Connection(asyncio.Protocol):
         self.busy = True
         self.task = self._loop.create_task(self._serve(head, body))
 
-    async def _serve(self, head: _Head, body: bytes) -> None:
+    async def _serve(self, head: RequestHead, body: bytes) -> None:
         rpc = self._door.rpc
         try:
             meta, failover = parse_query(head.query) if head.query else (None, False)
@@ -443,7 +443,7 @@ class _Connection(asyncio.Protocol):
         if self._eof and not self.busy and self._transport is not None:
             self._transport.close()  # the client sent all it will send
 
-    def _write(self, reply: RpcReply, head: _Head, *, close: bool) -> None:
+    def _write(self, reply: RpcReply, head: RequestHead, *, close: bool) -> None:
         transport = self._transport
         if transport is None or transport.is_closing():
             return
