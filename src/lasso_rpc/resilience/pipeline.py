@@ -47,6 +47,7 @@ __all__ = ["CallContext", "CallOutcome", "Pipeline"]
 _NO_DATA_HEDGE_MS = 500.0
 _MIN_ATTEMPT_TIMEOUT_MS = 1000.0
 _RATE_LIMIT_BACKOFF_MS = 1000.0
+_NULL = msgspec.Raw(b"null")
 _TOO_LARGE = b'{"code":-32004,"message":"upstream response larger than max_response_bytes (%d)"}'
 
 
@@ -416,7 +417,7 @@ class Pipeline:
             tr.error_class = ErrorClass.PROVIDER
             tr.error = f"HTTP {resp.status}: malformed JSON-RPC body"
             return
-        if reply.error is not msgspec.UNSET:
+        if reply.error is not msgspec.UNSET and reply.error != _NULL:  # some send "error": null
             raw = bytes(reply.error)
             info = decode_error(raw)
             err = RpcErrorInfo(info.code, info.message, info.data)
