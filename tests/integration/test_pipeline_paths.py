@@ -181,3 +181,66 @@ async def test_one_candidate_is_tried_again_until_the_budget_is_spent() -> None:
     out, _ = await _call(router)
     assert isinstance(out, CallOutcome) and out.ok
     assert [a.provider for a in out.attempts] == ["a", "a", "a"]
+
+
+async def test_a_hedge_that_fails_leaves_the_first_attempt_to_answer() -> None:
+    router = _router({"a": [(0.15, OK[1])], "b": [(0.0, b"junk")]}, "{hedge: {after: 30}}")
+    out, _ = await _call(router)
+    assert isinstance(out, CallOutcome) and out.provider == "a" and not out.hedged
+    assert [(a.provider, a.outcome, a.hedged) for a in out.attempts] == [
+        ("a", "ok", False),
+        ("b", "provider", True),
+    ]
+    b = router.chains()[0].providers["b"]
+    assert b.breaker.snapshot().consecutive_failures == 1  # the failed hedge is charged
+
+
+async def test_when_the_first_attempt_fails_the_hedge_in_flight_answers() -> None:
+    router = _router(
+        {"a": [(0.1, ConnectError("reset"))], "b": [(0.15, OK[1])], "c": [OK]},
+        "{hedge: {after: 30}}",
+    )
+    out, _ = await _call(router)
+    assert isinstance(out, CallOutcome) and out.provider == "b"
+    assert [a.outcome for a in out.attempts] == ["provider", "ok"]
+    assert _fake(router, "c").sent == 0  # no third attempt while the hedge was on its way
+
+
+async def test_two_hedges_when_max_extra_allows() -> None:
+    router = _router(
+        {"a": [(1.0, OK[1])], "b": [(1.0, OK[1])], "c": [OK]},
+        "{hedge: {after: 30, max_extra: 2}}",
+    )
+    out, _ = await _call(router)
+    assert isinstance(out, CallOutcome) and out.provider == "c"
+    assert [(a.provider, a.outcome) for a in out.attempts] == [
+        ("a", "cancelled"),
+        ("b", "cancelled"),
+        ("c", "ok"),
+    ]
+    assert (_fake(router, "a").cancelled, _fake(router, "b").cancelled) == (1, 1)
+
+
+async def test_a_won_hedge_leaves_no_cancellation_behind() -> None:
+    router = _router({"a": [(0.5, OK[1])], "b": [OK]}, "{hedge: {after: 20}}")
+    out, _ = await _call(router)
+    assert isinstance(out, CallOutcome) and out.provider == "b"
+    task = asyncio.current_task()
+    assert task is not None and task.cancelling() == 0
+    await asyncio.sleep(0.01)  # would raise CancelledError if a cancel were still pending
+
+
+async def test_cancelling_the_caller_during_the_first_attempt_still_cancels() -> None:
+    router = _router({"a": [(1.0, OK[1])], "b": [(1.0, OK[1])]}, "{hedge: {after: 20}}")
+    chain = router.chains()[0]
+    ctx = CallContext("r1", chain, "priority")
+    task = asyncio.create_task(
+        router.pipeline.execute(ctx, Call("eth_getBalance", b'["0x1","latest"]', b"1"))
+    )
+    await asyncio.sleep(0.05)  # the first attempt is in place and the hedge is out
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    await asyncio.sleep(0)
+    assert all(p.in_flight == 0 for p in chain.providers.values())
+    assert (_fake(router, "a").cancelled, _fake(router, "b").cancelled) == (1, 1)

@@ -35,6 +35,7 @@ from lasso_rpc.resilience.classify import (
     is_already_known,
     is_method_unsupported,
 )
+from lasso_rpc.resilience.hedging import HedgedRun
 from lasso_rpc.resilience.methods import is_head_sensitive, is_write_method
 from lasso_rpc.routing.strategies import Decision
 
@@ -42,7 +43,7 @@ if TYPE_CHECKING:
     from lasso_rpc.upstream.chain import ChainRuntime
     from lasso_rpc.upstream.provider import ProviderRuntime
 
-__all__ = ["CallContext", "CallOutcome", "Pipeline"]
+__all__ = ["CallContext", "CallOutcome", "Pipeline", "Try", "failed_over"]
 
 _NO_DATA_HEDGE_MS = 500.0
 _MIN_ATTEMPT_TIMEOUT_MS = 1000.0
@@ -85,7 +86,9 @@ def failed_over(attempts: tuple[Attempt, ...]) -> bool:
 
 
 @dataclass(slots=True)
-class _Try:
+class Try:
+    """One attempt: filled in by ``Pipeline.attempt``, fed to stats and breaker by ``account``."""
+
     provider: ProviderRuntime
     hedged: bool
     started_ms: float
@@ -116,12 +119,12 @@ class _Try:
 class Pipeline:
     def __init__(self, *, bus: EventBus, clock: Clock) -> None:
         self._bus = bus
-        self._clock = clock
+        self.clock = clock
         self._ids = itertools.count(1)
 
     async def execute(self, ctx: CallContext, call: Call) -> CallOutcome:
-        t0 = self._clock.now_ms()
-        tries: list[_Try] = []
+        t0 = self.clock.now_ms()
+        tries: list[Try] = []
         decision: Decision | None = None
         try:
             decision = ctx.chain.decide(
@@ -157,7 +160,7 @@ class Pipeline:
         self, ctx: CallContext, call: Call, error: RequestRejected | None = None
     ) -> None:
         """The event for a call answered or refused by the router itself."""
-        t0 = self._clock.now_ms()
+        t0 = self.clock.now_ms()
         if error is None:
             self._publish(ctx, call, t0, (), None, "ok", None, None)
         else:
@@ -174,10 +177,10 @@ class Pipeline:
         error_class: str | None,
         provider: str | None,
     ) -> float:
-        latency_ms = self._clock.now_ms() - t0
+        latency_ms = self.clock.now_ms() - t0
         self._bus.publish(
             RequestFinished(
-                ts=self._clock.wall_s(),
+                ts=self.clock.wall_s(),
                 request_id=ctx.request_id,
                 profile=ctx.chain.profile,
                 chain=ctx.chain.name,
@@ -197,8 +200,8 @@ class Pipeline:
         return latency_ms
 
     async def _run(
-        self, ctx: CallContext, call: Call, decision: Decision, t0: float, tries: list[_Try]
-    ) -> _Try:
+        self, ctx: CallContext, call: Call, decision: Decision, t0: float, tries: list[Try]
+    ) -> Try:
         """The winning attempt (an answer: ``ok`` or ``client``), or a RequestRejected."""
         chain = ctx.chain
         routing = chain.routing
@@ -209,10 +212,10 @@ class Pipeline:
         if write or not hedge.enabled or hedge.max_extra <= 0 or len(order) == 1:
             winner = await self._run_sequential(ctx, call, decision, t0, tries, write)
         else:
-            winner = await self._run_hedged(ctx, call, decision, t0, tries)
+            winner = await HedgedRun(self, ctx, call, decision, t0, tries).run()
         if winner is not None:
             return winner
-        if self._clock.now_ms() >= t0 + routing.request_timeout_ms:
+        if self.clock.now_ms() >= t0 + routing.request_timeout_ms:
             raise DeadlineExceeded(
                 f"request deadline of {routing.request_timeout_ms} ms exceeded",
                 data={"attempts": _attempts_data(tries)},
@@ -228,9 +231,9 @@ class Pipeline:
         call: Call,
         decision: Decision,
         t0: float,
-        tries: list[_Try],
+        tries: list[Try],
         write: bool,
-    ) -> _Try | None:
+    ) -> Try | None:
         """One attempt at a time, each awaited in place: the common case and every write."""
         chain = ctx.chain
         routing = chain.routing
@@ -239,7 +242,7 @@ class Pipeline:
         max_attempts = routing.max_attempts
         budget = 1 if write else max_attempts
         deadline = t0 + routing.request_timeout_ms
-        clock = self._clock
+        clock = self.clock
         n = 0
         while True:
             # The same provider again only when it is the only one.
@@ -248,17 +251,17 @@ class Pipeline:
                 return None
             p = providers[pid]
             now = clock.now_ms()
-            tr = _Try(p, False, now, last_resort=decision.last_resort)
+            tr = Try(p, False, now, last_resort=decision.last_resort)
             tries.append(tr)
             remaining = deadline - now
-            timeout_ms = self._attempt_timeout(p, call, ctx, remaining)
-            await self._attempt(tr, call, ctx, timeout_ms / 1000.0, write)
+            timeout_ms = self.attempt_timeout(p, call, ctx, remaining)
+            await self.attempt(tr, call, ctx, timeout_ms / 1000.0, write)
             if tr.timed_out and timeout_ms >= remaining:
                 # The request's deadline ran out, not the provider's own timeout: like a hedge
                 # loser, it is cancelled rather than charged as a fault.
-                self._cancel_try(tr, call, ctx, "cancelled (request deadline)")
+                self.cancel_try(tr, call, ctx, "cancelled (request deadline)")
                 return None
-            self._account(tr, call, ctx)
+            self.account(tr, call, ctx)
             n += 1
             if tr.kind != "fault":
                 return tr
@@ -269,85 +272,14 @@ class Pipeline:
             if n >= budget or clock.now_ms() >= deadline:
                 return None
 
-    async def _run_hedged(
-        self, ctx: CallContext, call: Call, decision: Decision, t0: float, tries: list[_Try]
-    ) -> _Try | None:
-        """Reads with hedging: a second provider is asked when the first is slower than usual."""
-        chain = ctx.chain
-        routing = chain.routing
-        budget = routing.max_attempts
-        deadline = t0 + routing.request_timeout_ms
-        max_extra = routing.hedge.max_extra
-        providers = [chain.providers[pid] for pid in decision.order]
-        used: set[str] = set()
-        pending: dict[asyncio.Task[None], _Try] = {}
-        extra = 0
-        hedge_at = float("inf")
-        loop = asyncio.get_running_loop()
-
-        def next_provider() -> ProviderRuntime | None:
-            for p in providers:
-                if p.id not in used:
-                    return p
-            return None
-
-        def launch(p: ProviderRuntime, hedged: bool) -> None:
-            nonlocal hedge_at
-            used.add(p.id)
-            now = self._clock.now_ms()
-            tr = _Try(p, hedged, now, last_resort=decision.last_resort)
-            tries.append(tr)
-            timeout_ms = self._attempt_timeout(p, call, ctx, deadline - now)
-            task = loop.create_task(self._attempt(tr, call, ctx, timeout_ms / 1000.0, False))
-            pending[task] = tr
-            hedge_at = now + self._hedge_delay(p, call, ctx)
-
-        launch(providers[0], False)
-        launched = 1
-        winner: _Try | None = None
-        try:
-            while pending and winner is None:
-                now = self._clock.now_ms()
-                can_hedge = extra < max_extra and launched < budget
-                wake = min(deadline, hedge_at) if can_hedge else deadline
-                done = await _first_done(loop, pending, max(wake - now, 0.0) / 1000.0)
-                if not done:
-                    if self._clock.now_ms() >= deadline:
-                        break
-                    nxt = next_provider() if can_hedge else None
-                    if nxt is None:
-                        hedge_at = float("inf")
-                        continue
-                    launch(nxt, True)
-                    launched += 1
-                    extra += 1
-                    continue
-                for task in done:
-                    tr = pending.pop(task)
-                    self._account(tr, call, ctx)
-                    if tr.kind != "fault" and winner is None:
-                        winner = tr
-                if winner is not None:
-                    break
-                if not pending and launched < budget and self._clock.now_ms() < deadline:
-                    nxt = next_provider()
-                    if nxt is not None:
-                        launch(nxt, False)
-                        launched += 1
-        finally:
-            self._cancel(pending, call, ctx)
-        return winner
-
-    def _cancel(
-        self, pending: dict[asyncio.Task[None], _Try], call: Call, ctx: CallContext
-    ) -> None:
+    def cancel(self, pending: dict[asyncio.Task[None], Try], call: Call, ctx: CallContext) -> None:
         for task, tr in pending.items():
             task.cancel()
-            self._cancel_try(tr, call, ctx, "cancelled (another attempt answered first)")
+            self.cancel_try(tr, call, ctx, "cancelled (another attempt answered first)")
         pending.clear()
 
-    def _cancel_try(self, tr: _Try, call: Call, ctx: CallContext, why: str) -> None:
-        now = self._clock.now_ms()
+    def cancel_try(self, tr: Try, call: Call, ctx: CallContext, why: str) -> None:
+        now = self.clock.now_ms()
         tr.kind = "cancelled"
         tr.error = why
         tr.latency_ms = now - tr.started_ms
@@ -356,7 +288,7 @@ class Pipeline:
         # estimate up (never down) so `fastest` stops preferring a provider that hangs.
         tr.provider.stats.censored(call.method, ctx.transport, tr.latency_ms, now)
 
-    def _attempt_timeout(
+    def attempt_timeout(
         self, p: ProviderRuntime, call: Call, ctx: CallContext, remaining_ms: float
     ) -> float:
         routing = ctx.chain.routing
@@ -366,7 +298,7 @@ class Pipeline:
             cap = min(cap, max(_MIN_ATTEMPT_TIMEOUT_MS, 4.0 * p99))
         return max(min(cap, remaining_ms), 1.0)
 
-    def _hedge_delay(self, p: ProviderRuntime, call: Call, ctx: CallContext) -> float:
+    def hedge_delay(self, p: ProviderRuntime, call: Call, ctx: CallContext) -> float:
         after = ctx.chain.routing.hedge.after
         if isinstance(after, int):
             return float(after)
@@ -376,8 +308,8 @@ class Pipeline:
             return _NO_DATA_HEDGE_MS
         return max(float(ctx.chain.routing.hedge.min_delay_ms), v)
 
-    async def _attempt(
-        self, tr: _Try, call: Call, ctx: CallContext, timeout_s: float, write: bool
+    async def attempt(
+        self, tr: Try, call: Call, ctx: CallContext, timeout_s: float, write: bool
     ) -> None:
         p = tr.provider
         uid = next(self._ids)
@@ -406,7 +338,7 @@ class Pipeline:
             return
         finally:
             p.in_flight -= 1
-            tr.latency_ms = self._clock.now_ms() - tr.started_ms
+            tr.latency_ms = self.clock.now_ms() - tr.started_ms
         tr.retry_after_s = resp.retry_after_s
         if resp.status == 429:
             tr.error_class, tr.error = ErrorClass.RATE_LIMITED, "HTTP 429"
@@ -448,10 +380,10 @@ class Pipeline:
             return
         tr.kind, tr.payload = "ok", bytes(reply.result)
 
-    def _account(self, tr: _Try, call: Call, ctx: CallContext) -> None:
+    def account(self, tr: Try, call: Call, ctx: CallContext) -> None:
         """Feed the outcome of a finished attempt to stats, breaker and capability memory."""
         p = tr.provider
-        now = self._clock.now_ms()
+        now = self.clock.now_ms()
         if tr.kind == "ok":
             p.stats.record(call.method, ctx.transport, tr.latency_ms, True, now)
             p.breaker.record(None)
@@ -476,36 +408,7 @@ class Pipeline:
             )
 
 
-async def _first_done(
-    loop: asyncio.AbstractEventLoop, pending: dict[asyncio.Task[None], _Try], timeout_s: float
-) -> list[asyncio.Task[None]]:
-    """The finished tasks once one finishes or ``timeout_s`` passes (empty list: timed out).
-
-    ``asyncio.wait`` does the same with sets, an iscoroutine scan and ensure_future per task;
-    this is the part the pipeline needs, at half the cost per wait.
-    """
-    done = [t for t in pending if t.done()]
-    if done:
-        return done
-    waiter: asyncio.Future[None] = loop.create_future()
-
-    def wake(_: object = None) -> None:
-        if not waiter.done():
-            waiter.set_result(None)
-
-    for t in pending:
-        t.add_done_callback(wake)
-    timer = loop.call_later(timeout_s, wake)
-    try:
-        await waiter
-    finally:
-        timer.cancel()
-        for t in pending:
-            t.remove_done_callback(wake)
-    return [t for t in pending if t.done()]
-
-
-def _attempts_data(tries: list[_Try]) -> list[dict[str, Any]]:
+def _attempts_data(tries: list[Try]) -> list[dict[str, Any]]:
     return [
         {
             "provider": t.provider.id,

@@ -1,0 +1,242 @@
+"""A read with hedging: when the first provider is slower than usual, ask the next one too.
+
+The first attempt runs in place, awaited by the calling task itself, with a timer set at the
+hedge delay: most calls end there, with no Task, no wait helper and no extra loop iteration
+(measured: 42 -> 29 µs of router CPU per call with three providers, bench/hot_path.py).
+
+When the timer fires, the hedge starts as a Task. If the hedge answers first while the first
+attempt is still awaited in place, the calling task is interrupted (``Task.cancel``, then
+``uncancel``, so that a cancellation from anyone else still propagates) and the first attempt
+ends as a cancelled loser, exactly as a losing Task would. If the first attempt fails before a
+hedge answered, the remaining attempts continue as Tasks under :func:`first_done`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from lasso_rpc.jsonrpc.codec import Call
+    from lasso_rpc.resilience.pipeline import CallContext, Pipeline, Try
+    from lasso_rpc.routing.strategies import Decision
+    from lasso_rpc.upstream.provider import ProviderRuntime
+
+__all__ = ["HedgedRun", "first_done"]
+
+_LOSER = "cancelled (another attempt answered first)"
+
+
+class HedgedRun:
+    """The state of one hedged read; ``await HedgedRun(...).run()`` gives the winning try."""
+
+    def __init__(
+        self,
+        pipeline: Pipeline,
+        ctx: CallContext,
+        call: Call,
+        decision: Decision,
+        t0: float,
+        tries: list[Try],
+    ) -> None:
+        chain = ctx.chain
+        routing = chain.routing
+        self._pipeline = pipeline
+        self._clock = pipeline.clock
+        self._ctx = ctx
+        self._call = call
+        self._decision = decision
+        self._tries = tries
+        self._providers = [chain.providers[pid] for pid in decision.order]
+        self._budget = routing.max_attempts
+        self._deadline = t0 + routing.request_timeout_ms
+        self._max_extra = routing.hedge.max_extra
+        self._loop = asyncio.get_running_loop()
+        self._used: set[str] = set()
+        self.pending: dict[asyncio.Task[None], Try] = {}
+        self._launched = 0
+        self._extra = 0
+        self._hedge_at = float("inf")
+        self._timer: asyncio.TimerHandle | None = None
+        self._caller: asyncio.Task[object] | None = None
+        self._in_place: Try | None = None  # the first attempt while it is awaited in place
+        self._interrupted_by: Try | None = None
+
+    async def run(self) -> Try | None:
+        try:
+            # Outside a Task nothing could be interrupted: every attempt is a Task then.
+            winner = await self._first() if asyncio.current_task() is not None else None
+            if winner is None and self._deadline > self._clock.now_ms():
+                winner = await self._rest()
+            return winner
+        finally:
+            self._settle()
+
+    def _settle(self) -> None:
+        """Attempts still out: those that answered anyway are accounted, the rest cancelled."""
+        pending = self.pending
+        for task, tr in list(pending.items()):
+            if task.done() and not task.cancelled():
+                del pending[task]
+                self._pipeline.account(tr, self._call, self._ctx)
+        self._pipeline.cancel(pending, self._call, self._ctx)
+
+    # -- the first attempt, in place --------------------------------------------------------
+
+    async def _first(self) -> Try | None:
+        pipeline, call, ctx = self._pipeline, self._call, self._ctx
+        p = self._providers[0]
+        now = self._clock.now_ms()
+        tr = self._new_try(p, hedged=False, now=now)
+        remaining = self._deadline - now
+        timeout_ms = pipeline.attempt_timeout(p, call, ctx, remaining)
+        self._hedge_at = now + pipeline.hedge_delay(p, call, ctx)
+        self._caller = asyncio.current_task()
+        self._arm()
+        self._in_place = tr
+        try:
+            await pipeline.attempt(tr, call, ctx, timeout_ms / 1000.0, False)
+        except asyncio.CancelledError:
+            winner = self._interrupted_by
+            if winner is None or self._caller is None or self._caller.uncancel() > 0:
+                raise  # not (only) our interruption: whoever cancelled gets it
+            pipeline.cancel_try(tr, call, ctx, _LOSER)
+            return winner
+        finally:
+            self._in_place = None
+            if self._timer is not None:
+                self._timer.cancel()
+                self._timer = None
+        if tr.timed_out and timeout_ms >= remaining:
+            pipeline.cancel_try(tr, call, ctx, "cancelled (request deadline)")
+            return None
+        pipeline.account(tr, call, ctx)
+        return tr if tr.kind != "fault" else None
+
+    def _arm(self) -> None:
+        """Set the timer for the next hedge while the first attempt is in place."""
+        if self._extra < self._max_extra and self._launched < self._budget:
+            at = min(self._hedge_at, self._deadline)
+            delay = max(at - self._clock.now_ms(), 0.0) / 1000.0
+            self._timer = self._loop.call_later(delay, self._fire)
+
+    def _fire(self) -> None:
+        self._timer = None
+        if self._in_place is None or self._clock.now_ms() >= self._deadline:
+            return
+        p = self._next_provider()
+        if p is None:
+            return
+        self._extra += 1
+        task = self._launch(p, hedged=True)
+        task.add_done_callback(self._hedge_done)
+        self._arm()
+
+    def _hedge_done(self, task: asyncio.Task[None]) -> None:
+        tr = self.pending.get(task)
+        if tr is None or task.cancelled() or self._in_place is None:
+            return
+        if self._interrupted_by is not None:
+            return  # another hedge won already; _settle accounts this one
+        del self.pending[task]
+        self._pipeline.account(tr, self._call, self._ctx)
+        if tr.kind != "fault" and self._caller is not None:
+            # The hedge answered first: stop awaiting the first attempt.
+            self._interrupted_by = tr
+            self._caller.cancel()
+
+    # -- everything after a failed first attempt, as Tasks --------------------------------
+
+    async def _rest(self) -> Try | None:
+        pipeline, call, ctx = self._pipeline, self._call, self._ctx
+        clock = self._clock
+        while True:
+            now = clock.now_ms()
+            if now >= self._deadline:
+                return None
+            if not self.pending:
+                p = self._next_provider() if self._launched < self._budget else None
+                if p is None:
+                    return None
+                self._launch(p, hedged=False)
+            can_hedge = self._extra < self._max_extra and self._launched < self._budget
+            wake = min(self._deadline, self._hedge_at) if can_hedge else self._deadline
+            done = await first_done(self._loop, self.pending, max(wake - now, 0.0) / 1000.0)
+            if not done:
+                p = self._next_provider() if can_hedge and clock.now_ms() < self._deadline else None
+                if p is None:
+                    self._hedge_at = float("inf")
+                else:
+                    self._extra += 1
+                    self._launch(p, hedged=True)
+                continue
+            winner: Try | None = None
+            for task in done:
+                tr = self.pending.pop(task)
+                pipeline.account(tr, call, ctx)
+                if tr.kind != "fault" and winner is None:
+                    winner = tr
+            if winner is not None:
+                return winner
+
+    # -- attempts ---------------------------------------------------------------------------
+
+    def _next_provider(self) -> ProviderRuntime | None:
+        for p in self._providers:
+            if p.id not in self._used:
+                return p
+        return None
+
+    def _new_try(self, p: ProviderRuntime, *, hedged: bool, now: float) -> Try:
+        from lasso_rpc.resilience.pipeline import Try
+
+        self._used.add(p.id)
+        self._launched += 1
+        tr = Try(p, hedged, now, last_resort=self._decision.last_resort)
+        self._tries.append(tr)
+        return tr
+
+    def _launch(self, p: ProviderRuntime, *, hedged: bool) -> asyncio.Task[None]:
+        pipeline, call, ctx = self._pipeline, self._call, self._ctx
+        now = self._clock.now_ms()
+        tr = self._new_try(p, hedged=hedged, now=now)
+        timeout_ms = pipeline.attempt_timeout(p, call, ctx, self._deadline - now)
+        task = self._loop.create_task(pipeline.attempt(tr, call, ctx, timeout_ms / 1000.0, False))
+        self.pending[task] = tr
+        self._hedge_at = now + pipeline.hedge_delay(p, call, ctx)
+        return task
+
+    def __repr__(self) -> str:
+        return (
+            f"HedgedRun({self._call.method} launched={self._launched}/{self._budget}"
+            f" extra={self._extra}/{self._max_extra} pending={len(self.pending)})"
+        )
+
+
+async def first_done(
+    loop: asyncio.AbstractEventLoop, pending: dict[asyncio.Task[None], Try], timeout_s: float
+) -> list[asyncio.Task[None]]:
+    """The finished tasks once one finishes or ``timeout_s`` passes (empty list: timed out).
+
+    ``asyncio.wait`` does the same with sets, an iscoroutine scan and ensure_future per task;
+    this is the part the pipeline needs, at half the cost per wait.
+    """
+    done = [t for t in pending if t.done()]
+    if done:
+        return done
+    waiter: asyncio.Future[None] = loop.create_future()
+
+    def wake(_: object = None) -> None:
+        if not waiter.done():
+            waiter.set_result(None)
+
+    for t in pending:
+        t.add_done_callback(wake)
+    timer = loop.call_later(timeout_s, wake)
+    try:
+        await waiter
+    finally:
+        timer.cancel()
+        for t in pending:
+            t.remove_done_callback(wake)
+    return [t for t in pending if t.done()]
