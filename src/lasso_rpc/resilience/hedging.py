@@ -51,7 +51,7 @@ class HedgedRun:
         self._budget = routing.max_attempts
         self._deadline = t0 + routing.request_timeout_ms
         self._max_extra = routing.hedge.max_extra
-        self._loop = asyncio.get_running_loop()
+        self._loop = pipeline.loop()
         self._used: set[str] = set()
         self.pending: dict[asyncio.Task[None], Try] = {}
         self._launched = 0
@@ -65,7 +65,7 @@ class HedgedRun:
     async def run(self) -> Try | None:
         try:
             # Outside a Task nothing could be interrupted: every attempt is a Task then.
-            winner = await self._first() if asyncio.current_task() is not None else None
+            winner = await self._first() if asyncio.current_task(self._loop) else None
             if winner is None and self._deadline > self._clock.now_ms():
                 winner = await self._rest()
             return winner
@@ -91,7 +91,7 @@ class HedgedRun:
         remaining = self._deadline - now
         timeout_ms = pipeline.attempt_timeout(p, call, ctx, remaining)
         self._hedge_at = now + pipeline.hedge_delay(p, call, ctx)
-        self._caller = asyncio.current_task()
+        self._caller = asyncio.current_task(self._loop)
         self._arm()
         self._in_place = tr
         try:

@@ -103,6 +103,7 @@ class Try:
     unsupported: bool = False  # the provider does not serve this method at all
     last_resort: bool = False  # every candidate is half-open: send even without a probe slot
     retry_after_s: float | None = None
+    accounted: bool = False  # fed to stats and breaker already
 
     def as_attempt(self) -> Attempt:
         if self.kind in ("ok", "cancelled"):
@@ -120,7 +121,15 @@ class Pipeline:
     def __init__(self, *, bus: EventBus, clock: Clock) -> None:
         self._bus = bus
         self.clock = clock
+        self._loop: asyncio.AbstractEventLoop | None = None
         self._ids = itertools.count(1)
+
+    def loop(self) -> asyncio.AbstractEventLoop:
+        """The running loop, looked up once: on CPython 3.11 each lookup is a getpid() call."""
+        loop = self._loop
+        if loop is None or loop.is_closed():
+            loop = self._loop = asyncio.get_running_loop()
+        return loop
 
     async def execute(self, ctx: CallContext, call: Call) -> CallOutcome:
         t0 = self.clock.now_ms()
@@ -142,19 +151,25 @@ class Pipeline:
             raise
         attempts = tuple([t.as_attempt() for t in tries])
         ok = winner.kind == "ok"
-        latency_ms = self._publish(
-            ctx,
-            call,
-            t0,
-            attempts,
-            decision,
-            "ok" if ok else "client_error",
-            None,
-            winner.provider.id,
-        )
+        status = "ok" if ok else "client_error"
+        event = self._event(ctx, call, t0, attempts, decision, status, None, winner.provider.id)
+        # The answer goes out first: stats, breaker and event subscribers run right after it
+        # (the next loop iteration), not between the upstream's answer and the client.
+        self.loop().call_soon(self._after, winner, call, ctx, event)
         return CallOutcome(
-            ok, winner.payload, winner.provider.id, attempts, winner.hedged, latency_ms, decision
+            ok,
+            winner.payload,
+            winner.provider.id,
+            attempts,
+            winner.hedged,
+            event.latency_ms,
+            decision,
         )
+
+    def _after(self, winner: Try, call: Call, ctx: CallContext, event: RequestFinished) -> None:
+        if not winner.accounted:
+            self.account(winner, call, ctx)
+        self._bus.publish(event)
 
     def publish_local(
         self, ctx: CallContext, call: Call, error: RequestRejected | None = None
@@ -176,28 +191,40 @@ class Pipeline:
         status: str,
         error_class: str | None,
         provider: str | None,
-    ) -> float:
-        latency_ms = self.clock.now_ms() - t0
+    ) -> None:
         self._bus.publish(
-            RequestFinished(
-                ts=self.clock.wall_s(),
-                request_id=ctx.request_id,
-                profile=ctx.chain.profile,
-                chain=ctx.chain.name,
-                method=call.method,
-                strategy=ctx.strategy if ctx.pin is None else "provider",
-                transport=ctx.transport,
-                status=status,
-                error_class=error_class,
-                latency_ms=latency_ms,
-                attempts=attempts,
-                hedged=any(a.hedged for a in attempts),
-                failover=failed_over(attempts),
-                provider=provider,
-                decision=decision,
-            )
+            self._event(ctx, call, t0, attempts, decision, status, error_class, provider)
         )
-        return latency_ms
+
+    def _event(
+        self,
+        ctx: CallContext,
+        call: Call,
+        t0: float,
+        attempts: tuple[Attempt, ...],
+        decision: Decision | None,
+        status: str,
+        error_class: str | None,
+        provider: str | None,
+    ) -> RequestFinished:
+        latency_ms = self.clock.now_ms() - t0
+        return RequestFinished(
+            ts=self.clock.wall_s(),
+            request_id=ctx.request_id,
+            profile=ctx.chain.profile,
+            chain=ctx.chain.name,
+            method=call.method,
+            strategy=ctx.strategy if ctx.pin is None else "provider",
+            transport=ctx.transport,
+            status=status,
+            error_class=error_class,
+            latency_ms=latency_ms,
+            attempts=attempts,
+            hedged=any(a.hedged for a in attempts),
+            failover=failed_over(attempts),
+            provider=provider,
+            decision=decision,
+        )
 
     async def _run(
         self, ctx: CallContext, call: Call, decision: Decision, t0: float, tries: list[Try]
@@ -261,10 +288,10 @@ class Pipeline:
                 # loser, it is cancelled rather than charged as a fault.
                 self.cancel_try(tr, call, ctx, "cancelled (request deadline)")
                 return None
-            self.account(tr, call, ctx)
             n += 1
             if tr.kind != "fault":
-                return tr
+                return tr  # accounted by execute, once the answer is on its way
+            self.account(tr, call, ctx)
             if write:
                 if not tr.never_sent:
                     return None  # may have reached a provider: never broadcast twice
@@ -384,6 +411,7 @@ class Pipeline:
         """Feed the outcome of a finished attempt to stats, breaker and capability memory."""
         p = tr.provider
         now = self.clock.now_ms()
+        tr.accounted = True
         if tr.kind == "ok":
             p.stats.record(call.method, ctx.transport, tr.latency_ms, True, now)
             p.breaker.record(None)

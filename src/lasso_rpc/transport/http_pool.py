@@ -337,6 +337,7 @@ class HttpPoolTransport:
         self._conns: set[_Connection] = set()
         self._open = 0  # slots taken: connections open, busy or being opened
         self._closed = False
+        self._loop: asyncio.AbstractEventLoop | None = None
 
     def __repr__(self) -> str:
         state = " closed" if self._closed else ""
@@ -348,7 +349,10 @@ class HttpPoolTransport:
     async def post(self, body: bytes, *, timeout_s: float) -> UpstreamResponse:
         if self._closed:
             raise ConnectError(f"{self.origin}: transport is closed")
-        loop = asyncio.get_running_loop()
+        loop = self._loop
+        if loop is None:
+            # Once: on CPython 3.11 every get_running_loop() is a getpid() system call.
+            loop = self._loop = asyncio.get_running_loop()
         deadline = loop.time() + timeout_s
         payload = b"%s%d\r\n\r\n%s" % (self._head, len(body), body)
         if self._idle:  # idle connections are open: connection_lost takes dead ones out
