@@ -226,8 +226,8 @@ class FrontDoor:
         for conn in list(self.conns):
             if not conn.busy:
                 conn.close()
-        # With ``closing`` set, a connection closes after its answer: no new task starts.
-        tasks = [c.task for c in self.conns if c.task is not None]
+        # With ``closing`` set, a connection closes after its answer: no new request starts.
+        tasks = [c.task for c in self.conns if c.busy and c.task is not None]
         if tasks:
             await asyncio.wait(tasks, timeout=timeout_s)
         for conn in list(self.conns):
@@ -298,6 +298,7 @@ class _Connection(asyncio.Protocol):
         "_door",
         "_eof",
         "_head",
+        "_inbox",
         "_loop",
         "_peer",
         "_read_paused",
@@ -314,7 +315,9 @@ class _Connection(asyncio.Protocol):
         self._transport: asyncio.Transport | None = None
         self._buf: bytes | bytearray = b""
         self._head: RequestHead | None = None  # parsed, waiting for the rest of its body
-        self.task: asyncio.Task[None] | None = None
+        self.task: asyncio.Task[None] | None = None  # serves requests in turn; lives while needed
+        # Where the task waits for the next request (None: closed or handed over).
+        self._inbox: asyncio.Future[tuple[RequestHead, bytes] | None] | None = None
         self._peer = "?"
         self._eof = False
         self._read_paused = False
@@ -345,7 +348,7 @@ class _Connection(asyncio.Protocol):
             self._buf = buf
         self.last_active = self._loop.time()
         if not self.busy:
-            self._advance()
+            self._dispatch(self._advance())
         elif len(self._buf) > _MAX_PIPELINED and not self._read_paused:
             self._pause_reading()
 
@@ -356,6 +359,7 @@ class _Connection(asyncio.Protocol):
     def connection_lost(self, exc: Exception | None) -> None:
         self._door.conns.discard(self)
         self._transport = None
+        self._wake(None)
         # A call in flight runs to its end (its request event included); its answer is dropped.
 
     def pause_writing(self) -> None:
@@ -364,28 +368,28 @@ class _Connection(asyncio.Protocol):
     def resume_writing(self) -> None:
         self._write_paused = False
         if not self.busy:
-            self._advance()
+            self._dispatch(self._advance())
 
     # -- requests ------------------------------------------------------------------------
 
-    def _advance(self) -> None:
-        """Start the next complete request in the buffer, or hand the connection over."""
+    def _advance(self) -> tuple[RequestHead, bytes] | None:
+        """The next complete request in the buffer, if any; or hand the connection over."""
         transport = self._transport
         if transport is None or transport.is_closing() or self._write_paused:
-            return
+            return None
         buf = self._buf
         if not buf:
             self._resume_reading()
-            return
+            return None
         head = self._head
         if head is None:
             parsed = parse_head(buf)
             if parsed is None:
                 self._resume_reading()
-                return
+                return None
             if isinstance(parsed, HandOff):
                 self._hand_off(transport)
-                return
+                return None
             head = parsed
             limit = self._door.max_body()
             if head.end - head.start > limit:
@@ -394,21 +398,57 @@ class _Connection(asyncio.Protocol):
                 reply = RpcReply(413, encode_error(None, -32004, msg, {"limit": limit}))
                 self._write(reply, head, close=True)
                 transport.close()
-                return
+                return None
             if head.expect_continue and len(buf) < head.end:
                 transport.write(b"HTTP/1.1 100 Continue\r\n\r\n")
             self._head = head
         if len(buf) < head.end:
             self._resume_reading()
-            return
+            return None
         body = bytes(buf[head.start : head.end])
         rest = buf[head.end :]
         self._buf = rest if rest else b""
         self._head = None
         self.busy = True
-        self.task = self._loop.create_task(self._serve(head, body))
+        return head, body
 
-    async def _serve(self, head: RequestHead, body: bytes) -> None:
+    def _dispatch(self, request: tuple[RequestHead, bytes] | None) -> None:
+        """Hand a request to the connection's task: wake it, or start it on the first one."""
+        if request is None:
+            return
+        if self._inbox is not None:
+            self._wake(request)
+        else:
+            # One task per connection, not per request: a Future per request is cheaper.
+            self.task = self._loop.create_task(self._serve_all(*request))
+
+    def _wake(self, request: tuple[RequestHead, bytes] | None) -> None:
+        inbox, self._inbox = self._inbox, None
+        if inbox is not None and not inbox.done():
+            inbox.set_result(request)
+
+    async def _serve_all(self, head: RequestHead, body: bytes) -> None:
+        """Requests of this connection in order, until it closes or is handed over."""
+        try:
+            while True:
+                if not await self._serve(head, body):
+                    return
+                request = self._advance()  # a pipelined request, if one is buffered
+                if request is None:
+                    if self._eof and not self.busy:
+                        self.close()  # the client sent all it will send
+                    if self._transport is None or self._transport.is_closing():
+                        return
+                    inbox = self._inbox = self._loop.create_future()
+                    request = await inbox
+                    if request is None:
+                        return
+                head, body = request
+        finally:
+            self.task = None
+
+    async def _serve(self, head: RequestHead, body: bytes) -> bool:
+        """One request, answered; False when the connection is done."""
         rpc = self._door.rpc
         try:
             meta, failover = parse_query(head.query) if head.query else (None, False)
@@ -432,16 +472,13 @@ class _Connection(asyncio.Protocol):
         close = not head.keep_alive or self._door.closing
         self._write(reply, head, close=close)
         self.busy = False
-        self.task = None
         transport = self._transport
         if transport is None:
-            return
+            return False
         if close:
             transport.close()
-            return
-        self._advance()  # a pipelined request, if one is buffered
-        if self._eof and not self.busy and self._transport is not None:
-            self._transport.close()  # the client sent all it will send
+            return False
+        return True
 
     def _write(self, reply: RpcReply, head: RequestHead, *, close: bool) -> None:
         transport = self._transport
@@ -477,6 +514,7 @@ class _Connection(asyncio.Protocol):
         door = self._door
         door.conns.discard(self)
         door.handed_off += 1
+        self._wake(None)
         data = bytes(self._buf)
         self._buf = b""
         self._transport = None
