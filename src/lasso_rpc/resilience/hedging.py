@@ -16,9 +16,11 @@ from __future__ import annotations
 import asyncio
 from typing import TYPE_CHECKING
 
+from lasso_rpc.resilience.attempts import Try
+
 if TYPE_CHECKING:
     from lasso_rpc.jsonrpc.codec import Call
-    from lasso_rpc.resilience.pipeline import CallContext, Pipeline, Try
+    from lasso_rpc.resilience.pipeline import CallContext, Pipeline
     from lasso_rpc.routing.strategies import Decision
     from lasso_rpc.upstream.provider import ProviderRuntime
 
@@ -188,8 +190,6 @@ class HedgedRun:
         return None
 
     def _new_try(self, p: ProviderRuntime, *, hedged: bool, now: float) -> Try:
-        from lasso_rpc.resilience.pipeline import Try
-
         self._used.add(p.id)
         self._launched += 1
         tr = Try(p, hedged, now, last_resort=self._decision.last_resort)

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import asyncio
 import itertools
-from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import msgspec
@@ -27,6 +26,7 @@ from lasso_rpc.errors import (
 from lasso_rpc.jsonrpc.codec import Call, decode_error, decode_upstream, encode_upstream_request
 from lasso_rpc.observability.events import Attempt, EventBus, RequestFinished
 from lasso_rpc.observability.redact import redact
+from lasso_rpc.resilience.attempts import Try, failed_over
 from lasso_rpc.resilience.classify import (
     ErrorClass,
     RpcErrorInfo,
@@ -43,7 +43,7 @@ if TYPE_CHECKING:
     from lasso_rpc.upstream.chain import ChainRuntime
     from lasso_rpc.upstream.provider import ProviderRuntime
 
-__all__ = ["CallContext", "CallOutcome", "Pipeline", "Try", "failed_over"]
+__all__ = ["CallContext", "CallOutcome", "Pipeline", "failed_over"]
 
 _NO_DATA_HEDGE_MS = 500.0
 _MIN_ATTEMPT_TIMEOUT_MS = 1000.0
@@ -75,46 +75,6 @@ class CallOutcome(msgspec.Struct, frozen=True):
     @property
     def failover(self) -> bool:
         return failed_over(self.attempts)
-
-
-_ANSWERED = frozenset({"ok", "cancelled", "client_error"})
-
-
-def failed_over(attempts: tuple[Attempt, ...]) -> bool:
-    """An attempt failed and another provider was tried (a hedge that merely won is not)."""
-    return len(attempts) > 1 and any(a.outcome not in _ANSWERED for a in attempts)
-
-
-@dataclass(slots=True)
-class Try:
-    """One attempt: filled in by ``Pipeline.attempt``, fed to stats and breaker by ``account``."""
-
-    provider: ProviderRuntime
-    hedged: bool
-    started_ms: float
-    kind: str = "fault"  # ok | client | fault
-    payload: bytes = b""
-    error_class: ErrorClass | None = None
-    error: str | None = None
-    latency_ms: float = 0.0
-    never_sent: bool = False
-    timed_out: bool = False
-    skipped: bool = False  # never sent (breaker): nothing to learn from it
-    unsupported: bool = False  # the provider does not serve this method at all
-    last_resort: bool = False  # every candidate is half-open: send even without a probe slot
-    retry_after_s: float | None = None
-    accounted: bool = False  # fed to stats and breaker already
-
-    def as_attempt(self) -> Attempt:
-        if self.kind in ("ok", "cancelled"):
-            outcome = self.kind
-        elif self.kind == "client":
-            outcome = "client_error"
-        else:
-            outcome = str(self.error_class or "provider")
-        return Attempt(
-            self.provider.id, outcome, round(self.latency_ms, 3), self.hedged, self.error
-        )
 
 
 class Pipeline:
