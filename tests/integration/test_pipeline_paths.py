@@ -97,7 +97,7 @@ async def test_an_answer_with_error_null_beside_its_result_is_a_success() -> Non
     body = b'{"jsonrpc":"2.0","id":%s,"result":"0x2a","error":null}'
     router = _router({"a": [(0.0, body)], "b": [OK]}, "{hedge: {enabled: false}}")
     out, events = await _call(router)
-    assert isinstance(out, CallOutcome) and out.ok and out.payload == b'"0x2a"'
+    assert isinstance(out, CallOutcome) and out.ok and bytes(out.payload) == b'"0x2a"'
     assert out.provider == "a" and _fake(router, "b").sent == 0
     assert [e.status for e in events] == ["ok"]
 

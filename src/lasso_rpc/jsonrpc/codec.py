@@ -177,11 +177,11 @@ def decode_error(raw: bytes) -> ErrorInfo:
     return ErrorInfo(e.code, e.message, e.data)
 
 
-def encode_result(id_raw: bytes | None, result: bytes) -> bytes:
+def encode_result(id_raw: bytes | None, result: bytes | msgspec.Raw) -> bytes:
     return b"".join((_HEAD, id_raw or _NULL, _RESULT, result, _END))
 
 
-def encode_raw_error(id_raw: bytes | None, error_raw: bytes) -> bytes:
+def encode_raw_error(id_raw: bytes | None, error_raw: bytes | msgspec.Raw) -> bytes:
     return b"".join((_HEAD, id_raw or _NULL, _ERROR, error_raw, _END))
 
 

@@ -5,6 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
+import msgspec
+
 from lasso_rpc.observability.events import Attempt
 from lasso_rpc.resilience.classify import ErrorClass
 
@@ -30,7 +32,7 @@ class Try:
     hedged: bool
     started_ms: float
     kind: str = "fault"  # ok | client | fault
-    payload: bytes = b""
+    payload: bytes | msgspec.Raw = b""
     error_class: ErrorClass | None = None
     error: str | None = None
     latency_ms: float = 0.0

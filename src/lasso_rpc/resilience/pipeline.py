@@ -62,10 +62,14 @@ class CallContext(msgspec.Struct, frozen=True):
 
 
 class CallOutcome(msgspec.Struct, frozen=True):
-    """``payload`` is the upstream ``result`` (ok) or ``error`` object (client_error), raw."""
+    """``payload`` is the upstream ``result`` (ok) or ``error`` object (client_error), raw JSON.
+
+    A ``msgspec.Raw`` is a view into the upstream body, not a copy (a 1 MB result is not
+    duplicated on its way through); ``bytes(payload)`` makes a copy of its own.
+    """
 
     ok: bool
-    payload: bytes
+    payload: bytes | msgspec.Raw
     provider: str
     attempts: tuple[Attempt, ...]
     hedged: bool
@@ -365,7 +369,7 @@ class Pipeline:
             tr.error_class = cls or ErrorClass.PROVIDER
             tr.error = f"HTTP {resp.status} without result"
             return
-        tr.kind, tr.payload = "ok", bytes(reply.result)
+        tr.kind, tr.payload = "ok", reply.result
 
     def account(self, tr: Try, call: Call, ctx: CallContext) -> None:
         """Feed the outcome of a finished attempt to stats, breaker and capability memory."""

@@ -55,9 +55,10 @@ class PipelineBackfill:
         except RequestRejected as exc:
             log.info("back-fill %s via %s failed: %s", method, provider, exc.message)
             return None
-        if not outcome.ok or outcome.payload == b"null":
+        payload = bytes(outcome.payload)
+        if not outcome.ok or payload == b"null":
             return None
-        return outcome.payload
+        return payload
 
     async def head(self, provider: str) -> int | None:
         """``provider``'s head; when it cannot say, the chain's consensus head."""

@@ -327,7 +327,7 @@ class HttpPoolTransport:
             self._ssl = ssl_context or ssl.create_default_context()
         lines = [f"POST {endpoint.target} HTTP/1.1", f"Host: {endpoint.host_header}"]
         lines += [f"{k}: {v}" for k, v in endpoint.request_headers(headers).items()]
-        # Then b"%d\r\n\r\n%s" % (len(body), body), in one formatting per request.
+        # Then the length, a blank line and the body, joined once per request.
         try:
             self._head = ("\r\n".join(lines) + "\r\nContent-Length: ").encode("latin-1")
         except UnicodeEncodeError:
@@ -354,7 +354,7 @@ class HttpPoolTransport:
             # Once: on CPython 3.11 every get_running_loop() is a getpid() system call.
             loop = self._loop = asyncio.get_running_loop()
         deadline = loop.time() + timeout_s
-        payload = b"%s%d\r\n\r\n%s" % (self._head, len(body), body)
+        payload = b"".join((self._head, b"%d\r\n\r\n" % len(body), body))
         if self._idle:  # idle connections are open: connection_lost takes dead ones out
             conn = self._idle.pop()
             conn.idle = False
