@@ -680,9 +680,7 @@ def start_py_spy(stack: Stack, pid: int, seconds: float, rate: int = 250) -> tup
     """``py-spy record --nonblocking --format raw`` on ``pid`` (collapsed stacks)."""
     exe = py_spy_exe()
     if exe is None:
-        raise SystemExit(
-            "py-spy not found: .venv/bin/pip install py-spy (not a project dependency)"
-        )
+        raise SystemExit("py-spy not found: .venv/bin/pip install -c constraints.txt -e '.[bench]'")
     out = stack.tmp / f"py-spy-{pid}.txt"
     argv = [exe, "record", "--pid", str(pid), "--duration", f"{seconds:.0f}", "--rate", str(rate)]
     # Blocking sampling (the default) pauses the target for each sample: ~2 % overhead at
