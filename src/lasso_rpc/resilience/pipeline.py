@@ -111,7 +111,8 @@ class Pipeline:
             winner = await self._run(ctx, call, decision, t0, tries)
         except RequestRejected as exc:
             attempts = tuple([t.as_attempt() for t in tries])
-            self._publish(ctx, call, t0, attempts, decision, "error", _error_name(exc), None)
+            error = _error_name(exc)
+            self._bus.publish(self._event(ctx, call, t0, attempts, decision, "error", error, None))
             raise
         attempts = tuple([t.as_attempt() for t in tries])
         ok = winner.kind == "ok"
@@ -141,24 +142,10 @@ class Pipeline:
         """The event for a call answered or refused by the router itself."""
         t0 = self.clock.now_ms()
         if error is None:
-            self._publish(ctx, call, t0, (), None, "ok", None, None)
+            event = self._event(ctx, call, t0, (), None, "ok", None, None)
         else:
-            self._publish(ctx, call, t0, (), None, "error", _error_name(error), None)
-
-    def _publish(
-        self,
-        ctx: CallContext,
-        call: Call,
-        t0: float,
-        attempts: tuple[Attempt, ...],
-        decision: Decision | None,
-        status: str,
-        error_class: str | None,
-        provider: str | None,
-    ) -> None:
-        self._bus.publish(
-            self._event(ctx, call, t0, attempts, decision, status, error_class, provider)
-        )
+            event = self._event(ctx, call, t0, (), None, "error", _error_name(error), None)
+        self._bus.publish(event)
 
     def _event(
         self,
