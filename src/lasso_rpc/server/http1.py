@@ -48,8 +48,8 @@ _MAX_HEAD = 65536  # a longer head goes to aiohttp, which answers 400/431
 _MAX_PIPELINED = 256 * 1024  # buffered bytes behind a request in flight before reading pauses
 _SWEEP_S = 5.0
 _LARGE = 16 * 1024  # bodies from this size are written beside their head, not copied into it
-_WS = frozenset(b" \t")
 _CTL = re.compile(rb"[\x00-\x1f\x7f]")
+_TOKEN = b"!#$%&'*+-.^_`|~0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
 _REASONS = {
     200: b"OK",
     204: b"No Content",
@@ -59,8 +59,11 @@ _REASONS = {
     500: b"Internal Server Error",
 }
 # Lower-cased names of the only headers the hot path reads.
-_CONTENT_LENGTH, _TRANSFER_ENCODING, _CONNECTION, _UPGRADE, _EXPECT, _META, _REQUEST_ID = range(7)
+_CONTENT_LENGTH, _TRANSFER_ENCODING, _CONNECTION, _UPGRADE, _EXPECT, _META, _REQUEST_ID, _HOST = (
+    range(8)
+)
 _HEADERS = {
+    b"host": _HOST,
     b"content-length": _CONTENT_LENGTH,
     b"transfer-encoding": _TRANSFER_ENCODING,
     b"connection": _CONNECTION,
@@ -121,16 +124,22 @@ def parse_head(buf: bytes | bytearray) -> RequestHead | HandOff | None:
     meta: str | None = None
     request_id: str | None = None
     expect_continue = False
+    host = False
     for line in lines[1:]:
         c = line.find(b":")
-        # No colon, a folded line, or space before the colon: not for this parser.
-        if c <= 0 or line[0] in _WS or line[c - 1] in _WS:
+        # No colon, a folded line, or a name that is not an RFC 9110 token: not for this parser.
+        name = line[:c]
+        if c <= 0 or name.translate(None, _TOKEN):
             return _HANDOFF
-        k = _HEADERS.get(line[:c].lower())
+        k = _HEADERS.get(name.lower())
         if k is None:
             continue
         v = line[c + 1 :].strip(b" \t")
-        if k == _CONTENT_LENGTH:
+        if k == _HOST:
+            if host:
+                return _HANDOFF  # twice: 400 from aiohttp
+            host = True
+        elif k == _CONTENT_LENGTH:
             if length >= 0 or not v.isdigit():
                 return _HANDOFF
             length = int(v)
@@ -155,7 +164,7 @@ def parse_head(buf: bytes | bytearray) -> RequestHead | HandOff | None:
             expect_continue = True
         else:  # Transfer-Encoding, Upgrade, another Expect
             return _HANDOFF
-    if length < 0:
+    if length < 0 or not (host or http10):  # HTTP/1.1 requires a Host (400 from aiohttp)
         return _HANDOFF
     try:
         tail = path[5:].decode("ascii")
