@@ -67,13 +67,15 @@ class HedgedRun:
 
     async def run(self) -> Try | None:
         try:
+            self._caller = asyncio.current_task(self._loop)
             # Outside a Task nothing could be interrupted: every attempt is a Task then.
-            winner = await self._first() if asyncio.current_task(self._loop) else None
+            winner = await self._first() if self._caller is not None else None
             if winner is None and self._deadline > self._clock.now_ms():
                 winner = await self._rest()
             return winner
         finally:
-            self._settle()
+            if self.pending:
+                self._settle()
 
     def _settle(self) -> None:
         """Attempts still out: those that answered anyway are accounted, the rest cancelled."""
@@ -94,7 +96,6 @@ class HedgedRun:
         remaining = self._deadline - now
         timeout_ms = pipeline.attempt_timeout(p, call, ctx, remaining)
         self._hedge_at = now + pipeline.hedge_delay(p, call, ctx)
-        self._caller = asyncio.current_task(self._loop)
         self._arm()
         self._in_place = tr
         try:
@@ -113,8 +114,10 @@ class HedgedRun:
         if tr.timed_out and timeout_ms >= remaining:
             pipeline.cancel_try(tr, call, ctx, "cancelled (request deadline)")
             return None
+        if tr.kind != "fault":
+            return tr  # accounted by the pipeline, once the answer is on its way
         pipeline.account(tr, call, ctx)
-        return tr if tr.kind != "fault" else None
+        return None
 
     def _arm(self) -> None:
         """Set the timer for the next hedge while the first attempt is in place."""
