@@ -177,9 +177,7 @@ class CircuitBreaker:
         """Admit one request, taking a probe slot when half-open. False: do not send it."""
         if self._state is BreakerState.CLOSED:
             return True
-        state = self.state
-        if state is BreakerState.CLOSED:
-            return True
+        state = self.state  # a refresh only moves open to half-open, never to closed
         if state is BreakerState.OPEN or self._probes >= self._config.half_open_max_in_flight:
             return False
         self._probes += 1

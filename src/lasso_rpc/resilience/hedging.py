@@ -111,8 +111,7 @@ class HedgedRun:
             if self._timer is not None:
                 self._timer.cancel()
                 self._timer = None
-        if tr.timed_out and timeout_ms >= remaining:
-            pipeline.cancel_try(tr, call, ctx, "cancelled (request deadline)")
+        if pipeline.cut_by_deadline(tr, call, ctx, timeout_ms, remaining):
             return None
         if tr.kind != "fault":
             return tr  # accounted by the pipeline, once the answer is on its way

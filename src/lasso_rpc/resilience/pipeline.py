@@ -234,10 +234,7 @@ class Pipeline:
             remaining = deadline - now
             timeout_ms = self.attempt_timeout(p, call, ctx, remaining)
             await self.attempt(tr, call, ctx, timeout_ms / 1000.0, write)
-            if tr.timed_out and timeout_ms >= remaining:
-                # The request's deadline ran out, not the provider's own timeout: like a hedge
-                # loser, it is cancelled rather than charged as a fault.
-                self.cancel_try(tr, call, ctx, "cancelled (request deadline)")
+            if self.cut_by_deadline(tr, call, ctx, timeout_ms, remaining):
                 return None
             n += 1
             if tr.kind != "fault":
@@ -255,6 +252,18 @@ class Pipeline:
             task.cancel()
             self.cancel_try(tr, call, ctx, "cancelled (another attempt answered first)")
         pending.clear()
+
+    def cut_by_deadline(
+        self, tr: Try, call: Call, ctx: CallContext, timeout_ms: float, remaining_ms: float
+    ) -> bool:
+        """True when ``tr`` timed out on the request's deadline, not the provider's own timeout.
+
+        Like a hedge loser, such an attempt is cancelled rather than charged as a fault.
+        """
+        if tr.timed_out and timeout_ms >= remaining_ms:
+            self.cancel_try(tr, call, ctx, "cancelled (request deadline)")
+            return True
+        return False
 
     def cancel_try(self, tr: Try, call: Call, ctx: CallContext, why: str) -> None:
         now = self.clock.now_ms()

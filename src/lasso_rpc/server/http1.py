@@ -38,7 +38,7 @@ import msgspec
 
 from lasso_rpc.errors import RequestRejected
 from lasso_rpc.jsonrpc.codec import encode_error
-from lasso_rpc.server.rpc import RpcHandler, RpcReply, reject
+from lasso_rpc.server.rpc import RpcHandler, RpcReply, body_too_large, reject
 
 __all__ = ["FrontDoor", "HandOff", "RequestHead", "parse_head", "parse_query"]
 
@@ -403,9 +403,7 @@ class _Connection(asyncio.Protocol):
             limit = self._door.max_body()
             if head.end - head.start > limit:
                 # Not read at all: answered now, and the connection cannot be reused.
-                msg = f"request body larger than {limit} bytes"
-                reply = RpcReply(413, encode_error(None, -32004, msg, {"limit": limit}))
-                self._write(reply, head, close=True)
+                self._write(reject(body_too_large(limit)), head, close=True)
                 transport.close()
                 return None
             if head.expect_continue and len(buf) < head.end:

@@ -35,7 +35,7 @@ from lasso_rpc.server.errors import error_code
 from lasso_rpc.server.ratelimit import ClientLimiter
 from lasso_rpc.upstream.chain import ChainRuntime
 
-__all__ = ["Route", "RpcHandler", "RpcReply", "parse_route", "reject"]
+__all__ = ["Route", "RpcHandler", "RpcReply", "body_too_large", "parse_route", "reject"]
 
 _JSON = "application/json"
 _req_ids = itertools.count(1)
@@ -112,7 +112,7 @@ class RpcHandler:
             route, chain = self.target(request.match_info["tail"])
             limit = chain.routing.max_body_bytes
             if request.content_length is not None and request.content_length > limit:
-                raise BodyTooLarge(f"request body larger than {limit} bytes", data={"limit": limit})
+                raise body_too_large(limit)
             body = await _read_body(request, limit)
         except RequestRejected as exc:
             reply = reject(exc)
@@ -157,7 +157,7 @@ class RpcHandler:
         try:
             limit = chain.routing.max_body_bytes
             if len(body) > limit:
-                raise BodyTooLarge(f"request body larger than {limit} bytes", data={"limit": limit})
+                raise body_too_large(limit)
             parsed = decode_body(body)
             if self.limiter is not None:
                 cost = 1 if isinstance(parsed, Call) else len(parsed)
@@ -258,9 +258,13 @@ async def _read_body(request: web.Request, limit: int) -> bytes:
     while chunk := await request.content.read(65536):
         size += len(chunk)
         if size > limit:
-            raise BodyTooLarge(f"request body larger than {limit} bytes", data={"limit": limit})
+            raise body_too_large(limit)
         chunks.append(chunk)
     return b"".join(chunks)
+
+
+def body_too_large(limit: int) -> BodyTooLarge:
+    return BodyTooLarge(f"request body larger than {limit} bytes", data={"limit": limit})
 
 
 def reject(exc: RequestRejected) -> RpcReply:

@@ -86,7 +86,7 @@ class ChainRuntime:
         if ctx.pin is not None:
             pinned = self.providers[ctx.pin]
             # An explicit pin is honoured even with an open breaker; only an explicit deny stops it.
-            if not pinned.config.methods.permits(method):
+            if not pinned.permits(method):
                 return Decision(
                     (),
                     "provider",

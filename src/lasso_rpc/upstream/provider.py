@@ -18,6 +18,7 @@ class ProviderRuntime:
     """Mutable runtime state of one provider; everything routing needs to skip or rank it."""
 
     __slots__ = (
+        "_permits",
         "backoff_until_ms",
         "breaker",
         "chain",
@@ -28,7 +29,6 @@ class ProviderRuntime:
         "in_flight",
         "lag",
         "masked_url",
-        "permits",
         "stats",
         "transport",
         "unsupported",
@@ -64,8 +64,7 @@ class ProviderRuntime:
         self.in_flight = 0
         self.backoff_until_ms = 0.0
         self.masked_url = mask_url(config.url)
-        #: method -> allowed by the configured capability globs (memoised: asked per request).
-        self.permits: dict[str, bool] = {}
+        self._permits: dict[str, bool] = {}
 
     @property
     def priority(self) -> int:
@@ -75,18 +74,22 @@ class ProviderRuntime:
     def weight(self) -> float:
         return self.config.weight
 
+    def permits(self, method: str) -> bool:
+        """The configured capability globs allow ``method`` (memoised: asked per request)."""
+        ok = self._permits.get(method)
+        if ok is None:
+            ok = self.config.methods.permits(method)
+            if len(self._permits) < 4096:  # clients choose method names: stay bounded
+                self._permits[method] = ok
+        return ok
+
     def skip_reason(
         self, method: str, *, head_sensitive: bool, max_lag: int, now_ms: float
     ) -> str | None:
         """Why this provider must not get ``method`` now, or None when it may."""
         if self.cordoned:
             return "cordoned"
-        ok = self.permits.get(method)
-        if ok is None:
-            ok = self.config.methods.permits(method)
-            if len(self.permits) < 4096:  # clients choose method names: stay bounded
-                self.permits[method] = ok
-        if not ok or method in self.unsupported:
+        if not self.permits(method) or method in self.unsupported:
             return "method not supported"
         if not self.breaker.admits():
             return f"breaker {self.breaker.state}"
