@@ -58,6 +58,7 @@ __all__ = [
     "ResponseTooLarge",
     "TransportError",
     "UpstreamFault",
+    "error_name",
     "UpstreamTimeout",
 ]
 
@@ -169,3 +170,8 @@ class BodyTooLarge(RequestRejected):
 
 class RateLimited(RequestRejected):
     pass
+
+
+def error_name(cls: type[BaseException]) -> str:
+    """The snake_case name of an error class: ``AllAttemptsFailed`` -> ``all_attempts_failed``."""
+    return "".join("_" + c.lower() if c.isupper() else c for c in cls.__name__).lstrip("_")

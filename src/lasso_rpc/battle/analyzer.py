@@ -49,6 +49,7 @@ from lasso_rpc.battle.collector import (
     release_histogram,
 )
 from lasso_rpc.battle.records import ChaosRecord, SubscriptionRecord, SystemSample
+from lasso_rpc.observability.events import is_provider_fault
 
 __all__ = [
     "RECOVERY_ERROR_MARGIN",
@@ -69,7 +70,6 @@ RECOVERY_STREAK = 3
 RECOVERY_ERROR_MARGIN = 0.01
 RECOVERY_P95_FACTOR = 1.5
 SETTLED_P95_FACTOR = 1.2
-_NOT_PROVIDER_ERRORS = frozenset({"ok", "client_error", "cancelled"})
 
 
 @dataclass(frozen=True, slots=True)
@@ -438,7 +438,7 @@ def _providers(
             requests=got,
             share=got / grand if grand else 0.0,
             attempts=sum(tried.values()),
-            attempt_errors=sum(k for o, k in tried.items() if o not in _NOT_PROVIDER_ERRORS),
+            attempt_errors=sum(k for o, k in tried.items() if is_provider_fault(o)),
         )
     return providers, share, "router" if use_router else "client"
 

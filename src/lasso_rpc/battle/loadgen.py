@@ -29,7 +29,8 @@ import orjson
 
 from lasso_rpc.battle.records import Outcome, RequestRecord
 from lasso_rpc.battle.workload import Workload
-from lasso_rpc.errors import TransportError, UpstreamTimeout
+from lasso_rpc.errors import TransportError, UpstreamTimeout, error_name
+from lasso_rpc.observability.events import is_provider_fault
 from lasso_rpc.server.errors import ERROR_TABLE
 from lasso_rpc.transport.base import UpstreamResponse
 from lasso_rpc.transport.http_pool import HttpPoolTransport
@@ -45,14 +46,8 @@ __all__ = [
 ]
 
 
-def _snake(name: str) -> str:
-    return "".join("_" + c.lower() if c.isupper() else c for c in name).lstrip("_")
-
-
 #: JSON-RPC codes the router answers with itself → short error class (from the server's table).
-ROUTER_ERRORS: Mapping[int, str] = {
-    code: _snake(cls.__name__) for cls, (code, _) in ERROR_TABLE.items()
-}
+ROUTER_ERRORS: Mapping[int, str] = {code: error_name(cls) for cls, (code, _) in ERROR_TABLE.items()}
 
 
 @dataclass(frozen=True, slots=True)
@@ -107,10 +102,6 @@ class _ErrorData(msgspec.Struct):
     attempts: list[_FailedAttempt] = []
 
 
-#: Attempt outcomes that are no failure of the provider (so no reason to fail over).
-_NOT_FAULTS = frozenset({"ok", "cancelled", "client_error"})
-
-
 _body_decoder = msgspec.json.Decoder(_Body)
 _data_decoder = msgspec.json.Decoder(_ErrorData)
 _MALFORMED = Reply("error", "malformed_response")
@@ -153,7 +144,7 @@ def classify_reply(status: int, body: bytes) -> Reply:
             tried = _data_decoder.decode(err.data).attempts
         except (msgspec.DecodeError, msgspec.ValidationError):
             pass
-    failover = len(tried) > 1 and any(a.error_class not in _NOT_FAULTS for a in tried)
+    failover = len(tried) > 1 and any(is_provider_fault(a.error_class) for a in tried)
     return Reply("error", name, None, len(tried), False, failover)
 
 

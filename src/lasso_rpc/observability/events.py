@@ -37,8 +37,10 @@ __all__ = [
     "ProviderHealth",
     "RequestFinished",
     "SubscriptionFailover",
+    "ANSWERED_OUTCOMES",
     "event_fields",
     "event_to_dict",
+    "is_provider_fault",
 ]
 
 log = logging.getLogger("lasso_rpc.events")
@@ -55,6 +57,16 @@ class Attempt(msgspec.Struct, frozen=True):
     latency_ms: float
     hedged: bool = False
     error: str | None = None  # short, masked description
+
+
+#: Attempt outcomes that are no failure of the provider: the one definition of "not a provider
+#: fault" (router failover flag, include_meta, the battle load generator and analyzer).
+ANSWERED_OUTCOMES = frozenset({"ok", "cancelled", "client_error"})
+
+
+def is_provider_fault(outcome: str) -> bool:
+    """An attempt outcome (or error class) that counts against the provider."""
+    return outcome not in ANSWERED_OUTCOMES
 
 
 class Event(msgspec.Struct, frozen=True, kw_only=True):

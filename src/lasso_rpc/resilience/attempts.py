@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING
 
 import msgspec
 
-from lasso_rpc.observability.events import Attempt
+from lasso_rpc.observability.events import Attempt, is_provider_fault
 from lasso_rpc.resilience.classify import ErrorClass
 
 if TYPE_CHECKING:
@@ -16,12 +16,9 @@ if TYPE_CHECKING:
 __all__ = ["Try", "failed_over"]
 
 
-_ANSWERED = frozenset({"ok", "cancelled", "client_error"})
-
-
 def failed_over(attempts: tuple[Attempt, ...]) -> bool:
     """An attempt failed and another provider was tried (a hedge that merely won is not)."""
-    return len(attempts) > 1 and any(a.outcome not in _ANSWERED for a in attempts)
+    return len(attempts) > 1 and any(is_provider_fault(a.outcome) for a in attempts)
 
 
 @dataclass(slots=True)

@@ -22,6 +22,7 @@ from lasso_rpc.errors import (
     ResponseTooLarge,
     TransportError,
     UpstreamTimeout,
+    error_name,
 )
 from lasso_rpc.jsonrpc.codec import Call, decode_error, decode_upstream, encode_upstream_request
 from lasso_rpc.observability.events import Attempt, EventBus, RequestFinished
@@ -111,7 +112,7 @@ class Pipeline:
             winner = await self._run(ctx, call, decision, t0, tries)
         except RequestRejected as exc:
             attempts = tuple([t.as_attempt() for t in tries])
-            error = _error_name(exc)
+            error = error_name(type(exc))
             self._bus.publish(self._event(ctx, call, t0, attempts, decision, "error", error, None))
             raise
         attempts = tuple([t.as_attempt() for t in tries])
@@ -144,7 +145,7 @@ class Pipeline:
         if error is None:
             event = self._event(ctx, call, t0, (), None, "ok", None, None)
         else:
-            event = self._event(ctx, call, t0, (), None, "error", _error_name(error), None)
+            event = self._event(ctx, call, t0, (), None, "error", error_name(type(error)), None)
         self._bus.publish(event)
 
     def _event(
@@ -406,8 +407,3 @@ def _attempts_data(tries: list[Try]) -> list[dict[str, Any]]:
         }
         for t in tries
     ]
-
-
-def _error_name(exc: RequestRejected) -> str:
-    name = type(exc).__name__
-    return "".join("_" + c.lower() if c.isupper() else c for c in name).lstrip("_")
