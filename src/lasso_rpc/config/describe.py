@@ -16,7 +16,17 @@ import annotated_types as at
 from pydantic import BaseModel
 from pydantic.fields import FieldInfo
 
-__all__ = ["Expect", "Located", "Shape", "choices", "describe", "locate", "model_of", "shape_of"]
+__all__ = [
+    "Expect",
+    "Located",
+    "Shape",
+    "choices",
+    "describe",
+    "locate",
+    "model_of",
+    "shape_of",
+    "union_members",
+]
 
 Loc = tuple[int | str, ...]
 
@@ -54,7 +64,7 @@ def model_of(tp: Any) -> type[BaseModel] | None:
     return tp if isinstance(tp, type) and issubclass(tp, BaseModel) else None
 
 
-def _members(tp: Any) -> list[Any] | None:
+def union_members(tp: Any) -> list[Any] | None:
     """The non-None members of a union, or None when ``tp`` is no union."""
     if get_origin(tp) in (Union, types.UnionType):
         return [a for a in get_args(tp) if a is not type(None)]
@@ -86,6 +96,8 @@ _PLURALS = {"a string": "strings", "a mapping": "mappings", "true or false": "bo
 
 
 def _plural(phrase: str) -> str:
+    if phrase.startswith("one of "):
+        return phrase
     for one, many in _PLURALS.items():
         if phrase == one:
             return many
@@ -101,7 +113,7 @@ def describe(shape: Shape) -> str:
         if isinstance(m, Expect):
             return m.text
     tp = shape.tp
-    members = _members(tp)
+    members = union_members(tp)
     if members is not None:
         return " or ".join(describe(shape_of(a)) for a in members)
     origin = get_origin(tp)
@@ -132,7 +144,7 @@ def choices(shape: Shape) -> tuple[str, ...]:
     for m in shape.meta:
         if isinstance(m, Expect) and m.choices:
             return m.choices
-    members = _members(shape.tp)
+    members = union_members(shape.tp)
     if members is not None:
         return tuple(c for a in members for c in choices(shape_of(a)))
     if get_origin(shape.tp) is Literal:
@@ -159,7 +171,7 @@ def locate(root: type[BaseModel], loc: Loc) -> Located:
     while i < len(loc):
         part, tp = loc[i], shape.tp
         model = model_of(tp)
-        members = _members(tp)
+        members = union_members(tp)
         if model is not None:
             if not isinstance(part, str) or part not in model.model_fields:
                 return Located((*path, part), None, model)

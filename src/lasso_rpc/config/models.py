@@ -351,7 +351,14 @@ class ProfileConfig(_Frozen):
     )
     chains: dict[str, ChainConfig] = Field(
         description="Chains by name (/rpc/<name>).",
-        examples=[{"ethereum": {"chain_id": 1, "providers": [{"id": "a", "url": "http://x"}]}}],
+        examples=[
+            {
+                "ethereum": {
+                    "chain_id": 1,
+                    "providers": [{"id": "alpha", "url": "http://10.0.0.5:8545"}],
+                }
+            }
+        ],
     )
 
     @model_validator(mode="after")
