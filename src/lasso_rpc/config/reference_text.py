@@ -139,9 +139,11 @@ Any string value may hold placeholders, replaced before validation:
 
 Substituted values are secrets from then on: log lines and upstream error texts (in client error
 data and events) show `***` in their place, and provider URLs only ever appear as
-`scheme://host/***`. Put API keys in the environment rather than in the file. A value is substituted as text: a
-placeholder for a number must stand alone in its value (`port: "${{PORT:-4000}}"`; quoted, since a
-bare `${{` inside a `{{...}}` flow mapping is a YAML error).
+`scheme://host/***`. Put API keys in the environment rather than in the file.
+
+A value is substituted as text and then read as the key's type: `port: "${{PORT:-4000}}"` is the
+number 4000. Quote a value that starts with a placeholder inside a `{{...}}` flow mapping (a bare
+`${{` there is a YAML error).
 
 ## Routing defaults and chain overrides
 
