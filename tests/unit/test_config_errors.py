@@ -5,9 +5,11 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from pydantic import BaseModel, ConfigDict, ValidationError
 from typer.testing import CliRunner
 
 from lasso_rpc.config import load_config, load_config_text
+from lasso_rpc.config.messages import validation_errors
 from lasso_rpc.errors import ConfigError
 
 ONE_PROVIDER = "providers: [{id: a, url: 'http://127.0.0.1:1'}]"
@@ -234,3 +236,29 @@ def test_check_config_prints_every_error_and_the_count(tmp_path: Path) -> None:
     assert result.exit_code == 1
     assert "chains.ethereum.providers[1].id: duplicate provider id 'a'" in result.output
     assert "18 error(s)" in result.output
+
+
+class _Budget(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    ratio: float = 0.1
+
+
+class _WithUnion(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    hedge: bool | _Budget = True
+
+
+@pytest.mark.parametrize(
+    ("value", "expected"),
+    [
+        ({"ratoi": 1}, [(("hedge", "ratoi"), "unknown key; did you mean 'ratio'?")]),
+        (5, [(("hedge",), "must be true or false or a mapping (got 5)")]),
+    ],
+)
+def test_a_block_that_may_also_be_a_flag_reports_the_branch_written(
+    value: object, expected: list[tuple[tuple[str, ...], str]]
+) -> None:
+    # blocks to come (hedge budget, ejection) may take `true` or a mapping: no branch tags
+    with pytest.raises(ValidationError) as info:
+        _WithUnion.model_validate({"hedge": value})
+    assert validation_errors(_WithUnion, info.value) == expected

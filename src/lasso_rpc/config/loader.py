@@ -263,7 +263,8 @@ def load_config_text(texts: list[tuple[str, str]], env: Mapping[str, str] | None
                 globals_[key] = (src, getattr(pf, key, None))
         if pf is None:
             continue
-        profile = ProfileConfig(**{k: getattr(pf, k) for k in ProfileConfig.model_fields})
+        fields = {k: getattr(pf, k) for k in ProfileConfig.model_fields}  # validated parts
+        profile = ProfileConfig.model_validate(fields, context={LOADER_CHECKS: True})
         if profile.slug in profiles:
             errors.append(f"{prefix}slug: duplicate profile slug {profile.slug!r}")
             continue

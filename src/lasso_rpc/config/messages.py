@@ -81,8 +81,13 @@ def validation_errors(root: type[BaseModel], exc: ValidationError) -> list[tuple
             typed.add(path)
             msg = _must_be(located, err.get("input"))
         out[(path, msg)] = None
-    return [
-        (path, msg)
-        for path, msg in out
-        if not (msg == "required" and path and path[-1] in unknown.get(path[:-1], ()))
-    ]
+    deeper = {p[:n] for p, _ in out for n in range(len(p))}
+
+    def redundant(path: Loc, msg: str) -> bool:
+        # "required" beside its misspelling; "must be" for a union whose mapping branch was
+        # taken (the errors inside that mapping say what is wrong)
+        if msg == "required" and path and path[-1] in unknown.get(path[:-1], ()):
+            return True
+        return path in typed and path in deeper and msg.startswith("must be")
+
+    return [(path, msg) for path, msg in out if not redundant(path, msg)]

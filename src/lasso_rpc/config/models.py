@@ -14,15 +14,9 @@ import functools
 import re
 from typing import Annotated, Literal
 
-from pydantic import (
-    BaseModel,
-    ConfigDict,
-    Field,
-    ValidationInfo,
-    field_validator,
-    model_validator,
-)
+from pydantic import Field, ValidationInfo, field_validator, model_validator
 
+from lasso_rpc.config.base import Frozen
 from lasso_rpc.config.describe import Expect
 from lasso_rpc.config.server import ClientRateLimit, ControlConfig, ServerConfig
 
@@ -66,11 +60,7 @@ def _loader_checked(info: ValidationInfo) -> bool:
     return bool(info.context and info.context.get(LOADER_CHECKS))
 
 
-class _Frozen(BaseModel):
-    model_config = ConfigDict(frozen=True, extra="forbid")
-
-
-class HedgeConfig(_Frozen):
+class HedgeConfig(Frozen):
     """Hedging: a slow read is sent to a second provider too; the first answer wins."""
 
     enabled: bool = Field(default=True, description="Hedge reads. Writes are never hedged.")
@@ -88,7 +78,7 @@ class HedgeConfig(_Frozen):
     )
 
 
-class BreakerConfig(_Frozen):
+class BreakerConfig(Frozen):
     """Circuit breaker per provider: open after faults in a row, probe, close on answers."""
 
     failure_threshold: Annotated[int, Field(ge=1)] = Field(
@@ -125,7 +115,7 @@ _STRATEGY_TEXT = Expect(
 )
 
 
-class RoutingConfig(_Frozen):
+class RoutingConfig(Frozen):
     """How requests are routed, retried and hedged. Any key may be set per chain."""
 
     default_strategy: Annotated[Strategy, _STRATEGY_TEXT] = Field(
@@ -181,7 +171,7 @@ class RoutingConfig(_Frozen):
         return STRATEGIES.get(v, v) if isinstance(v, str) else v
 
 
-class MethodsConfig(_Frozen):
+class MethodsConfig(Frozen):
     """Capability hints: which methods a provider serves, as glob patterns (``trace_*``)."""
 
     allow: list[str] | None = Field(
@@ -213,7 +203,7 @@ _ERROR_CLASS = Literal["client", "provider", "rate_limited", "capability", "lagg
 _OVERRIDE_KEY = re.compile(r"^(-?\d+|msg:.+)$")
 
 
-class ProviderConfig(_Frozen):
+class ProviderConfig(Frozen):
     """One upstream endpoint of a chain."""
 
     id: Annotated[str, Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$"), _ID] = Field(
@@ -297,7 +287,7 @@ class ProviderConfig(_Frozen):
         return {str(k): c for k, c in v.items()}  # YAML reads -32000 as a number
 
 
-class ChainConfig(_Frozen):
+class ChainConfig(Frozen):
     """A chain and its providers."""
 
     chain_id: Annotated[int, Field(ge=1)] = Field(
@@ -333,7 +323,7 @@ class ChainConfig(_Frozen):
         return self
 
 
-class ProfileConfig(_Frozen):
+class ProfileConfig(Frozen):
     """A profile: a named set of chains with their providers and routing defaults."""
 
     name: str = Field(description="Display name.", examples=["Local"])
@@ -387,7 +377,7 @@ class ProfileFile(ProfileConfig):
     )
 
 
-class Config(_Frozen):
+class Config(Frozen):
     profiles: dict[str, ProfileConfig]
     default_profile: str
     server: ServerConfig = ServerConfig()

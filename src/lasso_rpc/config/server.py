@@ -4,16 +4,14 @@ from __future__ import annotations
 
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import Field, model_validator
+
+from lasso_rpc.config.base import Frozen
 
 __all__ = ["ClientRateLimit", "ControlConfig", "ServerConfig"]
 
 
-class _Frozen(BaseModel):
-    model_config = ConfigDict(frozen=True, extra="forbid")
-
-
-class ControlConfig(_Frozen):
+class ControlConfig(Frozen):
     """The control API (/api/control/...): breakers, cordons, reload. Off by default."""
 
     enabled: bool = Field(default=False, description="Serve the control API.", examples=[True])
@@ -33,7 +31,7 @@ class ControlConfig(_Frozen):
         return self
 
 
-class ClientRateLimit(_Frozen):
+class ClientRateLimit(Frozen):
     """Per client address token bucket; over it a call gets -32005 (HTTP 429)."""
 
     requests_per_second: Annotated[float, Field(gt=0)] = Field(
@@ -45,7 +43,7 @@ class ClientRateLimit(_Frozen):
     )
 
 
-class ServerConfig(_Frozen):
+class ServerConfig(Frozen):
     """Process-wide settings; ``lasso-rpc serve --host/--port`` override host and port."""
 
     host: str = Field(default="127.0.0.1", description="Listen address (0.0.0.0: every interface).")
