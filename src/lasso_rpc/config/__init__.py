@@ -1,14 +1,16 @@
-"""Configuration: YAML profiles → frozen, validated models."""
+"""Configuration: YAML profiles → frozen, validated models (reference: docs/config.md)."""
 
 from lasso_rpc.config.loader import format_loc, load_config, load_config_text, secrets_of
 from lasso_rpc.config.models import (
     BreakerConfig,
     ChainConfig,
+    ClientRateLimit,
     Config,
     ControlConfig,
     HedgeConfig,
     MethodsConfig,
     ProfileConfig,
+    ProfileFile,
     ProviderConfig,
     RoutingConfig,
     ServerConfig,
@@ -19,11 +21,13 @@ from lasso_rpc.config.models import (
 __all__ = [
     "BreakerConfig",
     "ChainConfig",
+    "ClientRateLimit",
     "Config",
     "ControlConfig",
     "HedgeConfig",
     "MethodsConfig",
     "ProfileConfig",
+    "ProfileFile",
     "ProviderConfig",
     "RoutingConfig",
     "ServerConfig",

@@ -1,4 +1,11 @@
-"""Frozen configuration models (SPEC §2). Validation errors carry their key paths."""
+"""Frozen configuration models (SPEC §2), one per YAML block.
+
+Every field carries a ``description`` (and, when its default does not show a typical value, an
+``examples`` entry): ``lasso_rpc.config.reference`` prints them as docs/config.md and a test fails
+when the two differ. A new key is one field with a description here; nothing else to edit.
+Validators that compare several entries (duplicate ids, names) are also run by the loader on the
+raw YAML, so they are reported even when other keys are invalid; here they guard direct use.
+"""
 
 from __future__ import annotations
 
@@ -7,9 +14,14 @@ import functools
 import re
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import Field, ValidationInfo, field_validator, model_validator
+
+from lasso_rpc.config.base import Frozen
+from lasso_rpc.config.describe import Expect
+from lasso_rpc.config.server import ClientRateLimit, ControlConfig, ServerConfig
 
 __all__ = [
+    "LOADER_CHECKS",
     "STRATEGIES",
     "BreakerConfig",
     "ChainConfig",
@@ -19,12 +31,16 @@ __all__ = [
     "HedgeConfig",
     "MethodsConfig",
     "ProfileConfig",
+    "ProfileFile",
     "ProviderConfig",
     "RoutingConfig",
     "ServerConfig",
     "Strategy",
     "canonical_strategy",
 ]
+
+#: Validation context flag: the loader has checked cross-entry rules on the raw document.
+LOADER_CHECKS = "lasso_loader_checks"
 
 Strategy = Literal["fastest", "load-balanced", "latency-weighted", "priority"]
 STRATEGIES: dict[str, Strategy] = {
@@ -40,43 +56,114 @@ def canonical_strategy(name: str) -> Strategy | None:
     return STRATEGIES.get(name)
 
 
-class _Frozen(BaseModel):
-    model_config = ConfigDict(frozen=True, extra="forbid")
+def _loader_checked(info: ValidationInfo) -> bool:
+    return bool(info.context and info.context.get(LOADER_CHECKS))
 
 
-class HedgeConfig(_Frozen):
-    enabled: bool = True
-    #: "p50".."p99" of the provider's observed latency for the method, or a fixed delay in ms.
-    after: Annotated[str, Field(pattern=r"^p(50|75|90|95|99)$")] | Annotated[int, Field(ge=1)] = (
-        "p90"
+class HedgeConfig(Frozen):
+    """Hedging: a slow read is sent to a second provider too; the first answer wins."""
+
+    enabled: bool = Field(default=True, description="Hedge reads. Writes are never hedged.")
+    after: Literal["p50", "p75", "p90", "p95", "p99"] | Annotated[int, Field(ge=1)] = Field(
+        default="p90",
+        description="When to send the extra copy: a percentile of the provider's observed "
+        "latency for the method (500 ms until it has data), or a fixed delay in ms.",
+        examples=[250],
     )
-    max_extra: Annotated[int, Field(ge=0, le=3)] = 1
-    min_delay_ms: Annotated[int, Field(ge=0)] = 20
+    max_extra: Annotated[int, Field(ge=0, le=3)] = Field(
+        default=1, description="Extra copies per request at most (0: no hedging)."
+    )
+    min_delay_ms: Annotated[int, Field(ge=0)] = Field(
+        default=20, description="Lower bound of a percentile-based hedge delay, in ms."
+    )
 
 
-class BreakerConfig(_Frozen):
-    failure_threshold: Annotated[int, Field(ge=1)] = 5
-    rate_limit_threshold: Annotated[int, Field(ge=1)] = 3
-    recovery_ms: Annotated[int, Field(ge=1)] = 30_000
-    max_recovery_ms: Annotated[int, Field(ge=1)] = 300_000
-    jitter: Annotated[float, Field(ge=0.0, le=1.0)] = 0.2
-    half_open_successes: Annotated[int, Field(ge=1)] = 2
-    half_open_max_in_flight: Annotated[int, Field(ge=1)] = 1
+class BreakerConfig(Frozen):
+    """Circuit breaker per provider: open after faults in a row, probe, close on answers."""
+
+    failure_threshold: Annotated[int, Field(ge=1)] = Field(
+        default=5,
+        description="Provider faults in a row (5xx, timeouts, internal errors) that open it.",
+    )
+    rate_limit_threshold: Annotated[int, Field(ge=1)] = Field(
+        default=3, description="Rate-limit answers in a row (HTTP 429, -32005) that open it."
+    )
+    recovery_ms: Annotated[int, Field(ge=1)] = Field(
+        default=30_000,
+        description="Wait before an open breaker lets probes through (half-open); "
+        "doubles with every re-open since it last closed.",
+    )
+    max_recovery_ms: Annotated[int, Field(ge=1)] = Field(
+        default=300_000, description="Cap of the growing recovery wait, in ms."
+    )
+    jitter: Annotated[float, Field(ge=0.0, le=1.0)] = Field(
+        default=0.2,
+        description="Random spread of the recovery wait (0.2: ±20%), so breakers opened "
+        "together do not probe together.",
+    )
+    half_open_successes: Annotated[int, Field(ge=1)] = Field(
+        default=2, description="Answered probes that close a half-open breaker."
+    )
+    half_open_max_in_flight: Annotated[int, Field(ge=1)] = Field(
+        default=1, description="Probes let through at once while half-open."
+    )
 
 
-class RoutingConfig(_Frozen):
-    default_strategy: Strategy = "load-balanced"
-    request_timeout_ms: Annotated[int, Field(ge=1)] = 10_000
-    #: Upper bound of a single attempt; the observed latency usually sets a lower one.
-    attempt_timeout_ms: Annotated[int, Field(ge=1)] | None = None
-    max_attempts: Annotated[int, Field(ge=1, le=10)] = 3
-    hedge: HedgeConfig = HedgeConfig()
-    breaker: BreakerConfig = BreakerConfig()
-    max_lag_blocks: Annotated[int, Field(ge=0)] = 8
-    max_batch_size: Annotated[int, Field(ge=1)] = 50
-    max_body_bytes: Annotated[int, Field(ge=256)] = 5 * 1024 * 1024
-    max_response_bytes: Annotated[int, Field(ge=1024)] = 64 * 1024 * 1024
-    head_poll_ms: Annotated[int, Field(ge=50)] = 2_000
+_STRATEGY_TEXT = Expect(
+    "one of fastest, load-balanced (alias round-robin), latency-weighted, priority",
+    choices=tuple(STRATEGIES),
+)
+
+
+class RoutingConfig(Frozen):
+    """How requests are routed, retried and hedged. Any key may be set per chain."""
+
+    default_strategy: Annotated[Strategy, _STRATEGY_TEXT] = Field(
+        default="load-balanced",
+        description="Strategy of /rpc/<chain>; a strategy in the path (/rpc/fastest/<chain>) "
+        "wins. fastest: lowest latency for the method; load-balanced: spread by weight; "
+        "latency-weighted: random, favouring low latency; priority: lowest priority first.",
+        examples=["fastest"],
+    )
+    request_timeout_ms: Annotated[int, Field(ge=1)] = Field(
+        default=10_000,
+        description="Deadline of a client request across every attempt and hedge (then -32003).",
+    )
+    attempt_timeout_ms: Annotated[int, Field(ge=1)] | None = Field(
+        default=None,
+        description="Upper bound of one upstream attempt (a provider's timeout_ms wins); "
+        "unset: the request deadline. Also capped at 4x the provider's p99 (at least 1 s).",
+        examples=[3000],
+    )
+    max_attempts: Annotated[int, Field(ge=1, le=10)] = Field(
+        default=3,
+        description="Upstream sends per read, hedges included (a failed attempt fails over "
+        "to the next provider). Writes are sent once.",
+    )
+    hedge: HedgeConfig = Field(default=HedgeConfig(), description="Hedging of slow reads.")
+    breaker: BreakerConfig = Field(
+        default=BreakerConfig(), description="Circuit breaker per provider."
+    )
+    max_lag_blocks: Annotated[int, Field(ge=0)] = Field(
+        default=8,
+        description="A provider further behind the best head is skipped for methods that "
+        "depend on the head (and for subscriptions).",
+    )
+    max_batch_size: Annotated[int, Field(ge=1)] = Field(
+        default=50, description="Calls in one JSON-RPC batch at most (HTTP and WebSocket)."
+    )
+    max_body_bytes: Annotated[int, Field(ge=256)] = Field(
+        default=5 * 1024 * 1024, description="Largest client request body (then HTTP 413, -32004)."
+    )
+    max_response_bytes: Annotated[int, Field(ge=1024)] = Field(
+        default=64 * 1024 * 1024,
+        description="Largest upstream answer read; a larger one is an error for that provider.",
+    )
+    head_poll_ms: Annotated[int, Field(ge=50)] = Field(
+        default=2_000,
+        description="Interval of the eth_blockNumber health poll of every provider (head, "
+        "lag, breaker probes).",
+    )
 
     @field_validator("default_strategy", mode="before")
     @classmethod
@@ -84,11 +171,19 @@ class RoutingConfig(_Frozen):
         return STRATEGIES.get(v, v) if isinstance(v, str) else v
 
 
-class MethodsConfig(_Frozen):
-    """Capability hints: glob patterns such as ``trace_*``."""
+class MethodsConfig(Frozen):
+    """Capability hints: which methods a provider serves, as glob patterns (``trace_*``)."""
 
-    allow: list[str] | None = None
-    deny: list[str] = []
+    allow: list[str] | None = Field(
+        default=None,
+        description="Only these methods are sent to the provider; unset: every method.",
+        examples=[["eth_*", "net_version"]],
+    )
+    deny: list[str] = Field(
+        default=[],
+        description="Never sent to the provider (wins over allow).",
+        examples=[["trace_*"]],
+    )
 
     def permits(self, method: str) -> bool:
         # Asked on every request for every provider: memoised per (patterns, method).
@@ -103,27 +198,69 @@ def _permits(deny: tuple[str, ...], allow: tuple[str, ...] | None, method: str) 
     return allow is None or any(fnmatch.fnmatchcase(method, p) for p in allow)
 
 
-_ID = r"^[A-Za-z0-9][A-Za-z0-9_.-]*$"
+_ID = Expect("a name of letters, digits, '_', '.' and '-', starting with a letter or digit")
+_ERROR_CLASS = Literal["client", "provider", "rate_limited", "capability", "lagging"]
+_OVERRIDE_KEY = re.compile(r"^(-?\d+|msg:.+)$")
 
 
-class ProviderConfig(_Frozen):
-    id: Annotated[str, Field(pattern=_ID)]
-    name: str | None = None
-    url: str
-    ws_url: str | None = None
-    priority: int = 100
-    weight: Annotated[float, Field(gt=0)] = 1.0
-    methods: MethodsConfig = MethodsConfig()
-    timeout_ms: Annotated[int, Field(ge=1)] | None = None
-    pool_size: Annotated[int, Field(ge=1, le=4096)] = 64
-    headers: dict[str, str] = {}
-    archive: bool = False
-    #: Client-side cap so we never exceed a hosted plan; None = unlimited.
-    rate_limit_rps: Annotated[float, Field(gt=0)] | None = None
-    #: Per-provider classification overrides: JSON-RPC error code (as string) -> class.
-    error_overrides: dict[
-        str, Literal["client", "provider", "rate_limited", "capability", "lagging"]
-    ] = {}
+class ProviderConfig(Frozen):
+    """One upstream endpoint of a chain."""
+
+    id: Annotated[str, Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$"), _ID] = Field(
+        description="Unique within the chain; used in /rpc/provider/<id>/<chain>, metrics "
+        "and logs.",
+        examples=["alpha"],
+    )
+    name: str | None = Field(
+        default=None, description="Display name (default: the id).", examples=["Alchemy"]
+    )
+    url: str = Field(
+        description="HTTP(S) JSON-RPC endpoint. API keys in it are masked wherever it "
+        "surfaces; prefer ${ENV} for them.",
+        examples=["https://eth-mainnet.example/v2/${ALPHA_KEY}"],
+    )
+    ws_url: str | None = Field(
+        default=None,
+        description="WebSocket endpoint; only providers with one serve subscriptions.",
+        examples=["wss://eth-mainnet.example/ws/${ALPHA_KEY}"],
+    )
+    priority: int = Field(
+        default=100,
+        description="Order for the priority strategy (lower first); a tie-breaker elsewhere.",
+    )
+    weight: Annotated[float, Field(gt=0)] = Field(
+        default=1.0, description="Share of traffic under load-balanced and latency-weighted."
+    )
+    methods: MethodsConfig = Field(default=MethodsConfig(), description="Methods it serves.")
+    timeout_ms: Annotated[int, Field(ge=1)] | None = Field(
+        default=None,
+        description="Upper bound of one attempt to this provider (overrides "
+        "routing.attempt_timeout_ms).",
+        examples=[5000],
+    )
+    pool_size: Annotated[int, Field(ge=1, le=4096)] = Field(
+        default=64, description="Keep-alive HTTP connections to it at most."
+    )
+    headers: dict[str, str] = Field(
+        default={},
+        description="Extra headers on every HTTP request and WebSocket handshake to it.",
+        examples=[{"Authorization": "Bearer ${BETA_TOKEN}"}],
+    )
+    archive: bool = Field(
+        default=False, description="Marks an archive node. Accepted; routing does not use it yet."
+    )
+    rate_limit_rps: Annotated[float, Field(gt=0)] | None = Field(
+        default=None,
+        description="The plan's request rate. Accepted; not enforced yet (a rate-limited "
+        "answer opens the breaker after breaker.rate_limit_threshold).",
+        examples=[25],
+    )
+    error_overrides: dict[str, _ERROR_CLASS] = Field(
+        default={},
+        description="Reclassify this provider's errors: key a JSON-RPC error code or "
+        "msg:<text> (case-insensitive substring); client errors are not failed over.",
+        examples=[{"-32000": "client", "msg:capacity exceeded": "rate_limited"}],
+    )
 
     @field_validator("url")
     @classmethod
@@ -139,17 +276,45 @@ class ProviderConfig(_Frozen):
             raise ValueError("must be a ws:// or wss:// URL")
         return v
 
+    @field_validator("error_overrides", mode="before")
+    @classmethod
+    def _override_keys(cls, v: object) -> object:
+        if not isinstance(v, dict):
+            return v
+        bad = [k for k in v if not _OVERRIDE_KEY.match(str(k))]
+        if bad:
+            raise ValueError(f"key {bad[0]!r} must be a JSON-RPC error code (-32000) or msg:<text>")
+        return {str(k): c for k, c in v.items()}  # YAML reads -32000 as a number
 
-class ChainConfig(_Frozen):
-    chain_id: Annotated[int, Field(ge=1)]
-    aliases: list[str] = []
-    block_time_ms: Annotated[int, Field(ge=1)] = 12_000
-    providers: Annotated[list[ProviderConfig], Field(min_length=1)]
-    #: Effective routing (profile defaults merged with the chain's own ``routing`` by the loader).
-    routing: RoutingConfig = RoutingConfig()
+
+class ChainConfig(Frozen):
+    """A chain and its providers."""
+
+    chain_id: Annotated[int, Field(ge=1)] = Field(
+        description="EIP-155 chain id; /rpc/<id> also reaches the chain.", examples=[1]
+    )
+    aliases: list[str] = Field(
+        default=[], description="More names for /rpc/<alias>.", examples=[["eth", "mainnet"]]
+    )
+    block_time_ms: Annotated[int, Field(ge=1)] = Field(
+        default=12_000,
+        description="Expected time between blocks; a subscription with no new head for "
+        "3x this (at least 3 s) moves to another provider.",
+    )
+    providers: Annotated[list[ProviderConfig], Field(min_length=1)] = Field(
+        description="Its upstream endpoints, at least one.",
+        examples=[[{"id": "alpha", "url": "https://eth-mainnet.example/v2/${ALPHA_KEY}"}]],
+    )
+    routing: RoutingConfig = Field(
+        default=RoutingConfig(),
+        description="Overrides of the profile's routing for this chain, key by key "
+        "(nested blocks merge too).",
+    )
 
     @model_validator(mode="after")
-    def _unique_ids(self) -> ChainConfig:
+    def _unique_ids(self, info: ValidationInfo) -> ChainConfig:
+        if _loader_checked(info):
+            return self
         seen: set[str] = set()
         for p in self.providers:
             if p.id in seen:
@@ -158,47 +323,38 @@ class ChainConfig(_Frozen):
         return self
 
 
-class ControlConfig(_Frozen):
-    enabled: bool = False
-    token: str | None = None
-    #: The control API is served only to clients connecting from these hosts.
-    allow_remote: bool = False
+class ProfileConfig(Frozen):
+    """A profile: a named set of chains with their providers and routing defaults."""
+
+    name: str = Field(description="Display name.", examples=["Local"])
+    slug: Annotated[
+        str,
+        Field(pattern=r"^[a-z0-9][a-z0-9_-]*$"),
+        Expect("a slug of lowercase letters, digits, '_' and '-'"),
+    ] = Field(
+        description="Routing identity: /rpc/profile/<slug>/<chain>. Plain /rpc/<chain> is "
+        "served by the profile with slug default, else by the first file's.",
+        examples=["local"],
+    )
+    routing: RoutingConfig = Field(
+        default=RoutingConfig(), description="Routing defaults for every chain of the profile."
+    )
+    chains: dict[str, ChainConfig] = Field(
+        description="Chains by name (/rpc/<name>).",
+        examples=[
+            {
+                "ethereum": {
+                    "chain_id": 1,
+                    "providers": [{"id": "alpha", "url": "http://10.0.0.5:8545"}],
+                }
+            }
+        ],
+    )
 
     @model_validator(mode="after")
-    def _token_when_enabled(self) -> ControlConfig:
-        if self.enabled and not self.token:
-            raise ValueError("control.token is required when the control API is enabled")
-        return self
-
-
-class ClientRateLimit(_Frozen):
-    """Per client address token bucket; over it a call gets -32005 (HTTP 429)."""
-
-    requests_per_second: Annotated[float, Field(gt=0)]
-    burst: Annotated[int, Field(ge=1)] = 100
-
-
-class ServerConfig(_Frozen):
-    host: str = "127.0.0.1"
-    port: Annotated[int, Field(ge=0, le=65535)] = 4000
-    control: ControlConfig = ControlConfig()
-    log_level: Literal["debug", "info", "warning", "error"] = "info"
-    #: Advertised in ``data.websocket_url`` when a client asks for subscriptions over HTTP.
-    public_ws_base: str | None = None
-    rate_limit: ClientRateLimit | None = None
-    #: "fast": POST /rpc/... through the lean HTTP/1.1 front (other requests go to aiohttp);
-    #: "aiohttp": everything through aiohttp, about half the throughput (a fallback).
-    front: Literal["fast", "aiohttp"] = "fast"
-
-
-class ProfileConfig(_Frozen):
-    name: str
-    slug: Annotated[str, Field(pattern=r"^[a-z0-9][a-z0-9_-]*$")]
-    routing: RoutingConfig = RoutingConfig()
-    chains: dict[str, ChainConfig]
-
-    @model_validator(mode="after")
-    def _unique_names(self) -> ProfileConfig:
+    def _unique_names(self, info: ValidationInfo) -> ProfileConfig:
+        if _loader_checked(info):
+            return self
         names: dict[str, str] = {}
         for cname, chain in self.chains.items():
             for key in [cname, str(chain.chain_id), *chain.aliases]:
@@ -210,7 +366,18 @@ class ProfileConfig(_Frozen):
         return self
 
 
-class Config(_Frozen):
+class ProfileFile(ProfileConfig):
+    """One YAML file: a profile, plus process-wide blocks (in at most one file)."""
+
+    server: ServerConfig | None = Field(
+        default=None,
+        description="Listen address, control API, logs. In at most one file; read at start "
+        "(a reload does not apply it).",
+        examples=[{"port": 4000}],
+    )
+
+
+class Config(Frozen):
     profiles: dict[str, ProfileConfig]
     default_profile: str
     server: ServerConfig = ServerConfig()
