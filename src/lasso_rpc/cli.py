@@ -202,7 +202,7 @@ def mock(
     block_time_ms: Annotated[int, typer.Option(help="Milliseconds between blocks")] = 2000,
 ) -> None:
     """Start a mock provider fleet and print a ready config for it."""
-    from lasso_rpc.battle.mock_fleet import run_mock_fleet
+    from lasso_rpc.battle.providers.fleet import run_mock_fleet
 
     with contextlib.suppress(KeyboardInterrupt):
         run_coro(run_mock_fleet(providers, chain_id=chain_id, block_time_ms=block_time_ms))

@@ -13,7 +13,7 @@ import orjson
 from rich.console import Console
 from rich.table import Table
 
-from lasso_rpc.battle.mock_fleet import MockFleet
+from lasso_rpc.battle.providers.fleet import MockFleet
 from lasso_rpc.config import load_config_text
 from lasso_rpc.server.app import RouterServer
 

@@ -25,10 +25,10 @@ from pathlib import Path
 
 import pytest
 
-from lasso_rpc.battle.loadgen import LoadStats, run_workload
-from lasso_rpc.battle.mock_fleet import MockFleet
+from lasso_rpc.battle.load.loadgen import LoadStats, run_workload
+from lasso_rpc.battle.load.workload import Workload
+from lasso_rpc.battle.providers.fleet import MockFleet
 from lasso_rpc.battle.records import RequestRecord
-from lasso_rpc.battle.workload import Workload
 from tests.conftest import fleet_config
 
 pytestmark = pytest.mark.battle

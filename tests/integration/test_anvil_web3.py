@@ -22,7 +22,7 @@ import yaml
 from eth_account import Account
 from web3 import AsyncHTTPProvider, AsyncWeb3, HTTPProvider, Web3
 
-from lasso_rpc.battle.anvil import (
+from lasso_rpc.battle.providers.anvil import (
     DEV_ACCOUNT,
     DEV_PRIVATE_KEY,
     AnvilError,

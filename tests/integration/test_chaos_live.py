@@ -15,10 +15,10 @@ import aiohttp
 import orjson
 import pytest
 
-from lasso_rpc.battle.chaos import BasicChaosContext, Chaos, ChaosAction, http_control
-from lasso_rpc.battle.faultproxy import FaultProxy, Faults
-from lasso_rpc.battle.mock_fleet import MockFleet
-from lasso_rpc.battle.mock_provider import Knobs, MockProvider
+from lasso_rpc.battle.chaos.base import BasicChaosContext, Chaos, ChaosAction, http_control
+from lasso_rpc.battle.providers.faultproxy import FaultProxy, Faults
+from lasso_rpc.battle.providers.fleet import MockFleet
+from lasso_rpc.battle.providers.mock import Knobs, MockProvider
 from lasso_rpc.observability.events import ChaosEvent, Event
 from tests.conftest import RouterFactory, rpc
 

@@ -14,7 +14,7 @@ import aiohttp
 import pytest
 from aiohttp.test_utils import make_mocked_request
 
-from lasso_rpc.battle.mock_fleet import MockFleet
+from lasso_rpc.battle.providers.fleet import MockFleet
 from lasso_rpc.config import ControlConfig, load_config
 from lasso_rpc.server.app import RouterServer
 from lasso_rpc.server.control import ControlHandlers

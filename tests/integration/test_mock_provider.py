@@ -13,8 +13,8 @@ import orjson
 import pytest
 
 from lasso_rpc.battle import FailureMode, MockFleet, MockProvider, SimulatedChain
-from lasso_rpc.battle.mock_fleet import run_mock_fleet
-from lasso_rpc.battle.mock_provider import Knobs
+from lasso_rpc.battle.providers.fleet import run_mock_fleet
+from lasso_rpc.battle.providers.mock import Knobs
 from lasso_rpc.clock import FakeClock
 from lasso_rpc.config import load_config_text
 

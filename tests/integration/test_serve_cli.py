@@ -13,7 +13,7 @@ import aiohttp
 import pytest
 import yaml
 
-from lasso_rpc.battle.mock_fleet import MockFleet
+from lasso_rpc.battle.providers.fleet import MockFleet
 from lasso_rpc.config import load_config_text
 from tests.conftest import fleet_config, rpc
 

@@ -16,8 +16,8 @@ import msgspec
 import orjson
 import pytest
 
-from lasso_rpc.battle.analyzer import analyze
-from lasso_rpc.battle.collector import (
+from lasso_rpc.battle.measure.analyzer import analyze
+from lasso_rpc.battle.measure.collector import (
     Collector,
     decode_histogram,
     event_from_dict,

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from lasso_rpc.battle.anvil import (
+from lasso_rpc.battle.providers.anvil import (
     AnvilError,
     AnvilLockstep,
     AnvilNode,

@@ -10,15 +10,15 @@ from typing import Any
 import pytest
 import yaml
 
-from lasso_rpc.battle.chaos import (
+from lasso_rpc.battle.chaos.base import (
     BasicChaosContext,
     Chaos,
     ChaosAction,
     RandomFailures,
     chaos_from_dict,
 )
-from lasso_rpc.battle.faultproxy import FaultProxy, Faults
-from lasso_rpc.battle.mock_provider import FailureMode, Knobs
+from lasso_rpc.battle.providers.faultproxy import FaultProxy, Faults
+from lasso_rpc.battle.providers.mock import FailureMode, Knobs
 from lasso_rpc.battle.records import ChaosRecord
 from lasso_rpc.clock import FakeClock
 from lasso_rpc.observability.events import ChaosEvent, Event, EventBus, event_to_dict

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from lasso_rpc.battle.chain import (
+from lasso_rpc.battle.providers.chain import (
     APPROVAL_TOPIC,
     TRANSFER_TOPIC,
     AlreadyKnown,

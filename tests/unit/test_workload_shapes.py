@@ -10,7 +10,7 @@ from collections import Counter
 import orjson
 import pytest
 
-from lasso_rpc.battle.workload import DEFAULT_PARAMS, Burst, MethodSpec, Workload
+from lasso_rpc.battle.load.workload import DEFAULT_PARAMS, Burst, MethodSpec, Workload
 from lasso_rpc.errors import ConfigError
 
 

@@ -129,8 +129,8 @@ def run(
     _console.print(f"reports: {paths}")
     code = 0 if result.passed else 1
     if baseline is not None:
-        from lasso_rpc.battle.baseline import Thresholds, compare
-        from lasso_rpc.battle.report import load_result
+        from lasso_rpc.battle.measure.baseline import Thresholds, compare
+        from lasso_rpc.battle.report.schema import load_result
 
         cmp = compare(result.data, load_result(baseline), Thresholds())
         _console.print(cmp.render())
@@ -148,8 +148,8 @@ def compare_cmd(
     ] = None,
 ) -> None:
     """Compare a result with a baseline; non-zero exit on regression."""
-    from lasso_rpc.battle.baseline import Thresholds, compare
-    from lasso_rpc.battle.report import InvalidResult, load_result
+    from lasso_rpc.battle.measure.baseline import Thresholds, compare
+    from lasso_rpc.battle.report.schema import InvalidResult, load_result
 
     try:
         th = Thresholds()

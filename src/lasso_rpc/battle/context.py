@@ -15,10 +15,10 @@ from lasso_rpc.battle.records import ChaosRecord
 from lasso_rpc.observability.events import ChaosEvent
 
 if TYPE_CHECKING:
-    from lasso_rpc.battle.faultproxy import FaultProxy
-    from lasso_rpc.battle.mock_fleet import MockFleet
-    from lasso_rpc.battle.mock_provider import MockProvider
-    from lasso_rpc.battle.router_host import RouterHost
+    from lasso_rpc.battle.providers.faultproxy import FaultProxy
+    from lasso_rpc.battle.providers.fleet import MockFleet
+    from lasso_rpc.battle.providers.mock import MockProvider
+    from lasso_rpc.battle.providers.router_host import RouterHost
 
 __all__ = ["ScenarioContext"]
 

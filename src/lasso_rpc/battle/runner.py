@@ -13,17 +13,17 @@ from urllib.parse import urlsplit
 import aiohttp
 import yaml
 
-from lasso_rpc.battle.analyzer import analyze
-from lasso_rpc.battle.collector import Collector
 from lasso_rpc.battle.context import ScenarioContext
-from lasso_rpc.battle.faultproxy import FaultProxy
-from lasso_rpc.battle.helpers import wait_until_ready
-from lasso_rpc.battle.loadgen import run_workload
+from lasso_rpc.battle.load.loadgen import run_workload
+from lasso_rpc.battle.load.subscribe_workload import SubscribeWorkload
+from lasso_rpc.battle.load.subscribers import run_subscribers
+from lasso_rpc.battle.measure.analyzer import analyze
+from lasso_rpc.battle.measure.collector import Collector
+from lasso_rpc.battle.providers.faultproxy import FaultProxy
+from lasso_rpc.battle.providers.router_host import start_router
 from lasso_rpc.battle.records import SubscriptionRecord
-from lasso_rpc.battle.router_host import start_router
 from lasso_rpc.battle.scenario import BattleResult, new_run_id
-from lasso_rpc.battle.subscribe import run_subscribers
-from lasso_rpc.battle.subscribe_workload import SubscribeWorkload
+from lasso_rpc.battle.testing.helpers import wait_until_ready
 
 if TYPE_CHECKING:
     from lasso_rpc.battle.scenario import ProgressFn, Scenario
@@ -168,7 +168,7 @@ async def _start_providers(
         stack.push_async_callback(fleet.aclose)
         return {p.id: p.url for p in fleet}, fleet, {}, fleet.chain.chain_id
     assert sc.anvil_opts is not None
-    from lasso_rpc.battle.anvil import AnvilNode
+    from lasso_rpc.battle.providers.anvil import AnvilNode
 
     opts = sc.anvil_opts
     nodes: dict[str, Any] = {}

@@ -17,13 +17,13 @@ from typing import Any
 
 import yaml
 
-from lasso_rpc.battle.chaos import ChaosAction, chaos_from_dict
+from lasso_rpc.battle.chaos.base import ChaosAction, chaos_from_dict
 from lasso_rpc.battle.context import ScenarioContext
-from lasso_rpc.battle.mock_fleet import MockFleetSpec
-from lasso_rpc.battle.mock_provider import Knobs
-from lasso_rpc.battle.slo import SLO
-from lasso_rpc.battle.subscribe_workload import SubscribeWorkload
-from lasso_rpc.battle.workload import Workload
+from lasso_rpc.battle.load.subscribe_workload import SubscribeWorkload
+from lasso_rpc.battle.load.workload import Workload
+from lasso_rpc.battle.measure.slo import SLO
+from lasso_rpc.battle.providers.fleet import MockFleetSpec
+from lasso_rpc.battle.providers.mock import Knobs
 
 __all__ = ["BattleResult", "Scenario", "SetupHook"]
 
@@ -299,7 +299,7 @@ class BattleResult:
         return "\n".join(lines)
 
     def write_reports(self, out_dir: str | Path) -> Any:
-        from lasso_rpc.battle.report import write_reports
+        from lasso_rpc.battle.report.schema import write_reports
 
         return write_reports(self.data, Path(out_dir))
 

@@ -40,7 +40,7 @@ from typing import Any
 
 from hdrh.histogram import HdrHistogram
 
-from lasso_rpc.battle.collector import (
+from lasso_rpc.battle.measure.collector import (
     BreakerRecord,
     ClientBucket,
     CollectedData,

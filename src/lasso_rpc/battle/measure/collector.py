@@ -65,7 +65,7 @@ __all__ = [
     "to_us",
 ]
 
-log = logging.getLogger("lasso_rpc.battle.collector")
+log = logging.getLogger("lasso_rpc.battle.measure.collector")
 
 COLLECT_NAMES = frozenset({"requests", "breakers", "health", "subscriptions", "system", "raw"})
 DEFAULT_COLLECT = COLLECT_NAMES - {"raw"}

@@ -5,7 +5,7 @@ A ``Workload`` is a frozen value built fluently::
     Workload.poisson(200, 30).mix({"eth_blockNumber": 5, "eth_getBalance": 3, "eth_call": 1})
         .over("http").path("/rpc/fastest/ethereum").concurrency(256).timeout_s(15)
 
-It only *describes* the load; ``lasso_rpc.battle.loadgen.run_workload`` sends it.
+It only *describes* the load; ``lasso_rpc.battle.load.loadgen.run_workload`` sends it.
 
 A shape (``Constant``, ``Burst``, ``Ramp``) is a request rate as a function of time, given as
 linear segments. Arrivals turn it into send offsets by inverting the expected count
@@ -32,7 +32,7 @@ import orjson
 from lasso_rpc.errors import ConfigError
 
 if TYPE_CHECKING:
-    from lasso_rpc.battle.subscribe_workload import SubscribeWorkload
+    from lasso_rpc.battle.load.subscribe_workload import SubscribeWorkload
 
 __all__ = [
     "DEFAULT_PARAMS",
@@ -313,7 +313,7 @@ class Workload:
         path: str = "/ws/rpc/ethereum",
     ) -> SubscribeWorkload:
         """``count`` WebSocket clients holding a ``newHeads``/``logs`` subscription."""
-        from lasso_rpc.battle.subscribe_workload import SubscribeWorkload
+        from lasso_rpc.battle.load.subscribe_workload import SubscribeWorkload
 
         return SubscribeWorkload(count, kind, duration_s, filter, path)
 

@@ -14,8 +14,8 @@ from typing import Any
 import orjson
 from aiohttp import WSMsgType, web
 
-from lasso_rpc.battle.chain import ChainEvent, LogFilter
-from lasso_rpc.battle.mock_rpc import Fault, arg
+from lasso_rpc.battle.providers.chain import ChainEvent, LogFilter
+from lasso_rpc.battle.providers.mock_rpc import Fault, arg
 
 __all__ = ["WsSession"]
 

@@ -53,16 +53,16 @@ from collections.abc import Awaitable, Callable, Collection, Iterator, Mapping, 
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, ClassVar, Literal, Protocol, Self, TypeVar
 
-from lasso_rpc.battle.faultproxy import FaultProxy
-from lasso_rpc.battle.mock_provider import FailureMode
+from lasso_rpc.battle.providers.faultproxy import FaultProxy
+from lasso_rpc.battle.providers.mock import FailureMode
 from lasso_rpc.battle.records import ChaosRecord
 from lasso_rpc.clock import SYSTEM_CLOCK, Clock
 
 if TYPE_CHECKING:
     import aiohttp
 
-    from lasso_rpc.battle.mock_fleet import MockFleet
-    from lasso_rpc.battle.mock_provider import MockProvider
+    from lasso_rpc.battle.providers.fleet import MockFleet
+    from lasso_rpc.battle.providers.mock import MockProvider
     from lasso_rpc.observability.events import EventBus
 
 __all__ = [
@@ -564,8 +564,8 @@ class OpenCircuitBreaker(ChaosAction):
 
 @dataclass(frozen=True, slots=True)
 class NetworkFault(ChaosAction):
-    """FaultProxy faults (see ``lasso_rpc.battle.faultproxy``); ``reset`` also resets the open
-    connections at ``at_s`` and every new one during the window."""
+    """FaultProxy faults (see ``lasso_rpc.battle.providers.faultproxy``); ``reset`` also resets
+    the open connections at ``at_s`` and every new one during the window."""
 
     action: ClassVar[str] = "network"
     needs: ClassVar[Needs] = "proxy"

@@ -7,7 +7,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, fields
 from typing import Any, Literal
 
-from lasso_rpc.battle.report import _OPS, Result, chaos_label, fmt, validate_result
+from lasso_rpc.battle.report.schema import _OPS, Result, chaos_label, fmt, validate_result
 from lasso_rpc.errors import ConfigError
 
 __all__ = ["Comparison", "ComparisonRow", "Thresholds", "compare"]

@@ -24,7 +24,7 @@ from typing import Any, Literal
 import aiohttp
 import orjson
 
-from lasso_rpc.battle.chain import ChainEvent, LogFilter, SimulatedChain
+from lasso_rpc.battle.providers.chain import ChainEvent, LogFilter, SimulatedChain
 from lasso_rpc.battle.records import SubscriptionRecord
 
 __all__ = ["run_subscribers"]

@@ -17,7 +17,7 @@ import pytest
 import yaml
 
 if TYPE_CHECKING:
-    from lasso_rpc.battle.mock_fleet import MockFleet
+    from lasso_rpc.battle.providers.fleet import MockFleet
     from lasso_rpc.server.app import RouterServer
 
 __all__ = ["RouterFactory", "fleet_config"]
@@ -85,7 +85,7 @@ else:
 
     @pytest_asyncio.fixture
     async def mock_fleet() -> AsyncIterator[MockFleet]:
-        from lasso_rpc.battle.mock_fleet import MockFleet
+        from lasso_rpc.battle.providers.fleet import MockFleet
 
         fleet = await MockFleet.start(3, block_time_ms=0)
         async with fleet:

@@ -14,7 +14,7 @@ from typing import Any
 
 import orjson
 
-from lasso_rpc.battle.chain import AlreadyKnown, LogFilter, SimulatedChain
+from lasso_rpc.battle.providers.chain import AlreadyKnown, LogFilter, SimulatedChain
 
 __all__ = [
     "GAS_PRICE",

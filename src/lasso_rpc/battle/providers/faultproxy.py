@@ -35,7 +35,7 @@ from typing import Any, Literal
 
 __all__ = ["FaultProxy", "Faults", "ProxyCounters"]
 
-log = logging.getLogger("lasso_rpc.battle.faultproxy")
+log = logging.getLogger("lasso_rpc.battle.providers.faultproxy")
 
 State = Literal["new", "listening", "refusing", "closed"]
 Direction = Literal["up", "down"]  # up: client -> target, down: target -> client

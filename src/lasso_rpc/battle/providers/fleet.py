@@ -10,8 +10,8 @@ from typing import Any, TextIO
 
 import yaml
 
-from lasso_rpc.battle.chain import SimulatedChain
-from lasso_rpc.battle.mock_provider import Knobs, MockProvider
+from lasso_rpc.battle.providers.chain import SimulatedChain
+from lasso_rpc.battle.providers.mock import Knobs, MockProvider
 
 __all__ = ["DEFAULT_IDS", "MockFleet", "MockFleetSpec", "default_ids", "run_mock_fleet"]
 

@@ -27,8 +27,8 @@ from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 import msgspec
 import orjson
 
+from lasso_rpc.battle.load.workload import Workload
 from lasso_rpc.battle.records import Outcome, RequestRecord
-from lasso_rpc.battle.workload import Workload
 from lasso_rpc.errors import TransportError, UpstreamTimeout, error_name
 from lasso_rpc.observability.events import is_provider_fault
 from lasso_rpc.server.errors import ERROR_TABLE

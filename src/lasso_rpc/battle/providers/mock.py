@@ -38,12 +38,19 @@ from typing import TYPE_CHECKING, Any, Literal
 import orjson
 from aiohttp import WSCloseCode, web
 
-from lasso_rpc.battle.chain import ChainEvent, SimulatedChain
-from lasso_rpc.battle.mock_rpc import METHODS, Fault, answer, decode, error_reply, wrong_ids
-from lasso_rpc.battle.mock_ws import WsSession
+from lasso_rpc.battle.providers.chain import ChainEvent, SimulatedChain
+from lasso_rpc.battle.providers.mock_rpc import (
+    METHODS,
+    Fault,
+    answer,
+    decode,
+    error_reply,
+    wrong_ids,
+)
+from lasso_rpc.battle.providers.mock_ws import WsSession
 
 if TYPE_CHECKING:
-    from lasso_rpc.battle.mock_fleet import MockFleetSpec
+    from lasso_rpc.battle.providers.fleet import MockFleetSpec
 
 __all__ = ["FailureMode", "Knobs", "MockProvider", "State"]
 
@@ -150,7 +157,7 @@ class MockProvider:
         **providers: dict[str, Any],
     ) -> MockFleetSpec:
         """An unstarted fleet: ``MockProvider.fleet(alpha={"latency_ms": 50}, beta={})``."""
-        from lasso_rpc.battle.mock_fleet import MockFleetSpec
+        from lasso_rpc.battle.providers.fleet import MockFleetSpec
 
         return MockFleetSpec.of(n, chain_id=chain_id, block_time_ms=block_time_ms, **providers)
 

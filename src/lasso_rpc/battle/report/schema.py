@@ -6,7 +6,7 @@ format is rendered from that dict alone, so a report can be rebuilt from a saved
 - ``render_markdown``: a summary for humans and PR comments;
 - ``render_junit``: one testsuite per scenario, one testcase per SLO, for CI;
 - ``report_html.render_html``: one self-contained interactive page (plotly, imported lazily);
-- ``lasso_rpc.battle.baseline.compare``: a new result against a baseline (``Thresholds``).
+- ``lasso_rpc.battle.measure.baseline.compare``: a new result against a baseline (``Thresholds``).
 
 ``validate_result`` raises ``InvalidResult`` listing every problem as ``"key.path: message"``.
 """
@@ -185,7 +185,7 @@ def _write_atomic(path: Path, data: bytes) -> None:
 
 def write_reports(result: Result, out_dir: str | os.PathLike[str]) -> ReportPaths:
     """Write ``<id>.json|.md|.html|.junit.xml`` and copies ``latest.json|.md|.html``."""
-    from lasso_rpc.battle.report_html import render_html  # plotly is heavy: import on use
+    from lasso_rpc.battle.report.html import render_html  # plotly is heavy: import on use
 
     validate_result(result)
     out = Path(out_dir)

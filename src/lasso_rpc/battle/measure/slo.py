@@ -1,4 +1,4 @@
-"""SLO targets and their verdicts against an :class:`~lasso_rpc.battle.analyzer.Analysis`.
+"""SLO targets and their verdicts against an :class:`~lasso_rpc.battle.measure.analyzer.Analysis`.
 
 =========================  ==  ===============================================================
 key                        op  measured as
@@ -29,7 +29,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from lasso_rpc.battle.analyzer import Analysis
+from lasso_rpc.battle.measure.analyzer import Analysis
 
 __all__ = ["SLO", "SLO_KEYS", "SloVerdict", "all_passed"]
 
