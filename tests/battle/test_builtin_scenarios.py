@@ -10,7 +10,7 @@ import pytest
 import yaml
 
 from lasso_rpc.battle import Chaos, Scenario, Workload
-from lasso_rpc.battle.cli import builtin_scenarios
+from lasso_rpc.battle.catalogue import builtin_scenarios
 from lasso_rpc.battle.context import ScenarioContext
 from lasso_rpc.battle.providers.fleet import MockFleetSpec
 from lasso_rpc.battle.report.schema import validate_result

@@ -17,16 +17,10 @@ from typing import Any
 import pytest
 
 from lasso_rpc.battle.measure.baseline import Thresholds, compare
-from lasso_rpc.battle.report.schema import (
-    SCHEMA,
-    InvalidResult,
-    load_result,
-    render_junit,
-    render_markdown,
-    save_baseline,
-    validate_result,
-    write_reports,
-)
+from lasso_rpc.battle.report.files import save_baseline, write_reports
+from lasso_rpc.battle.report.junit import render_junit
+from lasso_rpc.battle.report.markdown import render_markdown
+from lasso_rpc.battle.report.schema import SCHEMA, InvalidResult, load_result, validate_result
 from lasso_rpc.errors import ConfigError
 
 FIXTURE = Path(__file__).parent.parent / "fixtures" / "battle_result_sample.json"

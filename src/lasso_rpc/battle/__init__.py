@@ -21,7 +21,8 @@ if TYPE_CHECKING:
     from lasso_rpc.battle.providers.faultproxy import FaultProxy, Faults
     from lasso_rpc.battle.providers.fleet import MockFleet, MockFleetSpec, run_mock_fleet
     from lasso_rpc.battle.providers.mock import FailureMode, Knobs, MockProvider
-    from lasso_rpc.battle.scenario import BattleResult, Scenario
+    from lasso_rpc.battle.result import BattleResult
+    from lasso_rpc.battle.scenario import Scenario
     from lasso_rpc.battle.testing.helpers import direct_request, seed_benchmarks, wait_until_ready
 
 __all__ = [
@@ -52,7 +53,7 @@ __all__ = [
 
 _EXPORTS: dict[str, str] = {
     "Scenario": "lasso_rpc.battle.scenario",
-    "BattleResult": "lasso_rpc.battle.scenario",
+    "BattleResult": "lasso_rpc.battle.result",
     "Workload": "lasso_rpc.battle.load.workload",
     "Chaos": "lasso_rpc.battle.chaos.base",
     "chaos_from_dict": "lasso_rpc.battle.chaos.base",

@@ -7,7 +7,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, fields
 from typing import Any, Literal
 
-from lasso_rpc.battle.report.schema import _OPS, Result, chaos_label, fmt, validate_result
+from lasso_rpc.battle.report.formatting import OPS, chaos_label, fmt
+from lasso_rpc.battle.report.schema import Result, validate_result
 from lasso_rpc.errors import ConfigError
 
 __all__ = ["Comparison", "ComparisonRow", "Thresholds", "compare"]
@@ -88,7 +89,7 @@ class Comparison:
             (
                 r.metric, fmt(r.baseline), fmt(r.new),
                 "—" if r.delta is None else f"{r.delta:+.6g}{_pct(r.delta, r.baseline)}",
-                "—" if r.limit is None else f"{_OPS[r.better]} {fmt(r.limit)}",
+                "—" if r.limit is None else f"{OPS[r.better]} {fmt(r.limit)}",
                 "REGRESSED" if r.regressed else "ok",
             )
             for r in self.rows

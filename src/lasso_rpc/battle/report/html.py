@@ -17,7 +17,8 @@ import plotly.io as pio
 from plotly.offline import get_plotlyjs
 from plotly.subplots import make_subplots
 
-from lasso_rpc.battle.report.schema import breaker_lane, chaos_label, fmt, validate_result
+from lasso_rpc.battle.report.formatting import breaker_lane, chaos_label, fmt
+from lasso_rpc.battle.report.schema import validate_result
 
 __all__ = ["CHART_IDS", "breaker_segments", "render_html"]
 
