@@ -12,7 +12,7 @@ import yaml
 from lasso_rpc.battle import Chaos, Scenario, Workload
 from lasso_rpc.battle.catalogue import builtin_scenarios
 from lasso_rpc.battle.context import ScenarioContext
-from lasso_rpc.battle.providers.fleet import MockFleetSpec
+from lasso_rpc.battle.providers.spec import MockFleetSpec
 from lasso_rpc.battle.report.schema import validate_result
 from lasso_rpc.observability.events import Event, RequestFinished
 

@@ -16,9 +16,11 @@ import orjson
 import pytest
 
 from lasso_rpc.battle.chaos.base import BasicChaosContext, Chaos, ChaosAction, http_control
-from lasso_rpc.battle.providers.faultproxy import FaultProxy, Faults
+from lasso_rpc.battle.providers.faultproxy import FaultProxy
+from lasso_rpc.battle.providers.faults import Faults
 from lasso_rpc.battle.providers.fleet import MockFleet
-from lasso_rpc.battle.providers.mock import Knobs, MockProvider
+from lasso_rpc.battle.providers.mock import MockProvider
+from lasso_rpc.battle.providers.spec import Knobs
 from lasso_rpc.observability.events import ChaosEvent, Event
 from tests.conftest import RouterFactory, rpc
 

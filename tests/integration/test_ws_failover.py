@@ -15,7 +15,7 @@ import aiohttp
 import orjson
 import pytest
 
-from lasso_rpc.battle.providers.chain import LogFilter
+from lasso_rpc.battle.providers.blocks import LogFilter
 from lasso_rpc.battle.providers.fleet import MockFleet
 from lasso_rpc.observability.events import Event, SubscriptionFailover
 from lasso_rpc.server.app import RouterServer

@@ -17,8 +17,9 @@ from lasso_rpc.battle.chaos.base import (
     RandomFailures,
     chaos_from_dict,
 )
-from lasso_rpc.battle.providers.faultproxy import FaultProxy, Faults
-from lasso_rpc.battle.providers.mock import FailureMode, Knobs
+from lasso_rpc.battle.providers.faultproxy import FaultProxy
+from lasso_rpc.battle.providers.faults import Faults
+from lasso_rpc.battle.providers.spec import FailureMode, Knobs
 from lasso_rpc.battle.records import ChaosRecord
 from lasso_rpc.clock import FakeClock
 from lasso_rpc.observability.events import ChaosEvent, Event, EventBus, event_to_dict

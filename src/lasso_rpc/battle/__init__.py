@@ -16,11 +16,14 @@ if TYPE_CHECKING:
     from lasso_rpc.battle.measure.analyzer import analyze
     from lasso_rpc.battle.measure.collector import Collector
     from lasso_rpc.battle.measure.slo import SLO
-    from lasso_rpc.battle.providers.anvil import AnvilLockstep, AnvilNode
+    from lasso_rpc.battle.providers.anvil import AnvilNode
     from lasso_rpc.battle.providers.chain import SimulatedChain
-    from lasso_rpc.battle.providers.faultproxy import FaultProxy, Faults
-    from lasso_rpc.battle.providers.fleet import MockFleet, MockFleetSpec, run_mock_fleet
-    from lasso_rpc.battle.providers.mock import FailureMode, Knobs, MockProvider
+    from lasso_rpc.battle.providers.faultproxy import FaultProxy
+    from lasso_rpc.battle.providers.faults import Faults
+    from lasso_rpc.battle.providers.fleet import MockFleet, run_mock_fleet
+    from lasso_rpc.battle.providers.lockstep import AnvilLockstep
+    from lasso_rpc.battle.providers.mock import MockProvider
+    from lasso_rpc.battle.providers.spec import FailureMode, Knobs, MockFleetSpec
     from lasso_rpc.battle.result import BattleResult
     from lasso_rpc.battle.scenario import Scenario
     from lasso_rpc.battle.testing.helpers import direct_request, seed_benchmarks, wait_until_ready
@@ -58,7 +61,7 @@ _EXPORTS: dict[str, str] = {
     "Chaos": "lasso_rpc.battle.chaos.base",
     "chaos_from_dict": "lasso_rpc.battle.chaos.base",
     "FaultProxy": "lasso_rpc.battle.providers.faultproxy",
-    "Faults": "lasso_rpc.battle.providers.faultproxy",
+    "Faults": "lasso_rpc.battle.providers.faults",
     "SLO": "lasso_rpc.battle.measure.slo",
     "Collector": "lasso_rpc.battle.measure.collector",
     "analyze": "lasso_rpc.battle.measure.analyzer",
@@ -67,13 +70,13 @@ _EXPORTS: dict[str, str] = {
     "wait_until_ready": "lasso_rpc.battle.testing.helpers",
     "ScenarioContext": "lasso_rpc.battle.context",
     "AnvilNode": "lasso_rpc.battle.providers.anvil",
-    "AnvilLockstep": "lasso_rpc.battle.providers.anvil",
+    "AnvilLockstep": "lasso_rpc.battle.providers.lockstep",
     "SimulatedChain": "lasso_rpc.battle.providers.chain",
-    "FailureMode": "lasso_rpc.battle.providers.mock",
-    "Knobs": "lasso_rpc.battle.providers.mock",
+    "FailureMode": "lasso_rpc.battle.providers.spec",
+    "Knobs": "lasso_rpc.battle.providers.spec",
     "MockProvider": "lasso_rpc.battle.providers.mock",
     "MockFleet": "lasso_rpc.battle.providers.fleet",
-    "MockFleetSpec": "lasso_rpc.battle.providers.fleet",
+    "MockFleetSpec": "lasso_rpc.battle.providers.spec",
     "run_mock_fleet": "lasso_rpc.battle.providers.fleet",
 }
 

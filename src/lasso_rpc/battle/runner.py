@@ -26,6 +26,7 @@ from lasso_rpc.battle.measure.analyzer import analyze
 from lasso_rpc.battle.measure.collector import Collector
 from lasso_rpc.battle.providers.anvil import AnvilNode
 from lasso_rpc.battle.providers.faultproxy import FaultProxy
+from lasso_rpc.battle.providers.fleet import MockFleet
 from lasso_rpc.battle.providers.router_host import start_router
 from lasso_rpc.battle.records import SubscriptionRecord
 from lasso_rpc.battle.report.schema import SCHEMA
@@ -168,7 +169,7 @@ async def _start_providers(
     sc: ScenarioSpec, stack: contextlib.AsyncExitStack
 ) -> tuple[dict[str, str], Any, dict[str, Any], int]:
     if sc.fleet is not None:
-        fleet = await sc.fleet.start()
+        fleet = await MockFleet.start(sc.fleet)
         stack.push_async_callback(fleet.aclose)
         return {p.id: p.url for p in fleet}, fleet, {}, fleet.chain.chain_id
     assert sc.anvil_opts is not None

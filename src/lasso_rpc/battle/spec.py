@@ -20,8 +20,7 @@ from lasso_rpc.battle.context import ScenarioContext
 from lasso_rpc.battle.load.subscribe_workload import SubscribeWorkload
 from lasso_rpc.battle.load.workload import Workload
 from lasso_rpc.battle.measure.slo import SLO
-from lasso_rpc.battle.providers.fleet import MockFleetSpec
-from lasso_rpc.battle.providers.mock import Knobs
+from lasso_rpc.battle.providers.spec import Knobs, MockFleetSpec
 
 __all__ = [
     "COLLECTABLE",

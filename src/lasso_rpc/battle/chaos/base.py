@@ -54,7 +54,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, ClassVar, Literal, Protocol, Self, TypeVar
 
 from lasso_rpc.battle.providers.faultproxy import FaultProxy
-from lasso_rpc.battle.providers.mock import FailureMode
+from lasso_rpc.battle.providers.spec import FailureMode
 from lasso_rpc.battle.records import ChaosRecord
 from lasso_rpc.clock import SYSTEM_CLOCK, Clock
 

@@ -24,7 +24,8 @@ from typing import Any, Literal
 import aiohttp
 import orjson
 
-from lasso_rpc.battle.providers.chain import ChainEvent, LogFilter, SimulatedChain
+from lasso_rpc.battle.providers.blocks import ChainEvent, LogFilter
+from lasso_rpc.battle.providers.chain import SimulatedChain
 from lasso_rpc.battle.records import SubscriptionRecord
 
 __all__ = ["run_subscribers"]

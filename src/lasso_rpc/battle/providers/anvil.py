@@ -1,16 +1,13 @@
-"""Real ``anvil`` nodes for integration tests and battles: one node, or several sharing one chain.
+"""A real ``anvil`` node for integration tests and battles (several sharing one chain:
+``providers.lockstep.AnvilLockstep``).
 
 ``AnvilNode`` runs ``anvil --host 127.0.0.1 --port 0 --silent ...`` in its own process group.
 ``--silent`` prints nothing (not even ``Listening on``), so the port the OS picked is read from
 the process's own listening socket (psutil): no free-port guessing, no race, never a foreign
 process answering on "our" port. ``stop()`` is ``kill -9`` of the group (chaos), ``start()``
 comes back on the same port with a fresh chain, ``aclose()`` always kills. No orphans: an exit
-hook kills what a crashed test left, and on Linux PR_SET_PDEATHSIG even survives our SIGKILL.
-
-``AnvilLockstep``: N ``--no-mining`` nodes with one chain id and genesis timestamp; ``mine()``
-gossips the pools in one canonical order (anvil breaks fee ties by arrival order) and seals the
-next block everywhere with the same timestamp. Anvil 1.7 then builds byte-identical blocks (same
-hashes, roots, receipts); ``mine()`` checks it. ``restart()`` replays history onto a killed node.
+hook kills what a crashed test left, and on Linux PR_SET_PDEATHSIG even survives our SIGKILL
+(``providers.process``).
 
 Errors: ``AnvilError`` (a ``LassoError``) ├── ``AnvilNotFound`` ├── ``AnvilRpcError`` (the node
 answered with a JSON-RPC error; ``code``, ``message``) └── ``LockstepDiverged``.
@@ -19,36 +16,29 @@ answered with a JSON-RPC error; ``code``, ``message``) └── ``LockstepDiver
 from __future__ import annotations
 
 import asyncio
-import atexit
-import contextlib
-import ctypes
 import itertools
 import os
 import shutil
 import signal
-import sys
 import tempfile
-import time
-from collections.abc import Callable, Iterator, Mapping, Sequence
-from dataclasses import dataclass
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import IO, Any
 
 import aiohttp
 import psutil
 
+from lasso_rpc.battle.providers.process import group_options, kill_group, track
 from lasso_rpc.errors import LassoError
 
 __all__ = [
     "DEV_ACCOUNT",
     "DEV_PRIVATE_KEY",
     "AnvilError",
-    "AnvilLockstep",
     "AnvilNode",
     "AnvilNotFound",
     "AnvilRpcError",
     "LockstepDiverged",
-    "SealedBlock",
     "anvil_binary",
     "find_anvil",
 ]
@@ -59,7 +49,6 @@ DEV_PRIVATE_KEY = "0xac0974bec39a17e36ba4a6b4d238ff944bacb478cbed5efcae784d7bf4f
 ENV_VAR = "LASSO_ANVIL"
 _REPO_ROOT = Path(__file__).resolve().parents[4]
 _ids = itertools.count(1)
-_live_groups: set[int] = set()
 
 
 class AnvilError(LassoError):
@@ -119,30 +108,6 @@ def anvil_binary(
         import pytest
 
         pytest.skip(str(exc), allow_module_level=True)
-
-
-@atexit.register
-def _kill_leftovers() -> None:
-    for pgid in list(_live_groups):
-        _killpg(pgid)
-
-
-def _die_with_parent() -> Callable[[], None] | None:
-    """Linux: the child gets SIGKILL when we die, even by SIGKILL (atexit cannot cover that)."""
-    try:  # resolved here, not in the forked child
-        prctl = ctypes.CDLL(None).prctl if sys.platform.startswith("linux") else None
-    except (OSError, AttributeError):
-        prctl = None
-    return None if prctl is None else lambda: prctl(1, int(signal.SIGKILL))  # PR_SET_PDEATHSIG
-
-
-_PRE_EXEC = _die_with_parent()
-
-
-def _killpg(pgid: int) -> None:
-    with contextlib.suppress(ProcessLookupError, PermissionError):
-        os.killpg(pgid, signal.SIGKILL)
-    _live_groups.discard(pgid)
 
 
 def _listening_ports(pid: int) -> set[int]:
@@ -251,11 +216,10 @@ class AnvilNode:
                 stdin=asyncio.subprocess.DEVNULL,
                 stdout=asyncio.subprocess.DEVNULL,
                 stderr=stderr,
-                start_new_session=True,
-                preexec_fn=_PRE_EXEC,
+                **group_options(signal.SIGKILL),
             )
             self._proc = proc
-            _live_groups.add(proc.pid)
+            track(proc.pid)
             try:
                 async with asyncio.timeout(self.startup_timeout_s):
                     await self._until_ready(proc, stderr)
@@ -299,7 +263,7 @@ class AnvilNode:
             await session.close()
         if proc is None:
             return
-        _killpg(proc.pid)
+        kill_group(proc.pid)
         await proc.wait()
         self._state = "stopped"
 
@@ -341,172 +305,3 @@ class AnvilNode:
         # anvil 1.7 rejects {"blocks": n} without a "timestamp" key; null is accepted.
         await self.rpc("evm_mine", [{"blocks": n, "timestamp": timestamp}])
         return await self.block_number()
-
-
-@dataclass(frozen=True, slots=True)
-class SealedBlock:
-    """A block ``AnvilLockstep.mine()`` sealed on every node (kept to replay it on a restart)."""
-
-    number: int
-    hash: str
-    timestamp: int
-    tx_hashes: tuple[str, ...]
-
-
-class AnvilLockstep:
-    """N anvil nodes sharing one chain; ``async with AnvilLockstep(2) as chain: chain.mine()``.
-
-    A read can be served by any node and a receipt is found whichever node got the transaction:
-    ``send_raw_to_all()`` / ``gossip()`` play the p2p network, ``mine()`` raises
-    ``LockstepDiverged`` unless every running node sealed the same block hash.
-    """
-
-    def __init__(
-        self,
-        n: int = 2,
-        *,
-        chain_id: int = 31337,
-        genesis_timestamp: int | None = None,
-        block_interval_s: int = 1,
-        extra_args: Sequence[str] = (),
-        binary: str | None = None,
-    ) -> None:
-        if n < 1:
-            raise ValueError("a lockstep needs at least one node")
-        self.genesis_timestamp = genesis_timestamp or int(time.time())
-        self.block_interval_s = block_interval_s
-        self.nodes = [
-            AnvilNode(
-                chain_id=chain_id,
-                no_mining=True,
-                genesis_timestamp=self.genesis_timestamp,
-                extra_args=extra_args,
-                binary=binary,
-                name=f"anvil-{i}",
-            )
-            for i in range(n)
-        ]
-        self.history: list[SealedBlock] = []  # blocks 1.. sealed by mine()
-        self._raw: dict[str, str] = {}  # tx hash -> raw, for gossip and replay
-
-    def __getitem__(self, i: int) -> AnvilNode:
-        return self.nodes[i]
-
-    def __iter__(self) -> Iterator[AnvilNode]:
-        return iter(self.nodes)
-
-    def __len__(self) -> int:
-        return len(self.nodes)
-
-    def __repr__(self) -> str:
-        up = sum(n.running for n in self.nodes)
-        return f"<AnvilLockstep {up}/{len(self.nodes)} running head={len(self.history)}>"
-
-    def running_nodes(self) -> list[AnvilNode]:
-        return [n for n in self.nodes if n.running]
-
-    async def start(self) -> AnvilLockstep:
-        try:  # a TaskGroup cancels the other starts if one fails: no process is left behind
-            async with asyncio.TaskGroup() as tg:
-                for node in self.nodes:
-                    tg.create_task(node.start())
-        except BaseException:
-            await self.aclose()
-            raise
-        return self
-
-    async def aclose(self) -> None:
-        await asyncio.gather(*(n.aclose() for n in self.nodes), return_exceptions=True)
-
-    async def __aenter__(self) -> AnvilLockstep:
-        return await self.start()
-
-    async def __aexit__(self, *exc: object) -> None:
-        await self.aclose()
-
-    async def send_raw_to_all(self, raw: str) -> str:
-        """Relay a signed transaction to every running node (as p2p gossip would); its hash."""
-        tx_hash: str | None = None
-        for node in self.running_nodes():
-            try:
-                tx_hash = await node.rpc("eth_sendRawTransaction", [raw])
-            except AnvilRpcError as exc:
-                if "already" not in exc.message:  # "transaction already imported"
-                    raise
-        if tx_hash is None:  # every node had it already: a tx hash is keccak256 of the raw bytes
-            tx_hash = await self.running_nodes()[0].rpc("web3_sha3", [raw])
-        self._raw[tx_hash] = raw
-        return tx_hash
-
-    async def gossip(self) -> list[str]:
-        """Give every running node the union of all pools, added in one canonical order."""
-        nodes = self.running_nodes()
-        pools = await asyncio.gather(*(n.rpc("txpool_content") for n in nodes))
-        order: dict[str, tuple[str, int]] = {}
-        have: list[set[str]] = []
-        for node, pool in zip(nodes, pools, strict=True):
-            held: set[str] = set()
-            for part in ("pending", "queued"):
-                for sender, by_nonce in (pool.get(part) or {}).items():
-                    for tx in by_nonce.values():
-                        order[tx["hash"]] = (sender.lower(), int(tx["nonce"], 16))
-                        held.add(tx["hash"])
-                        if tx["hash"] not in self._raw:
-                            raw = await node.rpc("eth_getRawTransactionByHash", [tx["hash"]])
-                            self._raw[tx["hash"]] = raw
-            have.append(held)
-        canonical = sorted(order, key=order.__getitem__)
-        for node, held in zip(nodes, have, strict=True):
-            if len(canonical) > 1 or held != set(canonical):
-                # anvil orders equal fees by arrival: same arrival order -> same block.
-                await node.rpc("anvil_dropAllTransactions")
-                for h in canonical:
-                    await node.rpc("eth_sendRawTransaction", [self._raw[h]])
-        return canonical
-
-    async def mine(self, *, gossip: bool = True) -> dict[str, Any]:
-        """Seal the next block on every running node with the same timestamp; that block."""
-        if gossip:
-            await self.gossip()
-        nodes = self.running_nodes()
-        if not nodes:
-            raise AnvilError("no running node to mine on")
-        ts = self.genesis_timestamp + (len(self.history) + 1) * self.block_interval_s
-        await asyncio.gather(*(n.rpc("evm_mine", [ts]) for n in nodes))
-        blocks = await asyncio.gather(
-            *(n.rpc("eth_getBlockByNumber", ["latest", False]) for n in nodes)
-        )
-        hashes = {n.name: b["hash"] for n, b in zip(nodes, blocks, strict=True)}
-        if len(set(hashes.values())) != 1:
-            raise LockstepDiverged(f"block {blocks[0]['number']} differs: {hashes}")
-        block: dict[str, Any] = blocks[0]
-        for h in block["transactions"]:  # mined without gossip: keep the raw for replays
-            if h not in self._raw:
-                self._raw[h] = await nodes[0].rpc("eth_getRawTransactionByHash", [h])
-        self.history.append(
-            SealedBlock(int(block["number"], 16), block["hash"], ts, tuple(block["transactions"]))
-        )
-        return block
-
-    async def restart(self, node: AnvilNode) -> None:
-        """Start a stopped node (fresh genesis) and replay the chain so it rejoins in lockstep."""
-        await node.start()
-        await self.resync(node)
-
-    async def resync(self, node: AnvilNode) -> None:
-        """Replay the blocks ``node`` misses, checking every hash, then share the pools."""
-        head = await node.block_number()
-        if head > len(self.history):
-            raise LockstepDiverged(f"{node.name} is ahead of the lockstep ({head})")
-        ours = (await node.rpc("eth_getBlockByNumber", [hex(head), False]))["hash"]
-        if head and ours != self.history[head - 1].hash:
-            raise LockstepDiverged(f"{node.name} has another block {head}")
-        await node.rpc("anvil_dropAllTransactions")
-        for sealed in self.history[head:]:
-            for h in sealed.tx_hashes:
-                await node.rpc("eth_sendRawTransaction", [self._raw[h]])
-            await node.rpc("evm_mine", [sealed.timestamp])
-            got = await node.rpc("eth_getBlockByNumber", ["latest", False])
-            if got["hash"] != sealed.hash:
-                raise LockstepDiverged(f"{node.name} replayed block {sealed.number} as {got}")
-        await self.gossip()

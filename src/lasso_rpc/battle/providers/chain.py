@@ -9,219 +9,31 @@ digests: two runs with the same clock produce the same chain.
 from __future__ import annotations
 
 import asyncio
-import hashlib
 import logging
-from collections.abc import Callable, Mapping
-from dataclasses import dataclass
-from typing import Any
+from collections.abc import Callable
 
+from lasso_rpc.battle.providers.blocks import (
+    APPROVAL_TOPIC,
+    TRANSFER_TOPIC,
+    AlreadyKnown,
+    Block,
+    ChainEvent,
+    Log,
+    LogFilter,
+    Tx,
+    address_of,
+    digest,
+    hex_hash,
+    pad_topic,
+)
 from lasso_rpc.clock import SYSTEM_CLOCK, Clock
 
-__all__ = ["AlreadyKnown", "Block", "ChainEvent", "Log", "LogFilter", "SimulatedChain", "Tx"]
+__all__ = ["ChainListener", "SimulatedChain"]
 
 _log = logging.getLogger(__name__)
 
-TRANSFER_TOPIC = "0xddf252ad1be2c89b69c2b068fc378daa952ba7f163c4a11628f55a4df523b3ef"
-APPROVAL_TOPIC = "0x8c5be1e5ebec7d5bd14f71427d1e84f3dd0314c0f7b2291e5b200ac8c7c3b925"
-_ZERO_BLOOM = "0x" + "00" * 256
-_EMPTY_UNCLES = "0x1dcc4de8dec75d7aab85b567b6ccd41ad312451b948a7413f0a142fd40d49347"
-_GAS_LIMIT = 30_000_000
-_BASE_FEE = 1_000_000_000
-
-
-def _digest(*parts: object) -> bytes:
-    return hashlib.sha256("|".join(map(str, parts)).encode()).digest()
-
-
-def _hash(*parts: object) -> str:
-    return "0x" + _digest(*parts).hex()
-
-
-def _address(*parts: object) -> str:
-    return "0x" + _digest(*parts)[:20].hex()
-
-
-def _pad_topic(address: str) -> str:
-    return "0x" + "00" * 12 + address[2:]
-
-
-class AlreadyKnown(Exception):
-    """The raw transaction was already accepted (geth answers -32000 "already known")."""
-
-
-@dataclass(frozen=True, slots=True)
-class Log:
-    address: str
-    topics: tuple[str, ...]
-    data: str
-    block_number: int
-    block_hash: str
-    transaction_hash: str
-    transaction_index: int
-    log_index: int
-
-    def to_rpc(self, *, removed: bool = False) -> dict[str, Any]:
-        return {
-            "address": self.address,
-            "topics": list(self.topics),
-            "data": self.data,
-            "blockNumber": hex(self.block_number),
-            "blockHash": self.block_hash,
-            "transactionHash": self.transaction_hash,
-            "transactionIndex": hex(self.transaction_index),
-            "logIndex": hex(self.log_index),
-            "removed": removed,
-        }
-
-
-@dataclass(frozen=True, slots=True)
-class LogFilter:
-    """Address and positional topic filter of ``eth_getLogs`` / ``eth_subscribe("logs")``.
-
-    ``None`` matches anything; a set matches any of its members (all values lower-case).
-    """
-
-    addresses: frozenset[str] | None = None
-    topics: tuple[frozenset[str] | None, ...] = ()
-
-    @classmethod
-    def parse(cls, spec: Mapping[str, Any]) -> LogFilter:
-        """Build from the JSON filter object; ``ValueError`` on a malformed one."""
-        raw = spec.get("address")
-        addresses = None if raw is None else frozenset(_hex_list(raw, 20, "address"))
-        raw_topics = spec.get("topics") or []
-        if not isinstance(raw_topics, list) or len(raw_topics) > 4:
-            raise ValueError("topics must be a list of at most 4 entries")
-        topics = tuple(
-            None if t is None else frozenset(_hex_list(t, 32, "topic")) for t in raw_topics
-        )
-        return cls(addresses, topics)
-
-    def matches(self, log: Log) -> bool:
-        if self.addresses is not None and log.address not in self.addresses:
-            return False
-        for i, wanted in enumerate(self.topics):
-            if wanted is None:
-                continue
-            if i >= len(log.topics) or log.topics[i] not in wanted:
-                return False
-        return True
-
-
-def _hex_list(value: object, size: int, what: str) -> list[str]:
-    values = value if isinstance(value, list) else [value]
-    out = []
-    for v in values:
-        if not isinstance(v, str) or len(v) != 2 + 2 * size or not v.startswith("0x"):
-            raise ValueError(f"invalid {what} {v!r}")
-        try:
-            int(v, 16)
-        except ValueError:
-            raise ValueError(f"invalid {what} {v!r}") from None
-        out.append(v.lower())
-    return out
-
-
-@dataclass(frozen=True, slots=True)
-class Tx:
-    hash: str
-    sender: str
-    to: str
-    nonce: int
-    input: str
-    #: The raw bytes as sent to ``eth_sendRawTransaction``; None for synthetic transactions.
-    raw: str | None = None
-
-
-@dataclass(frozen=True, slots=True)
-class Block:
-    number: int
-    hash: str
-    parent_hash: str
-    timestamp: int
-    txs: tuple[Tx, ...]
-    logs: tuple[Log, ...]
-
-    def header_rpc(self) -> dict[str, Any]:
-        """The header fields, as sent in ``newHeads`` notifications."""
-        return {
-            "number": hex(self.number),
-            "hash": self.hash,
-            "parentHash": self.parent_hash,
-            "nonce": "0x0000000000000000",
-            "sha3Uncles": _EMPTY_UNCLES,
-            "logsBloom": _ZERO_BLOOM,
-            "transactionsRoot": _hash("txroot", self.hash),
-            "stateRoot": _hash("state", self.hash),
-            "receiptsRoot": _hash("receipts", self.hash),
-            "miner": _address("miner", self.number % 7),
-            "difficulty": "0x0",
-            "extraData": "0x",
-            "gasLimit": hex(_GAS_LIMIT),
-            "gasUsed": hex(21_000 * len(self.txs)),
-            "timestamp": hex(self.timestamp),
-            "baseFeePerGas": hex(_BASE_FEE),
-            "mixHash": _hash("mix", self.hash),
-        }
-
-    def to_rpc(self, full_txs: bool = False) -> dict[str, Any]:
-        out = self.header_rpc()
-        out["size"] = hex(600 + 120 * len(self.txs))
-        out["totalDifficulty"] = "0x0"
-        out["uncles"] = []
-        out["transactions"] = (
-            [self.tx_rpc(i) for i in range(len(self.txs))]
-            if full_txs
-            else [t.hash for t in self.txs]
-        )
-        return out
-
-    def tx_rpc(self, index: int) -> dict[str, Any]:
-        tx = self.txs[index]
-        return {
-            "hash": tx.hash,
-            "blockHash": self.hash,
-            "blockNumber": hex(self.number),
-            "transactionIndex": hex(index),
-            "from": tx.sender,
-            "to": tx.to,
-            "nonce": hex(tx.nonce),
-            "value": "0x0",
-            "gas": hex(100_000),
-            "gasPrice": hex(_BASE_FEE),
-            "input": tx.input,
-            "type": "0x0",
-        }
-
-    def receipt_rpc(self, index: int) -> dict[str, Any]:
-        tx = self.txs[index]
-        return {
-            "transactionHash": tx.hash,
-            "transactionIndex": hex(index),
-            "blockHash": self.hash,
-            "blockNumber": hex(self.number),
-            "from": tx.sender,
-            "to": tx.to,
-            "cumulativeGasUsed": hex(21_000 * (index + 1)),
-            "gasUsed": hex(21_000),
-            "effectiveGasPrice": hex(_BASE_FEE),
-            "contractAddress": None,
-            "logs": [lg.to_rpc() for lg in self.logs if lg.transaction_index == index],
-            "logsBloom": _ZERO_BLOOM,
-            "status": "0x1",
-            "type": "0x0",
-        }
-
-
-@dataclass(frozen=True, slots=True)
-class ChainEvent:
-    """A new canonical block; ``replaced`` is the block a reorg took out at the same number."""
-
-    block: Block
-    replaced: Block | None = None
-
-
 ChainListener = Callable[[ChainEvent], None]
+_EVERY_LOG = LogFilter()
 
 
 class SimulatedChain:
@@ -254,7 +66,7 @@ class SimulatedChain:
         self._tx_block: dict[str, int] = {}  # tx hash -> number of the block including it
         self._pending: list[Tx] = []
         self._listeners: list[ChainListener] = []
-        self._contracts = tuple(_address("contract", chain_id, k) for k in range(4))
+        self._contracts = tuple(address_of("contract", chain_id, k) for k in range(4))
         self._append(self._build(0, "0x" + "00" * 32, int(clock.wall_s()) - initial_blocks, ()))
         for _ in range(initial_blocks):
             self._append(self._next_block((), timestamp=self.head.timestamp + 1))
@@ -284,16 +96,16 @@ class SimulatedChain:
     def block_by_hash(self, block_hash: str) -> Block | None:
         return self._by_hash.get(block_hash.lower())
 
-    def logs(self, from_block: int, to_block: int, flt: LogFilter = LogFilter()) -> list[Log]:
+    def logs(self, from_block: int, to_block: int, flt: LogFilter = _EVERY_LOG) -> list[Log]:
         lo, hi = max(from_block, self.oldest_number), min(to_block, self.head_number)
         blocks = self._blocks
         return [lg for n in range(lo, hi + 1) for lg in blocks[n].logs if flt.matches(lg)]
 
     def balance(self, address: str) -> int:
-        return int.from_bytes(_digest("balance", self.chain_id, address.lower())[:9], "big")
+        return int.from_bytes(digest("balance", self.chain_id, address.lower())[:9], "big")
 
     def nonce(self, address: str) -> int:
-        return _digest("nonce", self.chain_id, address.lower())[0]
+        return digest("nonce", self.chain_id, address.lower())[0]
 
     def find_tx(self, tx_hash: str) -> tuple[Block, int] | None:
         """The block including a transaction and its index, or None (unknown or pending)."""
@@ -308,11 +120,11 @@ class SimulatedChain:
 
     def send_raw_transaction(self, raw: str) -> str:
         """Accept a raw transaction into the pool (included by the next block); its hash."""
-        tx_hash = _hash("rawtx", raw.lower())
+        tx_hash = hex_hash("rawtx", raw.lower())
         if tx_hash in self._tx_block or any(t.hash == tx_hash for t in self._pending):
             raise AlreadyKnown(tx_hash)
-        sender = _address("sender", raw.lower())
-        tx = Tx(tx_hash, sender, _address("to", raw.lower()), self.nonce(sender), "0x", raw)
+        sender = address_of("sender", raw.lower())
+        tx = Tx(tx_hash, sender, address_of("to", raw.lower()), self.nonce(sender), "0x", raw)
         self._pending.append(tx)
         return tx_hash
 
@@ -377,16 +189,16 @@ class SimulatedChain:
         return self._build(head.number + 1, head.hash, timestamp, own_txs)
 
     def _build(self, number: int, parent: str, timestamp: int, own_txs: tuple[Tx, ...]) -> Block:
-        block_hash = _hash(self.chain_id, number, parent, self._salt, *(t.hash for t in own_txs))
+        block_hash = hex_hash(self.chain_id, number, parent, self._salt, *(t.hash for t in own_txs))
         txs: list[Tx] = []
         logs: list[Log] = []
         for i in range(self.logs_per_block if number > 0 else 0):
             contract = self._contracts[(number + i) % len(self._contracts)]
-            sender, to = _address("from", number, i), _address("to", number, i)
-            tx = Tx(_hash("tx", block_hash, i), sender, contract, i, "0xa9059cbb")
+            sender, to = address_of("from", number, i), address_of("to", number, i)
+            tx = Tx(hex_hash("tx", block_hash, i), sender, contract, i, "0xa9059cbb")
             topic0 = APPROVAL_TOPIC if (number + i) % 3 == 0 else TRANSFER_TOPIC
-            data = "0x" + _digest("amount", self.chain_id, number, i).hex()
-            topics = (topic0, _pad_topic(sender), _pad_topic(to))
+            data = "0x" + digest("amount", self.chain_id, number, i).hex()
+            topics = (topic0, pad_topic(sender), pad_topic(to))
             logs.append(Log(contract, topics, data, number, block_hash, tx.hash, i, i))
             txs.append(tx)
         txs.extend(own_txs)

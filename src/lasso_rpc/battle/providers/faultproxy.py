@@ -24,16 +24,16 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import dataclasses
 import logging
 import random
 import socket
 import struct
 from collections.abc import Coroutine
-from dataclasses import dataclass
 from typing import Any, Literal
 
-__all__ = ["FaultProxy", "Faults", "ProxyCounters"]
+from lasso_rpc.battle.providers.faults import BURST_S, Bucket, Faults, ProxyCounters
+
+__all__ = ["FaultProxy"]
 
 log = logging.getLogger("lasso_rpc.battle.providers.faultproxy")
 
@@ -42,73 +42,7 @@ Direction = Literal["up", "down"]  # up: client -> target, down: target -> clien
 
 _CHUNK = 65536
 _QUEUE_CHUNKS = 64  # per direction and connection: bounded memory when the far side is slow
-_BURST_S = 0.02  # token bucket capacity, in seconds of traffic
 _LINGER_RST = struct.pack("ii", 1, 0)
-
-
-@dataclass(frozen=True, slots=True)
-class Faults:
-    """The faults a FaultProxy applies (semantics in the module docstring); defaults: none."""
-
-    latency_ms: float = 0.0
-    jitter_ms: float = 0.0
-    bandwidth_bytes_per_s: float | None = None
-    reset_new: bool = False
-    blackhole: bool = False
-    slow_close_ms: float = 0.0
-    refuse: bool = False
-
-    def __post_init__(self) -> None:
-        if self.latency_ms < 0 or self.jitter_ms < 0 or self.slow_close_ms < 0:
-            raise ValueError("latency_ms, jitter_ms and slow_close_ms must be >= 0")
-        if self.bandwidth_bytes_per_s is not None and self.bandwidth_bytes_per_s <= 0:
-            raise ValueError("bandwidth_bytes_per_s must be None (no cap) or > 0")
-
-    def with_changes(self, **changes: Any) -> Faults:
-        names = [f.name for f in dataclasses.fields(self)]
-        unknown = set(changes) - set(names)
-        if unknown:
-            raise ValueError(f"unknown fault(s) {sorted(unknown)}; valid: {', '.join(names)}")
-        return dataclasses.replace(self, **changes)
-
-    def changed(self) -> dict[str, Any]:
-        """The faults that differ from the defaults (none: a clean link)."""
-        default = Faults()
-        return {
-            f.name: getattr(self, f.name)
-            for f in dataclasses.fields(self)
-            if getattr(self, f.name) != getattr(default, f.name)
-        }
-
-
-@dataclass(frozen=True, slots=True)
-class ProxyCounters:
-    accepted: int  # connections accepted (including those reset at once)
-    active: int  # connections open now
-    reset: int  # connections the proxy reset (reset(), reset_new, blackhole lifted)
-    upstream_failures: int  # connections whose target could not be reached
-    bytes_up: int  # forwarded client -> target
-    bytes_down: int  # forwarded target -> client
-    bytes_dropped: int  # swallowed by a blackhole
-
-
-class _Bucket:
-    """Token bucket that may go into debt: ``take`` says how long to wait before sending."""
-
-    __slots__ = ("_rate", "_stamp", "_tokens")
-
-    def __init__(self) -> None:
-        self._rate = 0.0
-        self._tokens = 0.0
-        self._stamp = 0.0
-
-    def take(self, n: int, rate: float, now: float) -> float:
-        burst = rate * _BURST_S
-        if rate != self._rate:
-            self._rate, self._tokens, self._stamp = rate, burst, now
-        self._tokens = min(burst, self._tokens + (now - self._stamp) * rate) - n
-        self._stamp = now
-        return max(0.0, -self._tokens / rate)
 
 
 class _Conn:
@@ -161,7 +95,7 @@ class FaultProxy:
         self._loop: asyncio.AbstractEventLoop | None = None
         self._tasks: set[asyncio.Task[None]] = set()
         self._conns: set[_Conn] = set()
-        self._buckets: dict[Direction, _Bucket] = {"up": _Bucket(), "down": _Bucket()}
+        self._buckets: dict[Direction, Bucket] = {"up": Bucket(), "down": Bucket()}
         self._accepted = self._resets = self._upstream_failures = 0
         self._bytes: dict[Direction | Literal["dropped"], int] = {"up": 0, "down": 0, "dropped": 0}
 
@@ -428,7 +362,7 @@ class FaultProxy:
                 self._bytes["dropped"] += len(data)
                 continue
             rate = self._faults.bandwidth_bytes_per_s
-            step = len(data) if rate is None else max(1, int(rate * _BURST_S))
+            step = len(data) if rate is None else max(1, int(rate * BURST_S))
             for i in range(0, len(data), step):
                 piece = data[i : i + step]
                 if rate is not None:

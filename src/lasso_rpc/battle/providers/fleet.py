@@ -5,71 +5,21 @@ from __future__ import annotations
 import asyncio
 import sys
 from collections.abc import Iterator, Mapping
-from dataclasses import dataclass
 from typing import Any, TextIO
 
 import yaml
 
 from lasso_rpc.battle.providers.chain import SimulatedChain
-from lasso_rpc.battle.providers.mock import Knobs, MockProvider
+from lasso_rpc.battle.providers.mock import MockProvider
+from lasso_rpc.battle.providers.spec import (
+    Knobs,
+    MockFleetSpec,
+    ProviderSpecs,
+    default_ids,
+    knobs_of,
+)
 
-__all__ = ["DEFAULT_IDS", "MockFleet", "MockFleetSpec", "default_ids", "run_mock_fleet"]
-
-DEFAULT_IDS = (
-    "alpha", "beta", "gamma", "delta", "epsilon", "zeta", "eta", "theta", "iota", "kappa",
-    "lambda", "mu", "nu", "xi", "omicron", "pi", "rho", "sigma", "tau", "upsilon", "phi",
-    "chi", "psi", "omega",
-)  # fmt: skip
-
-ProviderSpecs = Mapping[str, Mapping[str, Any] | Knobs]
-
-
-def default_ids(n: int) -> list[str]:
-    """``alpha``, ``beta``, … then ``mock25``, ``mock26``, … past the Greek alphabet."""
-    return [DEFAULT_IDS[i] if i < len(DEFAULT_IDS) else f"mock{i + 1}" for i in range(n)]
-
-
-def _knobs(value: Mapping[str, Any] | Knobs) -> Knobs:
-    return value if isinstance(value, Knobs) else Knobs().with_changes(**value)
-
-
-@dataclass(frozen=True, slots=True)
-class MockFleetSpec:
-    """An unstarted fleet (what ``MockProvider.fleet(...)`` returns); knobs validated already."""
-
-    providers: tuple[tuple[str, Knobs], ...]
-    chain_id: int = 1
-    block_time_ms: int = 1000
-
-    @classmethod
-    def of(
-        cls,
-        n: int | None = None,
-        *,
-        chain_id: int = 1,
-        block_time_ms: int = 1000,
-        **providers: Mapping[str, Any] | Knobs,
-    ) -> MockFleetSpec:
-        """Named providers with their knobs, topped up with default ids to ``n`` providers."""
-        specs = [(pid, _knobs(k)) for pid, k in providers.items()]
-        extra = [pid for pid in default_ids(len(DEFAULT_IDS) + (n or 0)) if pid not in providers]
-        specs += [(pid, Knobs()) for pid in extra[: max(0, (n or 0) - len(specs))]]
-        if not specs:
-            raise ValueError("a fleet needs at least one provider")
-        return cls(tuple(specs), chain_id, block_time_ms)
-
-    @property
-    def ids(self) -> list[str]:
-        return [pid for pid, _ in self.providers]
-
-    async def start(self, *, port_base: int = 0, host: str = "127.0.0.1") -> MockFleet:
-        return await MockFleet.start(
-            dict(self.providers),
-            chain_id=self.chain_id,
-            block_time_ms=self.block_time_ms,
-            port_base=port_base,
-            host=host,
-        )
+__all__ = ["MockFleet", "run_mock_fleet"]
 
 
 class MockFleet:
@@ -102,7 +52,7 @@ class MockFleet:
         elif isinstance(providers, int):
             specs = {pid: Knobs() for pid in default_ids(providers)}
         else:
-            specs = {pid: _knobs(k) for pid, k in providers.items()}
+            specs = {pid: knobs_of(k) for pid, k in providers.items()}
         if not specs:
             raise ValueError("a fleet needs at least one provider")
         if chain is None:

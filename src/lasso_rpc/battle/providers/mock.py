@@ -26,19 +26,18 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import dataclasses
 import random
 import socket
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
 from enum import StrEnum
 from functools import partial
-from typing import TYPE_CHECKING, Any, Literal
+from typing import Any, Literal
 
 import orjson
 from aiohttp import WSCloseCode, web
 
-from lasso_rpc.battle.providers.chain import ChainEvent, SimulatedChain
+from lasso_rpc.battle.providers.blocks import ChainEvent
+from lasso_rpc.battle.providers.chain import SimulatedChain
 from lasso_rpc.battle.providers.mock_rpc import (
     METHODS,
     Fault,
@@ -48,67 +47,11 @@ from lasso_rpc.battle.providers.mock_rpc import (
     wrong_ids,
 )
 from lasso_rpc.battle.providers.mock_ws import WsSession
+from lasso_rpc.battle.providers.spec import FailureMode, Knobs, MockFleetSpec
 
-if TYPE_CHECKING:
-    from lasso_rpc.battle.providers.fleet import MockFleetSpec
-
-__all__ = ["FailureMode", "Knobs", "MockProvider", "State"]
+__all__ = ["MockProvider", "State"]
 
 State = Literal["new", "running", "stopped", "closed"]
-
-
-class FailureMode(StrEnum):
-    NONE = "none"
-    HTTP_500 = "http_500"
-    JSONRPC_ERROR = "jsonrpc_error"
-    RATE_LIMIT = "rate_limit"
-    HANG = "hang"
-    RESET = "reset"
-    MALFORMED = "malformed"
-    WRONG_ID = "wrong_id"
-
-
-@dataclass(frozen=True, slots=True)
-class Knobs:
-    """The runtime behaviour of one provider (semantics in the module docstring)."""
-
-    latency_ms: float = 0.0
-    jitter_ms: float = 0.0
-    error_rate: float | None = None
-    failure_mode: FailureMode = FailureMode.NONE
-    http_status: int = 500
-    retry_after_s: int = 1
-    lag_blocks: int = 0
-    unsupported_methods: frozenset[str] = frozenset()
-
-    def __post_init__(self) -> None:
-        # Accept YAML-friendly spellings ("hang", a list of methods) and store canonical ones.
-        object.__setattr__(self, "failure_mode", FailureMode(self.failure_mode))
-        object.__setattr__(self, "unsupported_methods", frozenset(self.unsupported_methods))
-        if self.latency_ms < 0 or self.jitter_ms < 0:
-            raise ValueError("latency_ms and jitter_ms must be >= 0")
-        if self.error_rate is not None and not 0.0 <= self.error_rate <= 1.0:
-            raise ValueError("error_rate must be None or within 0..1")
-        if not 400 <= self.http_status <= 599:
-            raise ValueError("http_status must be an HTTP error status (400..599)")
-        if self.retry_after_s < 0 or self.lag_blocks < 0:
-            raise ValueError("retry_after_s and lag_blocks must be >= 0")
-
-    def with_changes(self, **changes: Any) -> Knobs:
-        unknown = set(changes) - {f.name for f in dataclasses.fields(self)}
-        if unknown:
-            valid = ", ".join(f.name for f in dataclasses.fields(self))
-            raise ValueError(f"unknown knob(s) {sorted(unknown)}; valid: {valid}")
-        return dataclasses.replace(self, **changes)
-
-    def changed(self) -> dict[str, Any]:
-        """The knobs that differ from the defaults."""
-        default = Knobs()
-        return {
-            f.name: getattr(self, f.name)
-            for f in dataclasses.fields(self)
-            if getattr(self, f.name) != getattr(default, f.name)
-        }
 
 
 _MALFORMED_BODY = b'{"jsonrpc":"2.0","id":1,"result":'
@@ -157,8 +100,6 @@ class MockProvider:
         **providers: dict[str, Any],
     ) -> MockFleetSpec:
         """An unstarted fleet: ``MockProvider.fleet(alpha={"latency_ms": 50}, beta={})``."""
-        from lasso_rpc.battle.providers.fleet import MockFleetSpec
-
         return MockFleetSpec.of(n, chain_id=chain_id, block_time_ms=block_time_ms, **providers)
 
     # -- identity and state ----------------------------------------------------------------

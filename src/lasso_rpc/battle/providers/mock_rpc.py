@@ -14,7 +14,8 @@ from typing import Any
 
 import orjson
 
-from lasso_rpc.battle.providers.chain import AlreadyKnown, LogFilter, SimulatedChain
+from lasso_rpc.battle.providers.blocks import AlreadyKnown, LogFilter
+from lasso_rpc.battle.providers.chain import SimulatedChain
 
 __all__ = [
     "GAS_PRICE",

@@ -14,7 +14,7 @@ from typing import Any
 import orjson
 from aiohttp import WSMsgType, web
 
-from lasso_rpc.battle.providers.chain import ChainEvent, LogFilter
+from lasso_rpc.battle.providers.blocks import ChainEvent, LogFilter
 from lasso_rpc.battle.providers.mock_rpc import Fault, arg
 
 __all__ = ["WsSession"]
