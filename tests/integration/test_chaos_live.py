@@ -15,7 +15,9 @@ import aiohttp
 import orjson
 import pytest
 
-from lasso_rpc.battle.chaos.base import BasicChaosContext, Chaos, ChaosAction, http_control
+from lasso_rpc.battle.chaos.base import ChaosAction
+from lasso_rpc.battle.chaos.basic_context import BasicChaosContext, http_control
+from lasso_rpc.battle.chaos.factory import Chaos
 from lasso_rpc.battle.providers.faultproxy import FaultProxy
 from lasso_rpc.battle.providers.faults import Faults
 from lasso_rpc.battle.providers.fleet import MockFleet

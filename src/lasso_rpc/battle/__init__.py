@@ -10,7 +10,8 @@ import importlib
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from lasso_rpc.battle.chaos.base import Chaos, chaos_from_dict
+    from lasso_rpc.battle.chaos.factory import Chaos
+    from lasso_rpc.battle.chaos.parse import chaos_from_dict
     from lasso_rpc.battle.context import ScenarioContext
     from lasso_rpc.battle.load.workload import Workload
     from lasso_rpc.battle.measure.analyzer import analyze
@@ -58,8 +59,8 @@ _EXPORTS: dict[str, str] = {
     "Scenario": "lasso_rpc.battle.scenario",
     "BattleResult": "lasso_rpc.battle.result",
     "Workload": "lasso_rpc.battle.load.workload",
-    "Chaos": "lasso_rpc.battle.chaos.base",
-    "chaos_from_dict": "lasso_rpc.battle.chaos.base",
+    "Chaos": "lasso_rpc.battle.chaos.factory",
+    "chaos_from_dict": "lasso_rpc.battle.chaos.parse",
     "FaultProxy": "lasso_rpc.battle.providers.faultproxy",
     "Faults": "lasso_rpc.battle.providers.faults",
     "SLO": "lasso_rpc.battle.measure.slo",

@@ -15,7 +15,8 @@ from typing import Any, Self
 
 import yaml
 
-from lasso_rpc.battle.chaos.base import ChaosAction, chaos_from_dict
+from lasso_rpc.battle.chaos.base import ChaosAction
+from lasso_rpc.battle.chaos.parse import chaos_from_dict
 from lasso_rpc.battle.context import ScenarioContext
 from lasso_rpc.battle.load.subscribe_workload import SubscribeWorkload
 from lasso_rpc.battle.load.workload import Workload
