@@ -21,23 +21,33 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import logging
 import math
 import os
 import time
 from collections import deque
-from collections.abc import Callable, Iterable, Mapping
-from dataclasses import asdict, dataclass, field
+from collections.abc import Callable, Iterable
 from typing import Any
 
-import aiohttp
-import orjson
-from hdrh.histogram import HdrHistogram
-from yarl import URL
-
+from lasso_rpc.battle.measure.accumulators import ClientAcc, RouterAcc, bump
+from lasso_rpc.battle.measure.data import (
+    COLLECT_NAMES,
+    DEFAULT_COLLECT,
+    BreakerRecord,
+    ChaosMark,
+    CollectedData,
+    HealthRecord,
+    SubscriptionFailoverRecord,
+)
+from lasso_rpc.battle.measure.event_source import EVENT_TYPES, EventStream
+from lasso_rpc.battle.measure.histograms import (
+    HistSeries,
+    encode_histogram,
+    new_histogram,
+    to_us,
+)
+from lasso_rpc.battle.measure.sampler import SystemSampler
 from lasso_rpc.battle.records import RequestRecord, SystemSample
 from lasso_rpc.observability.events import (
-    Attempt,
     BreakerChanged,
     ChaosEvent,
     Event,
@@ -45,264 +55,12 @@ from lasso_rpc.observability.events import (
     ProviderHealth,
     RequestFinished,
     SubscriptionFailover,
-    event_fields,
 )
 
-__all__ = [
-    "COLLECT_NAMES",
-    "DEFAULT_COLLECT",
-    "BreakerRecord",
-    "ChaosMark",
-    "ClientBucket",
-    "CollectedData",
-    "Collector",
-    "HealthRecord",
-    "RouterBucket",
-    "SubscriptionFailoverRecord",
-    "decode_histogram",
-    "new_histogram",
-    "release_histogram",
-    "to_us",
-]
+__all__ = ["Collector"]
 
-log = logging.getLogger("lasso_rpc.battle.measure.collector")
-
-COLLECT_NAMES = frozenset({"requests", "breakers", "health", "subscriptions", "system", "raw"})
-DEFAULT_COLLECT = COLLECT_NAMES - {"raw"}
-
-HIST_LOWEST_US = 1
-HIST_HIGHEST_US = 60_000_000
-HIST_DIGITS = 3
-_KEEP_OPEN = 3  # buckets behind the newest one whose histograms stay live
 _MAX_T_S = 7 * 86_400.0  # an event further than this from the start is a clock jump: dropped
 _TIMELINE_CAP = 100_000  # per timeline list; the oldest entries go first
-
-
-def new_histogram() -> HdrHistogram:
-    return HdrHistogram(HIST_LOWEST_US, HIST_HIGHEST_US, HIST_DIGITS)
-
-
-def decode_histogram(encoded: str | bytes | None) -> HdrHistogram:
-    """A histogram from ``hist.encode()`` output (an empty one for ``None``)."""
-    if not encoded:
-        return new_histogram()
-    return HdrHistogram.decode(encoded if isinstance(encoded, bytes) else encoded.encode())
-
-
-def release_histogram(h: HdrHistogram) -> None:
-    """Free a histogram now: ``hdrh`` keeps a histogram <-> encoder reference cycle, so its
-    ~140 kB counts array would otherwise wait for a full garbage collection."""
-    h.encoder = None
-
-
-def to_us(ms: float) -> int:
-    """Milliseconds → whole µs, clamped into the histogram's range."""
-    us = int(ms * 1000.0 + 0.5)
-    return HIST_LOWEST_US if us < HIST_LOWEST_US else min(us, HIST_HIGHEST_US)
-
-
-def _encode(h: HdrHistogram) -> str:
-    return str(h.encode().decode("ascii"))
-
-
-class _HistSeries:
-    """One histogram per bucket; all but the newest few are kept encoded."""
-
-    __slots__ = ("_frozen", "_hi", "_live")
-
-    def __init__(self) -> None:
-        self._live: dict[int, HdrHistogram] = {}
-        self._frozen: dict[int, str] = {}
-        self._hi = -1
-
-    def record(self, idx: int, us: int) -> None:
-        h = self._live.get(idx)
-        if h is None:
-            h = self._open(idx)
-        h.record_value(us)
-
-    def _open(self, idx: int) -> HdrHistogram:
-        h = decode_histogram(self._frozen.pop(idx, None))
-        self._live[idx] = h
-        if idx > self._hi:
-            self._hi = idx
-            for k in [k for k in self._live if k < idx - _KEEP_OPEN]:
-                old = self._live.pop(k)
-                self._frozen[k] = _encode(old)
-                release_histogram(old)
-        return h
-
-    def encoded(self, idx: int) -> str | None:
-        h = self._live.get(idx)
-        return _encode(h) if h is not None else self._frozen.get(idx)
-
-
-# -- frozen output -----------------------------------------------------------------------------
-
-
-@dataclass(frozen=True, slots=True)
-class RouterBucket:
-    """One time bucket of the router's ``request.finished`` events."""
-
-    requests: int = 0
-    status: Mapping[str, int] = field(default_factory=dict)
-    errors_by_class: Mapping[str, int] = field(default_factory=dict)
-    failovers: int = 0  # requests with more than one upstream attempt
-    hedged: int = 0
-    served: Mapping[str, int] = field(default_factory=dict)  # provider → answers returned
-    attempts: Mapping[str, Mapping[str, int]] = field(default_factory=dict)  # provider → outcome
-    latency_hist: str | None = None  # base64 HDR of router latency, µs
-
-
-@dataclass(frozen=True, slots=True)
-class ClientBucket:
-    """One time bucket of workload records (client view)."""
-
-    requests: int = 0
-    ok: int = 0
-    client_errors: int = 0
-    errors: int = 0
-    errors_by_class: Mapping[str, int] = field(default_factory=dict)
-    failovers: int = 0  # failover flag according to include_meta
-    hedged: int = 0
-    providers: Mapping[str, int] = field(default_factory=dict)
-    latency_hist: str | None = None  # base64 HDR of client latency (from intended time), µs
-
-
-@dataclass(frozen=True, slots=True)
-class BreakerRecord:
-    t_s: float
-    provider: str
-    from_state: str
-    to_state: str
-    reason: str
-    transport: str = "http"
-
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "t_s": self.t_s,
-            "provider": self.provider,
-            "from": self.from_state,
-            "to": self.to_state,
-            "reason": self.reason,
-            "transport": self.transport,
-        }
-
-
-@dataclass(frozen=True, slots=True)
-class HealthRecord:
-    t_s: float
-    provider: str
-    head: int | None
-    lag: int | None
-    cordoned: bool
-
-
-@dataclass(frozen=True, slots=True)
-class SubscriptionFailoverRecord:
-    t_s: float
-    subscription: str
-    from_provider: str | None
-    to_provider: str | None
-    backfilled: int
-    gap: bool
-    reorg: bool
-
-
-@dataclass(frozen=True, slots=True)
-class ChaosMark:
-    """A ``chaos.injected`` / ``chaos.reverted`` event as the router's stream carried it."""
-
-    t_s: float
-    action: str
-    target: str | None
-    reverted: bool
-    details: Mapping[str, Any]
-
-
-@dataclass(frozen=True, slots=True)
-class CollectedData:
-    """Everything one run collected; histograms are base64 HDR strings (µs)."""
-
-    bucket_s: float
-    collected: frozenset[str]
-    router_buckets: tuple[RouterBucket, ...]
-    client_buckets: tuple[ClientBucket, ...]
-    router_latency_hist: str
-    router_latency_sum_ms: float
-    failover_latency_hist: str
-    failover_latency_max_ms: float
-    client_latency_hist: str
-    client_latency_sum_ms: float
-    client_latency_max_ms: float
-    breakers: tuple[BreakerRecord, ...] = ()
-    health: tuple[HealthRecord, ...] = ()
-    subscription_failovers: tuple[SubscriptionFailoverRecord, ...] = ()
-    chaos_marks: tuple[ChaosMark, ...] = ()
-    system: tuple[SystemSample, ...] = ()
-    raw_records: tuple[RequestRecord, ...] = ()
-    raw_events: tuple[Mapping[str, Any], ...] = ()
-    stream_reconnects: int = 0
-    stream_decode_errors: int = 0
-    dropped: int = 0  # events outside the time range, plus timeline entries past the cap
-
-    @property
-    def router_requests(self) -> int:
-        return sum(b.requests for b in self.router_buckets)
-
-    @property
-    def client_requests(self) -> int:
-        return sum(b.requests for b in self.client_buckets)
-
-    def to_dict(self) -> dict[str, Any]:
-        d = asdict(self)
-        d["collected"] = sorted(self.collected)
-        return d
-
-
-# -- mutable accumulators ----------------------------------------------------------------------
-
-
-class _RouterAcc:
-    __slots__ = ("attempts", "errors", "failovers", "hedged", "requests", "served", "status")
-
-    def __init__(self) -> None:
-        self.requests = 0
-        self.status: dict[str, int] = {}
-        self.errors: dict[str, int] = {}
-        self.failovers = 0
-        self.hedged = 0
-        self.served: dict[str, int] = {}
-        self.attempts: dict[str, dict[str, int]] = {}
-
-    def freeze(self, hist: str | None) -> RouterBucket:
-        attempts = {p: dict(o) for p, o in self.attempts.items()}
-        return RouterBucket(
-            self.requests, dict(self.status), dict(self.errors), self.failovers, self.hedged,
-            dict(self.served), attempts, hist,
-        )  # fmt: skip
-
-
-class _ClientAcc:
-    __slots__ = (
-        "by_class", "client_errors", "errors", "failovers", "hedged", "ok", "providers", "requests",
-    )  # fmt: skip
-
-    def __init__(self) -> None:
-        self.requests = self.ok = self.client_errors = self.errors = 0
-        self.failovers = self.hedged = 0
-        self.by_class: dict[str, int] = {}
-        self.providers: dict[str, int] = {}
-
-    def freeze(self, hist: str | None) -> ClientBucket:
-        return ClientBucket(
-            self.requests, self.ok, self.client_errors, self.errors, dict(self.by_class),
-            self.failovers, self.hedged, dict(self.providers), hist,
-        )  # fmt: skip
-
-
-def _bump(d: dict[str, int], key: str) -> None:
-    d[key] = d.get(key, 0) + 1
 
 
 def _loop_time() -> float:
@@ -310,37 +68,6 @@ def _loop_time() -> float:
         return asyncio.get_running_loop().time()
     except RuntimeError:
         return time.monotonic()
-
-
-_EVENT_TYPES: dict[str, type[Event]] = {
-    "request.finished": RequestFinished,
-    "breaker.changed": BreakerChanged,
-    "provider.health": ProviderHealth,
-    "subscription.failover": SubscriptionFailover,
-    "chaos.injected": ChaosEvent,
-    "chaos.reverted": ChaosEvent,
-}
-
-_FIELDS = {
-    cls: tuple(f for f in event_fields(cls) if f not in ("decision", "attempts", "reverted"))
-    for cls in set(_EVENT_TYPES.values())
-}
-
-
-def event_from_dict(d: Mapping[str, Any]) -> Event | None:
-    """The event an ``/api/events`` frame describes; None for types the collector ignores.
-
-    Raises ``KeyError``/``TypeError``/``ValueError`` for a malformed frame.
-    """
-    cls = _EVENT_TYPES.get(str(d.get("type")))
-    if cls is None:
-        return None
-    kw = {k: d[k] for k in _FIELDS[cls] if k in d}
-    if cls is RequestFinished:
-        kw["attempts"] = tuple(Attempt(**a) for a in d.get("attempts") or ())
-    elif cls is ChaosEvent:
-        kw["reverted"] = d["type"] == "chaos.reverted"
-    return cls(**kw)
 
 
 class Collector:
@@ -381,15 +108,15 @@ class Collector:
         self._requests = "requests" in names
         self._raw = "raw" in names
         # router view
-        self._rb: dict[int, _RouterAcc] = {}
-        self._r_series = _HistSeries()
+        self._rb: dict[int, RouterAcc] = {}
+        self._r_series = HistSeries()
         self._r_hist = new_histogram()
         self._r_sum_ms = 0.0
         self._f_hist = new_histogram()
         self._f_max_ms = 0.0
         # client view
-        self._cb: dict[int, _ClientAcc] = {}
-        self._c_series = _HistSeries()
+        self._cb: dict[int, ClientAcc] = {}
+        self._c_series = HistSeries()
         self._c_hist = new_histogram()
         self._c_sum_ms = 0.0
         self._c_max_ms = 0.0
@@ -405,11 +132,8 @@ class Collector:
         # owned resources
         self._unsubscribe: list[Callable[[], None]] = []
         self._tasks: list[asyncio.Task[None]] = []
-        self._session: aiohttp.ClientSession | None = None
-        self._stream_connected = asyncio.Event()
-        self.stream_reconnects = 0
-        self.stream_decode_errors = 0
-        self._proc: Any = None
+        self._stream: EventStream | None = None
+        self._sampler = SystemSampler(self.router_pid)
 
     def __repr__(self) -> str:
         return (
@@ -430,63 +154,20 @@ class Collector:
         The reader task belongs to the collector; a dropped connection is re-opened (events
         sent meanwhile are lost and ``stream_reconnects`` counts the drops).
         """
-        if self._session is not None:
+        if self._stream is not None:
             raise RuntimeError("attach_stream was called already")
-        types = [t for t, cls in _EVENT_TYPES.items() if self._wants(cls)]
-        url = URL(events_url).update_query(types=",".join(types))
-        self._session = aiohttp.ClientSession()
-        task = asyncio.create_task(self._follow(url), name="collector-stream")
-        self._tasks.append(task)  # owned from here: aclose() cancels it
-        connected = asyncio.create_task(self._stream_connected.wait())
-        try:
-            await asyncio.wait(
-                {task, connected}, timeout=connect_timeout_s, return_when=asyncio.FIRST_COMPLETED
-            )
-        finally:
-            connected.cancel()
-        if self._stream_connected.is_set():
-            return
-        self._tasks.remove(task)
-        task.cancel()
-        try:
-            await task  # re-raises what stopped the reader early (a malformed URL, say)
-        except asyncio.CancelledError:
-            pass
-        finally:
-            await self._session.close()
-            self._session = None
-        raise ConnectionError(f"cannot open the event stream at {url}")
+        types = [t for t, cls in EVENT_TYPES.items() if self._wants(cls)]
+        stream = EventStream(events_url, self.on_event, types=types)
+        await stream.open(connect_timeout_s=connect_timeout_s)
+        self._stream = stream
 
-    async def _follow(self, url: URL) -> None:
-        assert self._session is not None
-        backoff = 0.05
-        while True:
-            live = False
-            try:
-                async with self._session.ws_connect(url, heartbeat=10.0) as ws:
-                    self._stream_connected.set()
-                    live = True
-                    backoff = 0.05
-                    async for msg in ws:
-                        if msg.type in (aiohttp.WSMsgType.BINARY, aiohttp.WSMsgType.TEXT):
-                            self._on_frame(msg.data)
-                        elif msg.type == aiohttp.WSMsgType.ERROR:
-                            break
-            except (aiohttp.ClientError, OSError, TimeoutError) as exc:
-                log.debug("event stream %s: %r", url, exc)
-            if live:
-                self.stream_reconnects += 1
-            await asyncio.sleep(backoff)
-            backoff = min(backoff * 2, 2.0)
+    @property
+    def stream_reconnects(self) -> int:
+        return self._stream.reconnects if self._stream is not None else 0
 
-    def _on_frame(self, data: str | bytes) -> None:
-        try:
-            ev = event_from_dict(orjson.loads(data))
-        except (orjson.JSONDecodeError, KeyError, TypeError, ValueError, AttributeError):
-            self.stream_decode_errors += 1
-            return
-        if ev is not None:
-            self.on_event(ev)
+    @property
+    def stream_decode_errors(self) -> int:
+        return self._stream.decode_errors if self._stream is not None else 0
 
     def _wants(self, cls: type[Event]) -> bool:
         need = {
@@ -546,11 +227,11 @@ class Collector:
             return
         b = self._rb.get(i)
         if b is None:
-            b = self._rb[i] = _RouterAcc()
+            b = self._rb[i] = RouterAcc()
         b.requests += 1
-        _bump(b.status, ev.status)
+        bump(b.status, ev.status)
         if ev.status == "error":
-            _bump(b.errors, ev.error_class or "unknown")
+            bump(b.errors, ev.error_class or "unknown")
         us = to_us(ev.latency_ms)
         self._r_hist.record_value(us)
         self._r_series.record(i, us)
@@ -562,12 +243,12 @@ class Collector:
         if ev.hedged:
             b.hedged += 1
         if ev.provider is not None:
-            _bump(b.served, ev.provider)
+            bump(b.served, ev.provider)
         for a in ev.attempts:
             outcomes = b.attempts.get(a.provider)
             if outcomes is None:
                 outcomes = b.attempts[a.provider] = {}
-            _bump(outcomes, a.outcome)
+            bump(outcomes, a.outcome)
         if self._raw:
             self._raw_events.append(
                 {
@@ -587,7 +268,7 @@ class Collector:
             return
         b = self._cb.get(i)
         if b is None:
-            b = self._cb[i] = _ClientAcc()
+            b = self._cb[i] = ClientAcc()
         b.requests += 1
         if r.outcome == "ok":
             b.ok += 1
@@ -595,7 +276,7 @@ class Collector:
             b.client_errors += 1
         else:
             b.errors += 1
-            _bump(b.by_class, r.error_class or "unknown")
+            bump(b.by_class, r.error_class or "unknown")
         ms = r.latency_ms
         us = to_us(ms)
         self._c_hist.record_value(us)
@@ -608,27 +289,20 @@ class Collector:
         if r.hedged:
             b.hedged += 1
         if r.provider is not None:
-            _bump(b.providers, r.provider)
+            bump(b.providers, r.provider)
         if self._raw:
             self._raw_records.append(r)
 
     # -- system sampling -------------------------------------------------------------------
 
+    # -- system sampling -------------------------------------------------------------------
+
     def sample_once(self, t_s: float | None = None) -> SystemSample | None:
         """One RSS/CPU sample of the router process (None when it is gone)."""
-        import psutil
-
-        try:
-            if self._proc is None:
-                self._proc = psutil.Process(self.router_pid)
-                self._proc.cpu_percent(None)  # the first reading only primes the counter
-            rss = self._proc.memory_info().rss / (1024 * 1024)
-            cpu = float(self._proc.cpu_percent(None))
-        except psutil.Error:
-            return None
         t = t_s if t_s is not None else _loop_time() - self.start
-        sample = SystemSample(t, float(rss), cpu)
-        self._keep(self._system, sample)
+        sample = self._sampler.sample(t)
+        if sample is not None:
+            self._keep(self._system, sample)
         return sample
 
     async def sample_system(self, interval_s: float = 1.0) -> None:
@@ -654,15 +328,15 @@ class Collector:
             with contextlib.suppress(asyncio.CancelledError):
                 await task
         self._tasks.clear()
-        if self._session is not None:
-            await self._session.close()
+        if self._stream is not None:
+            await self._stream.aclose()
 
     # -- output ----------------------------------------------------------------------------
 
     def snapshot(self) -> CollectedData:
         n_r = max(self._rb, default=-1) + 1
         n_c = max(self._cb, default=-1) + 1
-        empty_r, empty_c = _RouterAcc(), _ClientAcc()
+        empty_r, empty_c = RouterAcc(), ClientAcc()
         return CollectedData(
             bucket_s=self.bucket_s,
             collected=self.collected,
@@ -672,11 +346,11 @@ class Collector:
             client_buckets=tuple(
                 self._cb.get(i, empty_c).freeze(self._c_series.encoded(i)) for i in range(n_c)
             ),
-            router_latency_hist=_encode(self._r_hist),
+            router_latency_hist=encode_histogram(self._r_hist),
             router_latency_sum_ms=self._r_sum_ms,
-            failover_latency_hist=_encode(self._f_hist),
+            failover_latency_hist=encode_histogram(self._f_hist),
             failover_latency_max_ms=self._f_max_ms,
-            client_latency_hist=_encode(self._c_hist),
+            client_latency_hist=encode_histogram(self._c_hist),
             client_latency_sum_ms=self._c_sum_ms,
             client_latency_max_ms=self._c_max_ms,
             breakers=tuple(self._breakers),

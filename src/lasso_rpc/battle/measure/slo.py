@@ -29,7 +29,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from lasso_rpc.battle.measure.analyzer import Analysis
+from lasso_rpc.battle.measure.analysis import Analysis
 
 __all__ = ["SLO", "SLO_KEYS", "SloVerdict", "all_passed"]
 
