@@ -10,7 +10,8 @@ from collections import Counter
 import orjson
 import pytest
 
-from lasso_rpc.battle.load.loadgen import LoadStats, classify_reply, meta_url, run_workload
+from lasso_rpc.battle.load.loadgen import LoadStats, run_workload
+from lasso_rpc.battle.load.replies import classify_reply, meta_url
 from lasso_rpc.battle.load.workload import Workload
 from lasso_rpc.battle.providers.fleet import MockFleet
 from lasso_rpc.battle.records import RequestRecord

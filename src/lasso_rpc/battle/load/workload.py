@@ -7,12 +7,9 @@ A ``Workload`` is a frozen value built fluently::
 
 It only *describes* the load; ``lasso_rpc.battle.load.loadgen.run_workload`` sends it.
 
-A shape (``Constant``, ``Burst``, ``Ramp``) is a request rate as a function of time, given as
-linear segments. Arrivals turn it into send offsets by inverting the expected count
-Λ(t) = ∫ rate: the k-th ``"even"`` arrival is at Λ⁻¹(k); ``"poisson"`` arrivals are at
-Λ⁻¹(E₁ + … + Eₖ) with Eᵢ ~ Exp(1), i.e. a (non-homogeneous) Poisson process.
-``schedule(rng)`` is a lazy iterator, so a 30-minute run never sits in memory, and it is pure:
-the same ``random.Random`` seed gives the same schedule.
+The rate over time is a shape (``load.shapes``), the calls a mix of ``MethodSpec``s
+(``load.calls``). ``schedule(rng)`` is a lazy iterator, so a 30-minute run never sits in
+memory, and it is pure: the same ``random.Random`` seed gives the same schedule.
 """
 
 from __future__ import annotations
@@ -21,212 +18,31 @@ import bisect
 import dataclasses
 import functools
 import itertools
-import math
 import random
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Literal, Protocol, TypeAlias, overload
+from typing import Any, Literal, Protocol, overload
 
 import orjson
 
+from lasso_rpc.battle.load.calls import DEFAULT_CALLS, MethodSpec, Weight, specs_from_weights
+from lasso_rpc.battle.load.shapes import (
+    SHAPE_KEYS,
+    Arrivals,
+    BadField,
+    Burst,
+    Constant,
+    Ramp,
+    Shape,
+    arrival_offsets,
+    finite,
+)
+from lasso_rpc.battle.load.subscribe_workload import SubscribeWorkload
 from lasso_rpc.errors import ConfigError
 
-if TYPE_CHECKING:
-    from lasso_rpc.battle.load.subscribe_workload import SubscribeWorkload
+__all__ = ["Over", "Workload"]
 
-__all__ = [
-    "DEFAULT_PARAMS",
-    "Arrivals",
-    "Burst",
-    "Constant",
-    "MethodSpec",
-    "Ramp",
-    "Shape",
-    "Workload",
-    "arrival_offsets",
-]
-
-Arrivals = Literal["even", "poisson"]
 Over = Literal["http", "ws"]
-Weight: TypeAlias = "float | Mapping[str, Any]"  # a weight, or {"weight": w, "params": [...]}
-
-_ADDRESS = "0xd8da6bf26964af9d7eed9e03e53415d37aa96045"
-_TOKEN = "0xa0b86991c6218b36c1d19d4a2e9eb0ce3606eb48"
-
-#: Params used when a method is named without any (readable, valid on any EVM chain).
-DEFAULT_PARAMS: Mapping[str, list[Any]] = {
-    "eth_getBalance": [_ADDRESS, "latest"],
-    "eth_getTransactionCount": [_ADDRESS, "latest"],
-    "eth_getCode": [_TOKEN, "latest"],
-    "eth_call": [{"to": _TOKEN, "data": "0x70a08231" + _ADDRESS[2:].rjust(64, "0")}, "latest"],
-    "eth_estimateGas": [{"from": _ADDRESS, "to": _ADDRESS, "value": "0x0"}],
-    "eth_getBlockByNumber": ["latest", False],
-    "eth_getLogs": [{"fromBlock": "latest", "toBlock": "latest", "address": _TOKEN}],
-}
-
-
-class _BadField(ValueError):
-    """A ValueError naming the field (its YAML key) at fault."""
-
-    def __init__(self, key: str, message: str) -> None:
-        super().__init__(f"{key} {message}")
-        self.key = key
-        self.detail = message
-
-
-def _finite(name: str, value: float, *, positive: bool = False) -> float:
-    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
-        raise _BadField(name, f"must be a finite number, got {value!r}")
-    if value < 0 or (positive and value == 0):
-        raise _BadField(name, f"must be {'> 0' if positive else '>= 0'}, got {value!r}")
-    return float(value)
-
-
-# -- shapes ------------------------------------------------------------------------------
-
-Segment = tuple[float, float, float, float]  # t0, t1, rate at t0, rate at t1 (linear between)
-
-
-@dataclass(frozen=True, slots=True)
-class Constant:
-    rate: float
-
-    def __post_init__(self) -> None:
-        _finite("rate", self.rate)
-
-    def segments(self, duration_s: float) -> Iterator[Segment]:
-        yield (0.0, duration_s, self.rate, self.rate)
-
-
-@dataclass(frozen=True, slots=True)
-class Ramp:
-    start_rate: float
-    end_rate: float
-
-    def __post_init__(self) -> None:
-        _finite("start_rate", self.start_rate)
-        _finite("end_rate", self.end_rate)
-
-    def segments(self, duration_s: float) -> Iterator[Segment]:
-        yield (0.0, duration_s, self.start_rate, self.end_rate)
-
-
-@dataclass(frozen=True, slots=True)
-class Burst:
-    """``base_rate``, with ``burst_rate`` during [k·every, k·every + len) for k = 1, 2, …"""
-
-    base_rate: float
-    burst_rate: float
-    burst_every_s: float
-    burst_len_s: float
-
-    def __post_init__(self) -> None:
-        _finite("base_rate", self.base_rate)
-        _finite("burst_rate", self.burst_rate)
-        _finite("burst_every_s", self.burst_every_s, positive=True)
-        _finite("burst_len_s", self.burst_len_s, positive=True)
-        if self.burst_len_s > self.burst_every_s:
-            raise _BadField("burst_len_s", "must not exceed burst_every_s")
-
-    def segments(self, duration_s: float) -> Iterator[Segment]:
-        t = 0.0
-        for k in itertools.count(1):
-            start = min(k * self.burst_every_s, duration_s)
-            if start > t:
-                yield (t, start, self.base_rate, self.base_rate)
-            if start >= duration_s:
-                return
-            t = min(start + self.burst_len_s, duration_s)
-            yield (start, t, self.burst_rate, self.burst_rate)
-
-
-Shape: TypeAlias = Constant | Ramp | Burst
-_SHAPE_KEYS: dict[str, tuple[type[Shape], tuple[str, ...]]] = {
-    "constant": (Constant, ("rate",)),
-    "poisson": (Constant, ("rate",)),
-    "ramp": (Ramp, ("start_rate", "end_rate")),
-    "burst": (Burst, ("base_rate", "burst_rate", "burst_every_s", "burst_len_s")),
-}
-
-
-def arrival_offsets(
-    shape: Shape, duration_s: float, arrivals: Arrivals, rng: random.Random
-) -> Iterator[float]:
-    """Send offsets in [0, duration_s), non-decreasing (see the module docstring)."""
-    even = arrivals == "even"
-    target = 0.0 if even else rng.expovariate(1.0)
-    cum = 0.0  # Λ at the start of the segment
-    for t0, t1, r0, r1 in shape.segments(duration_s):
-        span = t1 - t0
-        slope = (r1 - r0) / span if span > 0 else 0.0
-        end = cum + (r0 + r1) * 0.5 * span
-        while target < end:
-            need = max(0.0, target - cum)
-            # r0·x + slope·x²/2 = need, in the form that stays exact when slope == 0.
-            root = math.sqrt(max(0.0, r0 * r0 + 2.0 * slope * need))
-            x = 2.0 * need / (r0 + root) if need > 0.0 else 0.0
-            t = t0 + x
-            if t >= t1:
-                break  # rounding at the segment's edge: the next segment takes it
-            yield t
-            target += 1.0 if even else rng.expovariate(1.0)
-        cum = end
-
-
-# -- methods -----------------------------------------------------------------------------
-
-
-@dataclass(frozen=True, slots=True)
-class MethodSpec:
-    """One method of a mix; ``params`` is the encoded JSON array or object sent as is."""
-
-    method: str
-    weight: float = 1.0
-    params: bytes = b"[]"
-
-    @classmethod
-    def of(cls, method: str, weight: float = 1.0, params: Any = None) -> MethodSpec:
-        if not isinstance(method, str) or not method:
-            raise _BadField("method", f"must be a non-empty string, got {method!r}")
-        if params is None:
-            params = DEFAULT_PARAMS.get(method, [])
-        if not isinstance(params, list | tuple | Mapping):
-            raise _BadField("params", f"of {method} must be a list or an object")
-        return cls(method, _finite("weight", weight, positive=True), _dumps(params))
-
-    @property
-    def has_default_params(self) -> bool:
-        return self.params == _dumps(DEFAULT_PARAMS.get(self.method, []))
-
-
-_DEFAULT_CALLS = (MethodSpec("eth_blockNumber"),)
-
-
-_dumps = orjson.dumps
-
-
-def _specs_from_weights(weights: Mapping[str, Weight]) -> tuple[MethodSpec, ...]:
-    if not isinstance(weights, Mapping) or not weights:
-        raise _BadField("mix", "needs at least one method: {method: weight}")
-    specs = []
-    for method, w in weights.items():
-        try:
-            if isinstance(w, Mapping):
-                unknown = set(w) - {"weight", "params"}
-                if unknown:
-                    raise _BadField(
-                        "", f"unknown key(s) {sorted(unknown)}; allowed: params, weight"
-                    )
-                specs.append(MethodSpec.of(method, w.get("weight", 1.0), w.get("params")))
-            else:
-                specs.append(MethodSpec.of(method, w))
-        except _BadField as exc:
-            sub = "" if exc.key in ("", "method") else f".{exc.key}"
-            raise _BadField(f"mix.{method}{sub}", exc.detail) from None
-    return tuple(specs)
-
-
-# -- the workload ------------------------------------------------------------------------
 
 
 class _MixConstructor(Protocol):
@@ -248,11 +64,11 @@ def _new_mix(
     *,
     arrivals: Arrivals = "even",
 ) -> Workload:
-    return cls(Constant(rate), duration_s, arrivals, _specs_from_weights(weights))
+    return cls(Constant(rate), duration_s, arrivals, specs_from_weights(weights))
 
 
 def _replace_mix(workload: Workload, weights: Mapping[str, Weight]) -> Workload:
-    return dataclasses.replace(workload, calls=_specs_from_weights(weights))
+    return dataclasses.replace(workload, calls=specs_from_weights(weights))
 
 
 class _Mix:
@@ -279,7 +95,7 @@ class Workload:
     shape: Shape
     duration_s: float
     arrivals: Arrivals = "even"
-    calls: tuple[MethodSpec, ...] = _DEFAULT_CALLS
+    calls: tuple[MethodSpec, ...] = DEFAULT_CALLS
     transport: Over = "http"
     target_path: str = "/rpc/ethereum"
     max_in_flight: int = 1024
@@ -288,20 +104,20 @@ class Workload:
     mix = _Mix()
 
     def __post_init__(self) -> None:
-        _finite("duration_s", self.duration_s, positive=True)
+        finite("duration_s", self.duration_s, positive=True)
         if self.arrivals not in ("even", "poisson"):
-            raise _BadField("arrivals", f'must be "even" or "poisson", got {self.arrivals!r}')
+            raise BadField("arrivals", f'must be "even" or "poisson", got {self.arrivals!r}')
         if not self.calls or len({c.method for c in self.calls}) != len(self.calls):
-            raise _BadField("mix", "needs at least one method, each at most once")
+            raise BadField("mix", "needs at least one method, each at most once")
         if self.transport not in ("http", "ws"):
-            raise _BadField("over", f'must be "http" or "ws", got {self.transport!r}')
+            raise BadField("over", f'must be "http" or "ws", got {self.transport!r}')
         if not isinstance(self.target_path, str) or not self.target_path.startswith("/"):
-            raise _BadField("path", f"must start with '/', got {self.target_path!r}")
+            raise BadField("path", f"must start with '/', got {self.target_path!r}")
         if isinstance(self.max_in_flight, bool) or not isinstance(self.max_in_flight, int):
-            raise _BadField("concurrency", f"must be an integer, got {self.max_in_flight!r}")
+            raise BadField("concurrency", f"must be an integer, got {self.max_in_flight!r}")
         if self.max_in_flight < 1:
-            raise _BadField("concurrency", f"must be >= 1, got {self.max_in_flight}")
-        _finite("timeout_s", self.request_timeout_s, positive=True)
+            raise BadField("concurrency", f"must be >= 1, got {self.max_in_flight}")
+        finite("timeout_s", self.request_timeout_s, positive=True)
 
     @staticmethod
     def subscribe(
@@ -313,8 +129,6 @@ class Workload:
         path: str = "/ws/rpc/ethereum",
     ) -> SubscribeWorkload:
         """``count`` WebSocket clients holding a ``newHeads``/``logs`` subscription."""
-        from lasso_rpc.battle.load.subscribe_workload import SubscribeWorkload
-
         return SubscribeWorkload(count, kind, duration_s, filter, path)
 
     # -- constructors ------------------------------------------------------------------
@@ -394,7 +208,7 @@ class Workload:
 
     def scaled(self, factor: float) -> Workload:
         """Every time multiplied by ``factor`` (rates kept): a short CI variant of a scenario."""
-        _finite("factor", factor, positive=True)
+        finite("factor", factor, positive=True)
         shape = self.shape
         if isinstance(shape, Burst):
             every, length = shape.burst_every_s * factor, shape.burst_len_s * factor
@@ -464,13 +278,13 @@ class Workload:
     @classmethod
     def from_dict(cls, data: Mapping[str, Any], *, where: str = "workload") -> Workload:
         """The inverse of ``to_dict``; raises ``ConfigError`` listing every bad key by path."""
-        if not isinstance(data, Mapping) or data.get("shape") not in _SHAPE_KEYS:
+        if not isinstance(data, Mapping) or data.get("shape") not in SHAPE_KEYS:
             got = data.get("shape") if isinstance(data, Mapping) else data
             raise ConfigError(
-                [f"{where}.shape: one of {', '.join(_SHAPE_KEYS)} expected, got {got!r}"]
+                [f"{where}.shape: one of {', '.join(SHAPE_KEYS)} expected, got {got!r}"]
             )
         kind = data["shape"]
-        shape_cls, shape_keys = _SHAPE_KEYS[kind]
+        shape_cls, shape_keys = SHAPE_KEYS[kind]
         allowed = {"shape", "duration_s", *shape_keys, *_OPTIONS, "method", "params", "mix"}
         allowed -= {"arrivals"} if shape_cls is Constant else set()
         errors = [
@@ -485,7 +299,7 @@ class Workload:
         def attempt(build: Callable[[], Any], key: str) -> Any:
             try:
                 return build()
-            except _BadField as exc:
+            except BadField as exc:
                 errors.append(f"{where}.{exc.key}: {exc.detail}")
             except (ValueError, TypeError) as exc:
                 errors.append(f"{where}.{key}: {exc}")
@@ -495,7 +309,7 @@ class Workload:
             raise ConfigError(errors)
         shape = attempt(lambda: shape_cls(*(data[k] for k in shape_keys)), kind)
         if "mix" in data:
-            calls = attempt(lambda: _specs_from_weights(data["mix"]), "mix")
+            calls = attempt(lambda: specs_from_weights(data["mix"]), "mix")
         else:
             method = data.get("method", "eth_blockNumber")
             calls = attempt(lambda: (MethodSpec.of(method, 1.0, data.get("params")),), "method")
@@ -504,7 +318,7 @@ class Workload:
             options["arrivals"] = "poisson"
         workload = attempt(
             lambda: cls(
-                shape or Constant(0), data["duration_s"], calls=calls or _DEFAULT_CALLS, **options
+                shape or Constant(0), data["duration_s"], calls=calls or DEFAULT_CALLS, **options
             ),
             "",
         )
