@@ -8,6 +8,9 @@ Used by everything that starts a server process (anvil nodes, router nodes, the 
   kernel to send it ``death_signal`` when we die, even by SIGKILL (PR_SET_PDEATHSIG);
 - ``signal_group`` / ``kill_group``: a signal to the whole group, nothing if it is gone;
 - ``track`` / ``untrack``: groups killed by an exit hook if we exit with them still running.
+
+The kernel sends the death signal when the *thread* that started the child ends: start children
+from a thread that lives as long as they should (the main one, or the event loop's).
 """
 
 from __future__ import annotations

@@ -2,23 +2,19 @@
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import os
-import re
-import sys
+import shutil
 import tempfile
 from pathlib import Path
 from typing import Protocol
 
+from lasso_rpc.battle.providers.router_process import RouterProcess
 from lasso_rpc.config import load_config_text
 from lasso_rpc.observability.events import EventBus
 from lasso_rpc.router import Router
 from lasso_rpc.server.app import RouterServer
 
 __all__ = ["InProcessRouter", "RouterHost", "SubprocessRouter", "start_router"]
-
-_LISTENING = re.compile(rb"listening on (http://[^\s]+) \(pid (\d+)\)")
 
 
 class RouterHost(Protocol):
@@ -58,14 +54,14 @@ class InProcessRouter:
 
 
 class SubprocessRouter:
-    """`python -m lasso_rpc serve` on port 0; the URL is read from its first stderr line."""
+    """A ``lasso-rpc serve`` child (``RouterProcess``) on a config file of its own."""
 
-    def __init__(self, proc: asyncio.subprocess.Process, url: str, config_dir: str) -> None:
-        self._proc = proc
-        self.url = url
-        self.pid = proc.pid
+    def __init__(self, node: RouterProcess, config_dir: str) -> None:
+        self.node = node
+        self.url = node.url
+        assert node.pid is not None
+        self.pid = node.pid
         self._dir = config_dir
-        self._drain = asyncio.ensure_future(self._drain_stderr())
 
     @property
     def bus(self) -> EventBus | None:
@@ -75,40 +71,20 @@ class SubprocessRouter:
     def router(self) -> Router | None:
         return None
 
-    @property
-    def process(self) -> asyncio.subprocess.Process:
-        return self._proc
-
-    async def _drain_stderr(self) -> None:
-        # Keep reading so a chatty router never blocks on a full pipe.
-        assert self._proc.stderr is not None
-        while await self._proc.stderr.readline():
-            pass
-
     async def aclose(self) -> None:
-        if self._proc.returncode is None:
-            with contextlib.suppress(ProcessLookupError):
-                self._proc.terminate()
-            try:
-                await asyncio.wait_for(self._proc.wait(), 10)
-            except TimeoutError:
-                self._proc.kill()
-                await self._proc.wait()
-        self._drain.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await self._drain
-        with contextlib.suppress(OSError):
-            for f in Path(self._dir).iterdir():
-                f.unlink()
-            os.rmdir(self._dir)
+        try:
+            await self.node.aclose()
+        finally:
+            shutil.rmtree(self._dir, ignore_errors=True)
 
     def __repr__(self) -> str:
-        return f"SubprocessRouter({self.url}, pid={self.pid}, rc={self._proc.returncode})"
+        return f"SubprocessRouter({self.url}, {self.node!r})"
 
 
 async def start_router(
     config_yaml: str, *, process: bool, startup_timeout_s: float = 30.0
 ) -> RouterHost:
+    """The scenario's router: in this process, or a ``lasso-rpc serve`` child (``process``)."""
     if not process:
         server = RouterServer(load_config_text([("scenario.yaml", config_yaml)]), port=0)
         await server.start()
@@ -116,34 +92,10 @@ async def start_router(
     tmp = tempfile.mkdtemp(prefix="lasso-battle-")
     path = Path(tmp) / "router.yaml"
     path.write_text(config_yaml)
-    proc = await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-m",
-        "lasso_rpc",
-        "serve",
-        "--config",
-        str(path),
-        "--port",
-        "0",
-        stdout=asyncio.subprocess.DEVNULL,
-        stderr=asyncio.subprocess.PIPE,
-    )
-    assert proc.stderr is not None
+    node = RouterProcess(path, startup_timeout_s=startup_timeout_s)
     try:
-        async with asyncio.timeout(startup_timeout_s):
-            seen = b""
-            while True:
-                line = await proc.stderr.readline()
-                if not line:
-                    raise RuntimeError(
-                        f"router process exited: {seen.decode(errors='replace')[-2000:]}"
-                    )
-                seen += line
-                m = _LISTENING.search(line)
-                if m:
-                    return SubprocessRouter(proc, m.group(1).decode(), tmp)
+        await node.start()
     except BaseException:
-        if proc.returncode is None:
-            proc.kill()
-            await proc.wait()
+        shutil.rmtree(tmp, ignore_errors=True)
         raise
+    return SubprocessRouter(node, tmp)
