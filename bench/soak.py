@@ -3,7 +3,7 @@
     .venv/bin/python bench/soak.py                     # 10 minutes at 1000 req/s
     .venv/bin/python bench/soak.py --minutes 2 --rate 1000
 
-The router (one worker, core 0, started through ``_common.py router`` for its live-object count)
+The router (one worker, core 0, started through ``servers/router.py`` for its live-object count)
 serves a mix of reads (``eth_blockNumber``, ``eth_getBalance``, ``eth_call``, and the locally
 answered ``eth_chainId``) from the fast upstream on core 1. The generator runs in this process
 on core 1: ``lasso_rpc.battle.load.loadgen.run_workload`` (open loop, latency from the intended send
@@ -38,7 +38,7 @@ from typing import Any
 
 import uvloop
 
-import _common as c
+import lib as c
 
 MIX = {"eth_blockNumber": 5, "eth_getBalance": 3, "eth_call": 2, "eth_chainId": 1}
 

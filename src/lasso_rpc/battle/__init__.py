@@ -1,5 +1,17 @@
 """The battle-testing framework (SPEC §6).
 
+Layers, each using only the ones listed before it:
+
+- ``records``: the values flowing between the parts (requests, chaos, subscriptions, samples);
+- ``providers/``: mock providers, the simulated chain, anvil nodes, the fault proxy, router
+  processes and where a scenario's router runs;
+- ``load/``: workloads and the open-loop load generator; ``chaos/``: fault actions;
+- ``measure/``: collector → analysis → SLO verdicts, baselines; ``report/``: the result JSON
+  and what is rendered from it;
+- ``context`` (what a running scenario hands to hooks and chaos), ``spec`` (a scenario as a
+  value), ``result``, ``runner`` (runs a spec), ``scenario`` (``Scenario``: a spec that runs);
+- ``catalogue`` (built-in scenarios), ``cli`` (``lasso-rpc battle``), ``testing/`` (pytest).
+
 Names are imported lazily, so ``import lasso_rpc.battle`` stays cheap for the router and the CLI;
 add a part by adding its names to ``_EXPORTS``.
 """

@@ -1,5 +1,24 @@
 """What a mock provider is told to be: its knobs (``Knobs``, ``FailureMode``) and a fleet's
-unstarted form (``MockFleetSpec``). Values only; ``MockProvider`` and ``MockFleet`` run them."""
+unstarted form (``MockFleetSpec``). Values only; ``MockProvider`` and ``MockFleet`` run them.
+
+Knobs (``MockProvider.configure(**knobs)``, or its ``set_*`` helpers) take effect on the next
+request:
+
+- ``latency_ms`` + uniform ``jitter_ms`` before every answer (randomness from the provider's own
+  ``random.Random``, seeded from its id unless one is injected).
+- ``failure_mode`` and ``error_rate`` decide which requests fail:
+  ``error_rate=None`` (default): every request fails with ``failure_mode`` (``NONE``: none does);
+  ``error_rate=p``: a fraction ``p`` fails with ``failure_mode``, or with HTTP 500 if it is
+  ``NONE``. A batch (or a WebSocket frame) is one request: it fails as a whole.
+- Modes: ``HTTP_500`` (status from ``http_status``, e.g. 502/503), ``JSONRPC_ERROR`` (-32603),
+  ``RATE_LIMIT`` (HTTP 429, ``Retry-After: retry_after_s``, -32005), ``HANG`` (never answers until
+  the mode changes — then answers normally — or the server stops), ``RESET`` (connection aborted),
+  ``MALFORMED`` (200 with a truncated JSON body), ``WRONG_ID`` (the answer carries another id).
+  Over WebSocket, ``HTTP_500`` closes the socket with 1011 and ``RESET`` aborts it.
+- ``lag_blocks``: the provider's head is the chain head minus this, for every method and for
+  subscriptions; later blocks are unknown to it (``null`` / ``header not found``).
+- ``unsupported_methods``: answered with -32601 like a provider lacking them.
+"""
 
 from __future__ import annotations
 
