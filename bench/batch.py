@@ -3,7 +3,7 @@
     .venv/bin/python bench/batch.py            # 10 s cells, 1 and 64 connections
     .venv/bin/python bench/batch.py --quick
 
-The router runs through ``_common.py router`` (the same CLI plus a GC callback) so that the
+The router runs through ``servers/router.py`` (the same CLI plus a GC callback) so that the
 share of its CPU spent in the cyclic garbage collector is reported; a second router with
 ``gc.set_threshold(50000, 20, 100)`` shows what GC tuning would buy (``--no-gc-experiment``).
 
@@ -19,7 +19,7 @@ import argparse
 import json
 import sys
 
-import _common as c
+import lib as c
 
 ITEMS = 50
 GC_EXPERIMENT = "50000,20,100"  # gc.set_threshold(...) in the experimental router row

@@ -3,7 +3,7 @@
     .venv/bin/python bench/big_response.py           # 10 s cells
     .venv/bin/python bench/big_response.py --quick
 
-The upstream (``_common.py upstream --mode big``) answers ``eth_getLogs`` with about 1 MB of
+The upstream (``servers/upstream.py --mode big``) answers ``eth_getLogs`` with about 1 MB of
 ERC-20 Transfer logs (about 1,500 log objects). Three measurements:
 
 1. latency at 1 connection, router vs direct (p50/p99 and the difference);
@@ -21,7 +21,7 @@ import argparse
 import statistics
 import sys
 
-import _common as c
+import lib as c
 
 
 def main() -> int:

@@ -19,7 +19,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-import _common as c
+import lib as c
 
 ROUTING = {
     "default_strategy": "priority",

@@ -26,7 +26,7 @@ from typing import Any
 
 import uvloop
 
-import _common as c
+import lib as c
 from lasso_rpc.config import load_config_text
 from lasso_rpc.observability.logs import EventLogger
 from lasso_rpc.observability.metrics import PrometheusMetrics

@@ -28,9 +28,9 @@ import httptools
 import psutil
 import uvloop
 
-from lasso_rpc.battle.loadgen import LoadStats, run_workload
+from lasso_rpc.battle.load.loadgen import LoadStats, run_workload
+from lasso_rpc.battle.load.workload import Workload
 from lasso_rpc.battle.records import RequestRecord
-from lasso_rpc.battle.workload import Workload
 
 REPLY = (
     b'{"jsonrpc":"2.0","id":1,"result":"0x1312d00",'

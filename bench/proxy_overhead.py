@@ -21,7 +21,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-import _common as c
+import lib as c
 
 CONNS = (1, 64)
 
@@ -241,7 +241,7 @@ def ratio_cell(a: dict[int, c.WrkResult], b: dict[int, c.WrkResult], n: int) -> 
 
 
 def profile(stack: c.Stack, upstream: c.Server, seconds: float) -> None:
-    """py-spy on a router with the default config (started through ``_common.py router`` so
+    """py-spy on a router with the default config (started through ``servers/router.py`` so
     that the share of its CPU spent in the garbage collector is measured too)."""
     router = c.start_router(
         stack, c.router_config([{"id": "up", "url": upstream.url}]), instrumented="default"

@@ -21,7 +21,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-import _common as c
+import lib as c
 
 
 def main() -> int:

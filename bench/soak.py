@@ -3,10 +3,10 @@
     .venv/bin/python bench/soak.py                     # 10 minutes at 1000 req/s
     .venv/bin/python bench/soak.py --minutes 2 --rate 1000
 
-The router (one worker, core 0, started through ``_common.py router`` for its live-object count)
+The router (one worker, core 0, started through ``servers/router.py`` for its live-object count)
 serves a mix of reads (``eth_blockNumber``, ``eth_getBalance``, ``eth_call``, and the locally
 answered ``eth_chainId``) from the fast upstream on core 1. The generator runs in this process
-on core 1: ``lasso_rpc.battle.loadgen.run_workload`` (open loop, latency from the intended send
+on core 1: ``lasso_rpc.battle.load.loadgen.run_workload`` (open loop, latency from the intended send
 time, requests sent with ``?include_meta=body``) when it is importable, else a small
 constant-rate client on ``HttpPoolTransport`` (``--generator simple``).
 
@@ -38,7 +38,7 @@ from typing import Any
 
 import uvloop
 
-import _common as c
+import lib as c
 
 MIX = {"eth_blockNumber": 5, "eth_getBalance": 3, "eth_call": 2, "eth_chainId": 1}
 
@@ -112,8 +112,8 @@ class Sampler:
 
 
 async def run_loadgen(base: str, rate: float, seconds: float, tally: Tally) -> str:
-    from lasso_rpc.battle.loadgen import run_workload
-    from lasso_rpc.battle.workload import Workload
+    from lasso_rpc.battle.load.loadgen import run_workload
+    from lasso_rpc.battle.load.workload import Workload
 
     wl = Workload.constant(rate, seconds).mix(MIX).path(f"/rpc/{c.CHAIN}")
     wl = wl.concurrency(1024).timeout_s(10)
@@ -125,7 +125,7 @@ async def run_loadgen(base: str, rate: float, seconds: float, tally: Tally) -> s
         wl, base_url=base, clock_start=time.monotonic(), rng=random.Random(1), on_record=on_record
     )
     return (
-        f"lasso_rpc.battle.loadgen: sent {stats.sent:,}, max in flight {stats.max_in_flight}, "
+        f"lasso_rpc.battle.load.loadgen: sent {stats.sent:,}, max in flight {stats.max_in_flight}, "
         f"delayed by cap {stats.delayed_by_cap}, generator lag p99 {stats.generator_lag_ms_p99:.2f}"
         f" ms (max {stats.generator_lag_ms_max:.1f} ms)"
     )
@@ -186,7 +186,7 @@ async def soak(args: argparse.Namespace, sampler: Sampler, samples: list[Sample]
     use_loadgen = args.generator == "loadgen"
     if args.generator == "auto":
         try:
-            import lasso_rpc.battle.loadgen  # noqa: F401
+            import lasso_rpc.battle.load.loadgen  # noqa: F401
 
             use_loadgen = True
         except ImportError:

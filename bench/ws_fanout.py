@@ -4,7 +4,7 @@
 
 A mock fleet (3 providers, ``--block-ms`` per block) runs in this process, the router in a
 ``lasso-rpc serve`` subprocess (so its RSS and CPU are its own), the clients in this process
-(``lasso_rpc.battle.subscribe.run_subscribers``). Delivery latency runs from the moment the mock
+(``lasso_rpc.battle.load.subscribers.run_subscribers``). Delivery latency runs from the moment the mock
 chain mined a block to the moment a client decoded its notification: provider WebSocket →
 router (one upstream subscription, fan-out) → client. The clients share one Python process, so
 the latency of the N-th client includes decoding the N-1 before it; "first client per block"
@@ -22,9 +22,9 @@ import time
 import psutil
 import uvloop
 
-from lasso_rpc.battle.mock_fleet import MockFleet
-from lasso_rpc.battle.router_host import start_router
-from lasso_rpc.battle.subscribe import run_subscribers
+from lasso_rpc.battle.load.subscribers import run_subscribers
+from lasso_rpc.battle.providers.fleet import MockFleet
+from lasso_rpc.battle.providers.router_host import start_router
 
 
 def pct(values: list[float], q: float) -> float:

@@ -10,8 +10,8 @@ import aiohttp
 import orjson
 import pytest
 
-from lasso_rpc.battle.mock_fleet import MockFleet
-from lasso_rpc.battle.pytest_plugin import RouterFactory, fleet_config
+from lasso_rpc.battle.providers.fleet import MockFleet
+from lasso_rpc.battle.testing.pytest_plugin import RouterFactory, fleet_config
 
 __all__ = ["RouterFactory", "fleet_config", "rpc"]
 

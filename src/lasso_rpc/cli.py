@@ -17,6 +17,7 @@ from typing import Annotated
 
 import typer
 
+from lasso_rpc.aio import run_coro
 from lasso_rpc.errors import ConfigError
 
 __all__ = ["app", "main"]
@@ -24,15 +25,6 @@ __all__ = ["app", "main"]
 app = typer.Typer(
     add_completion=False, no_args_is_help=True, help="Smart JSON-RPC router for EVM chains."
 )
-
-
-def run_coro(coro: object) -> None:
-    try:
-        import uvloop
-
-        uvloop.run(coro)  # type: ignore[arg-type]
-    except ImportError:  # pragma: no cover - uvloop is a dependency; kept for odd platforms
-        asyncio.run(coro)  # type: ignore[arg-type]
 
 
 def _reuse_port_socket(host: str, port: int) -> socket.socket:
@@ -202,7 +194,7 @@ def mock(
     block_time_ms: Annotated[int, typer.Option(help="Milliseconds between blocks")] = 2000,
 ) -> None:
     """Start a mock provider fleet and print a ready config for it."""
-    from lasso_rpc.battle.mock_fleet import run_mock_fleet
+    from lasso_rpc.battle.providers.fleet import run_mock_fleet
 
     with contextlib.suppress(KeyboardInterrupt):
         run_coro(run_mock_fleet(providers, chain_id=chain_id, block_time_ms=block_time_ms))
@@ -216,13 +208,8 @@ def demo(
     """The quick-start job: a failover battle on mock providers, then a strategy tour."""
     from lasso_rpc.demo import run_demo
 
-    passed: list[bool] = []
-
-    async def main() -> None:
-        passed.append(await run_demo(out, scale=scale))
-
-    run_coro(main())
-    raise typer.Exit(0 if passed and passed[0] else 1)
+    passed = run_coro(run_demo(out, scale=scale))
+    raise typer.Exit(0 if passed else 1)
 
 
 def _register_battle() -> None:

@@ -13,7 +13,10 @@ import orjson
 from rich.console import Console
 from rich.table import Table
 
-from lasso_rpc.battle.mock_fleet import MockFleet
+from lasso_rpc.battle.catalogue import builtin_scenarios
+from lasso_rpc.battle.providers.fleet import MockFleet
+from lasso_rpc.battle.report.console import print_slo_table
+from lasso_rpc.battle.scenario import Scenario
 from lasso_rpc.config import load_config_text
 from lasso_rpc.server.app import RouterServer
 
@@ -54,9 +57,6 @@ async def _drive(http: aiohttp.ClientSession, url: str, n: int) -> list[dict[str
 
 async def run_demo(out_dir: Path, *, scale: float = 0.5) -> bool:
     """The failover battle (shortened by ``scale``), then a tour of the strategies."""
-    from lasso_rpc.battle.cli import builtin_scenarios, print_slo_table
-    from lasso_rpc.battle.scenario import Scenario
-
     console = Console()
     sc = Scenario.from_yaml(builtin_scenarios()["provider-failover"]).scaled(scale)
     console.print(f"[bold]battle[/]: {sc.name} — {sc.description} ({scale:g}x length)")

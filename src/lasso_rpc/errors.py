@@ -26,8 +26,11 @@
         └── RateLimited              -32005  (HTTP 429)
 
     Battle framework (defined beside their code, still LassoErrors):
-    ├── battle.report.InvalidResult  a result JSON that does not follow the schema
-    └── battle.anvil.AnvilError      AnvilNotFound, AnvilRpcError, LockstepDiverged
+    ├── battle.report.schema.InvalidResult      a result JSON not following the schema
+    ├── battle.catalogue.UnknownScenario        no such scenario file or built-in name
+    ├── battle.providers.anvil.AnvilError       AnvilNotFound, AnvilRpcError, LockstepDiverged
+    └── battle.providers.router_process.RouterProcessError
+                                                a router node exited or never listened
 
 Foreign exceptions (OSError, asyncio.TimeoutError, httptools/aiohttp errors) are translated once,
 in the transport layer, with ``raise ... from exc``. Only the server layer turns a

@@ -10,10 +10,10 @@ import pytest
 import yaml
 
 from lasso_rpc.battle import Chaos, Scenario, Workload
-from lasso_rpc.battle.cli import builtin_scenarios
+from lasso_rpc.battle.catalogue import builtin_scenarios
 from lasso_rpc.battle.context import ScenarioContext
-from lasso_rpc.battle.mock_fleet import MockFleetSpec
-from lasso_rpc.battle.report import validate_result
+from lasso_rpc.battle.providers.spec import MockFleetSpec
+from lasso_rpc.battle.report.schema import validate_result
 from lasso_rpc.observability.events import Event, RequestFinished
 
 pytestmark = [pytest.mark.battle, pytest.mark.chaos]
@@ -39,7 +39,7 @@ def test_the_builtin_catalogue() -> None:
 async def test_builtin_scenario_passes(name: str, tmp_path: Path) -> None:
     sc = Scenario.from_yaml(SCENARIOS[name]).scaled(CI_SCALE)
     if sc.anvil_opts is not None:
-        from lasso_rpc.battle.anvil import anvil_binary
+        from lasso_rpc.battle.providers.anvil import anvil_binary
 
         anvil_binary()
     result = await sc.run()

@@ -13,27 +13,22 @@ with SIGSTOP from t=1.5 s to t=3.5 s while 100 req/s arrive. Two runs share the 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import math
-import os
 import random
-import re
 import signal
-import sys
-from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
 
-from lasso_rpc.battle.loadgen import LoadStats, run_workload
-from lasso_rpc.battle.mock_fleet import MockFleet
+from lasso_rpc.battle.load.loadgen import LoadStats, run_workload
+from lasso_rpc.battle.load.workload import Workload
+from lasso_rpc.battle.providers.fleet import MockFleet
+from lasso_rpc.battle.providers.router_process import RouterProcess
 from lasso_rpc.battle.records import RequestRecord
-from lasso_rpc.battle.workload import Workload
 from tests.conftest import fleet_config
 
 pytestmark = pytest.mark.battle
 
-LISTENING = re.compile(rb"lasso-rpc listening on (http://\S+) \(pid (\d+)\)")
 STALL_AT_S, RESUME_AT_S, DURATION_S, RATE = 1.5, 3.5, 5.0, 100
 
 
@@ -42,56 +37,12 @@ def p99(values: list[float]) -> float:
     return ordered[max(0, math.ceil(0.99 * len(ordered)) - 1)]
 
 
-@contextlib.asynccontextmanager
-async def router_process(config: Path) -> AsyncIterator[tuple[str, asyncio.subprocess.Process]]:
-    proc = await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-m",
-        "lasso_rpc",
-        "serve",
-        "--config",
-        str(config),
-        "--port",
-        "0",
-        stdout=asyncio.subprocess.DEVNULL,
-        stderr=asyncio.subprocess.PIPE,
-    )
-    assert proc.stderr is not None
-    seen: list[bytes] = []
-    drain: asyncio.Task[None] | None = None
-    try:
-        async with asyncio.timeout(20):
-            while not (match := LISTENING.search(line := await proc.stderr.readline())):
-                if not line:
-                    raise AssertionError(b"router exited:\n" + b"".join(seen))
-                seen.append(line)
-        assert int(match[2]) == proc.pid
-
-        async def keep_draining() -> None:  # a full stderr pipe would block the router
-            assert proc.stderr is not None
-            while await proc.stderr.readline():
-                pass
-
-        drain = asyncio.create_task(keep_draining())
-        yield match[1].decode(), proc
-    finally:
-        with contextlib.suppress(ProcessLookupError):
-            os.kill(proc.pid, signal.SIGCONT)
-            proc.terminate()
-        try:
-            await asyncio.wait_for(proc.wait(), 10)
-        except TimeoutError:
-            proc.kill()
-            await proc.wait()
-        if drain is not None:
-            drain.cancel()
-            await asyncio.gather(drain, return_exceptions=True)
-
-
 async def test_a_router_stall_shows_in_p99_latency(fleet: MockFleet, tmp_path: Path) -> None:
     config = tmp_path / "router.yaml"
     config.write_text(fleet_config(fleet, server={"log_level": "warning"}))
-    async with router_process(config) as (url, proc):
+    async with RouterProcess(config, startup_timeout_s=20) as node:
+        assert node.worker_pids == [node.pid]
+        url = node.url
         loop = asyncio.get_running_loop()
         base = Workload.constant(RATE, DURATION_S, "eth_getBalance").timeout_s(15)
         open_records: list[RequestRecord] = []
@@ -100,9 +51,9 @@ async def test_a_router_stall_shows_in_p99_latency(fleet: MockFleet, tmp_path: P
 
         async def freeze() -> None:
             await asyncio.sleep(t0 + STALL_AT_S - loop.time())
-            proc.send_signal(signal.SIGSTOP)
+            node.send_signal(signal.SIGSTOP)
             await asyncio.sleep(t0 + RESUME_AT_S - loop.time())
-            proc.send_signal(signal.SIGCONT)
+            node.send_signal(signal.SIGCONT)
 
         async def load(w: Workload, out: list[RequestRecord]) -> LoadStats:
             return await run_workload(
@@ -115,8 +66,7 @@ async def test_a_router_stall_shows_in_p99_latency(fleet: MockFleet, tmp_path: P
                 closed_run = tg.create_task(load(base.concurrency(1), closed_records))
                 tg.create_task(freeze())
         finally:
-            with contextlib.suppress(ProcessLookupError):
-                proc.send_signal(signal.SIGCONT)
+            node.send_signal(signal.SIGCONT)
 
     open_stats, closed_stats = open_run.result(), closed_run.result()
     n = int(RATE * DURATION_S)

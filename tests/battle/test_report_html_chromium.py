@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pytest
 
-from lasso_rpc.battle.report_html import CHART_IDS, render_html
+from lasso_rpc.battle.report.html import CHART_IDS, render_html
 
 pytestmark = pytest.mark.battle
 

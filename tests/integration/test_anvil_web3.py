@@ -22,14 +22,14 @@ import yaml
 from eth_account import Account
 from web3 import AsyncHTTPProvider, AsyncWeb3, HTTPProvider, Web3
 
-from lasso_rpc.battle.anvil import (
+from lasso_rpc.battle.providers.anvil import (
     DEV_ACCOUNT,
     DEV_PRIVATE_KEY,
     AnvilError,
-    AnvilLockstep,
     AnvilNode,
     anvil_binary,
 )
+from lasso_rpc.battle.providers.lockstep import AnvilLockstep
 from lasso_rpc.config import load_config_text
 from lasso_rpc.observability.events import RequestFinished
 from lasso_rpc.server.app import RouterServer

@@ -15,10 +15,14 @@ import aiohttp
 import orjson
 import pytest
 
-from lasso_rpc.battle.chaos import BasicChaosContext, Chaos, ChaosAction, http_control
-from lasso_rpc.battle.faultproxy import FaultProxy, Faults
-from lasso_rpc.battle.mock_fleet import MockFleet
-from lasso_rpc.battle.mock_provider import Knobs, MockProvider
+from lasso_rpc.battle.chaos.base import ChaosAction
+from lasso_rpc.battle.chaos.basic_context import BasicChaosContext, http_control
+from lasso_rpc.battle.chaos.factory import Chaos
+from lasso_rpc.battle.providers.faultproxy import FaultProxy
+from lasso_rpc.battle.providers.faults import Faults
+from lasso_rpc.battle.providers.fleet import MockFleet
+from lasso_rpc.battle.providers.mock import MockProvider
+from lasso_rpc.battle.providers.spec import Knobs
 from lasso_rpc.observability.events import ChaosEvent, Event
 from tests.conftest import RouterFactory, rpc
 

@@ -13,9 +13,10 @@ import aiohttp
 import orjson
 import pytest
 
-from lasso_rpc.battle.analyzer import analyze
-from lasso_rpc.battle.collector import CollectedData, Collector
-from lasso_rpc.battle.mock_fleet import MockFleet
+from lasso_rpc.battle.measure.analyzer import analyze
+from lasso_rpc.battle.measure.collector import Collector
+from lasso_rpc.battle.measure.data import CollectedData
+from lasso_rpc.battle.providers.fleet import MockFleet
 from lasso_rpc.battle.records import RequestRecord
 from tests.conftest import RouterFactory, rpc
 

@@ -3,18 +3,16 @@
 from __future__ import annotations
 
 import asyncio
-import os
-import re
 import signal
 import socket
-import sys
 from pathlib import Path
 
 import aiohttp
 import pytest
 from aiohttp.test_utils import make_mocked_request
 
-from lasso_rpc.battle.mock_fleet import MockFleet
+from lasso_rpc.battle.providers.fleet import MockFleet
+from lasso_rpc.battle.providers.router_process import RouterProcess
 from lasso_rpc.config import ControlConfig, load_config
 from lasso_rpc.server.app import RouterServer
 from lasso_rpc.server.control import ControlHandlers
@@ -188,39 +186,19 @@ async def test_sighup_reload_of_a_running_process(
     path = tmp_path / "p.yaml"
     good = fleet_config(fleet)
     path.write_text(good)
-    proc = await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-m",
-        "lasso_rpc",
-        "serve",
-        "--config",
-        str(path),
-        "--port",
-        "0",
-        stderr=asyncio.subprocess.PIPE,
-        stdout=asyncio.subprocess.DEVNULL,
-    )
-    try:
-        assert proc.stderr is not None
-        line = b""
-        while b"listening on" not in line:
-            line = await asyncio.wait_for(proc.stderr.readline(), 20)
-            assert line, "router exited before listening"
-        url = re.search(rb"http://[\d.]+:\d+", line).group(0).decode()  # type: ignore[union-attr]
+    async with RouterProcess(path, startup_timeout_s=20) as node:
+        url = node.url
         path.write_text("chains: [not, valid]\n")
-        os.kill(proc.pid, signal.SIGHUP)
+        node.send_signal(signal.SIGHUP)
         await asyncio.sleep(0.3)
         _, reply, _ = await rpc(http, url + "/rpc/ethereum", "eth_getBalance", [ADDR])
-        assert "result" in reply and proc.returncode is None
+        assert "result" in reply and node.running
         path.write_text(good.replace("- mainnet", "- mainnet\n    - homestead"))
-        os.kill(proc.pid, signal.SIGHUP)
+        node.send_signal(signal.SIGHUP)
         for _ in range(50):
             await asyncio.sleep(0.1)
             _, reply, _ = await rpc(http, url + "/rpc/homestead", "eth_getBalance", [ADDR])
             if "result" in reply:
                 break
         assert "result" in reply
-    finally:
-        if proc.returncode is None:
-            proc.terminate()
-        await asyncio.wait_for(proc.wait(), 10)
+    assert node.returncode == 0  # SIGTERM stopped it cleanly, no SIGKILL needed

@@ -10,8 +10,9 @@ import aiohttp
 import orjson
 import pytest
 
-from lasso_rpc.battle.faultproxy import FaultProxy, Faults
-from lasso_rpc.battle.mock_fleet import MockFleet
+from lasso_rpc.battle.providers.faultproxy import FaultProxy
+from lasso_rpc.battle.providers.faults import Faults
+from lasso_rpc.battle.providers.fleet import MockFleet
 
 pytestmark = pytest.mark.chaos
 

@@ -12,7 +12,7 @@ from typing import Any
 import orjson
 import pytest
 
-from lasso_rpc.battle.mock_fleet import MockFleet
+from lasso_rpc.battle.providers.fleet import MockFleet
 from lasso_rpc.observability.events import Event, RequestFinished
 from lasso_rpc.server.app import RouterServer
 from tests.conftest import RouterFactory

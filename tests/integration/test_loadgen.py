@@ -10,10 +10,11 @@ from collections import Counter
 import orjson
 import pytest
 
-from lasso_rpc.battle.loadgen import LoadStats, classify_reply, meta_url, run_workload
-from lasso_rpc.battle.mock_fleet import MockFleet
+from lasso_rpc.battle.load.loadgen import LoadStats, run_workload
+from lasso_rpc.battle.load.replies import classify_reply, meta_url
+from lasso_rpc.battle.load.workload import Workload
+from lasso_rpc.battle.providers.fleet import MockFleet
 from lasso_rpc.battle.records import RequestRecord
-from lasso_rpc.battle.workload import Workload
 from tests.conftest import RouterFactory
 
 REVERT_CALL = [{"to": "0x" + "55" * 20, "data": "0xdeadbeef"}, "latest"]

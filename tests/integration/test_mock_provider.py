@@ -13,8 +13,8 @@ import orjson
 import pytest
 
 from lasso_rpc.battle import FailureMode, MockFleet, MockProvider, SimulatedChain
-from lasso_rpc.battle.mock_fleet import run_mock_fleet
-from lasso_rpc.battle.mock_provider import Knobs
+from lasso_rpc.battle.providers.fleet import run_mock_fleet
+from lasso_rpc.battle.providers.spec import Knobs
 from lasso_rpc.clock import FakeClock
 from lasso_rpc.config import load_config_text
 
@@ -467,7 +467,7 @@ async def test_fleet_spec_from_mock_provider() -> None:
     assert spec.ids == ["alpha", "beta", "gamma"]
     with pytest.raises(ValueError):
         MockProvider.fleet(alpha={"nope": 1})
-    async with await spec.start() as fleet:
+    async with await MockFleet.start(spec) as fleet:
         assert fleet["alpha"].knobs.latency_ms == 50
         assert fleet["gamma"].knobs == Knobs()
         assert "alpha" in repr(fleet)

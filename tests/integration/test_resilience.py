@@ -7,7 +7,7 @@ import asyncio
 import aiohttp
 import pytest
 
-from lasso_rpc.battle.mock_fleet import MockFleet
+from lasso_rpc.battle.providers.fleet import MockFleet
 from tests.conftest import RouterFactory, rpc
 
 pytestmark = pytest.mark.chaos

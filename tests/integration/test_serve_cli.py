@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import os
-import re
 import signal
 import sys
 from pathlib import Path
@@ -13,7 +12,8 @@ import aiohttp
 import pytest
 import yaml
 
-from lasso_rpc.battle.mock_fleet import MockFleet
+from lasso_rpc.battle.providers.fleet import MockFleet
+from lasso_rpc.battle.providers.router_process import RouterProcess
 from lasso_rpc.config import load_config_text
 from tests.conftest import fleet_config, rpc
 
@@ -30,31 +30,12 @@ async def _spawn(*args: str) -> tuple[asyncio.subprocess.Process, list[str]]:
     return proc, []
 
 
-async def _wait_listening(proc: asyncio.subprocess.Process, n: int) -> list[str]:
-    assert proc.stderr is not None
-    urls: list[str] = []
-    seen: list[bytes] = []
-    try:
-        async with asyncio.timeout(90):
-            while len(urls) < n:
-                line = await proc.stderr.readline()
-                seen.append(line)
-                assert line, f"the router exited early: {b''.join(seen)[-3000:]!r}"
-                m = re.search(rb"listening on (http://\S+) \(pid (\d+)\)", line)
-                if m:
-                    urls.append(m.group(1).decode())
-    except TimeoutError:
-        raise AssertionError(f"not listening after 90 s: {b''.join(seen)[-3000:]!r}") from None
-    return urls
-
-
 async def test_workers_share_one_port(fleet: MockFleet, tmp_path: Path) -> None:
     path = tmp_path / "p.yaml"
     path.write_text(fleet_config(fleet))
-    proc, _ = await _spawn("serve", "--config", str(path), "--port", "0", "--workers", "2")
-    try:
-        urls = await _wait_listening(proc, 2)
-        assert urls[0] == urls[1]  # both workers on the same port
+    async with RouterProcess(path, workers=2, startup_timeout_s=90) as node:
+        urls = [w.url for w in node.listening]
+        assert len(urls) == 2 and urls[0] == urls[1]  # both workers on the same port
         pids = set()
         for _ in range(60):  # a new connection each time so the kernel spreads them
             async with aiohttp.ClientSession() as http:
@@ -66,14 +47,11 @@ async def test_workers_share_one_port(fleet: MockFleet, tmp_path: Path) -> None:
             if len(pids) == 2:
                 break
         assert len(pids) == 2, pids
+        assert {int(p, 16) for p in pids} == set(node.worker_pids)
         # one worker killed: the parent stops the other and exits non-zero
         os.kill(int(next(iter(pids)), 16), signal.SIGKILL)
-        await asyncio.wait_for(proc.wait(), 30)
-        assert proc.returncode == 1
-    finally:
-        if proc.returncode is None:
-            proc.terminate()
-        await asyncio.wait_for(proc.wait(), 15)
+        await asyncio.wait_for(node.wait(), 30)
+        assert node.returncode == 1
 
 
 async def test_check_config_lists_every_error_with_its_path(tmp_path: Path) -> None:

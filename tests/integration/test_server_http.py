@@ -12,7 +12,7 @@ import orjson
 import pytest
 import yaml
 
-from lasso_rpc.battle.mock_fleet import MockFleet
+from lasso_rpc.battle.providers.fleet import MockFleet
 from lasso_rpc.server.app import RouterServer
 from tests.conftest import RouterFactory, fleet_config, rpc
 

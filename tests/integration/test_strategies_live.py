@@ -6,7 +6,7 @@ import asyncio
 
 import aiohttp
 
-from lasso_rpc.battle.mock_fleet import MockFleet
+from lasso_rpc.battle.providers.fleet import MockFleet
 from tests.conftest import RouterFactory, rpc
 
 ADDR = "0x" + "22" * 20

@@ -16,7 +16,8 @@ import pytest
 import yaml
 from web3 import AsyncWeb3, WebSocketProvider
 
-from lasso_rpc.battle.anvil import AnvilLockstep, anvil_binary
+from lasso_rpc.battle.providers.anvil import anvil_binary
+from lasso_rpc.battle.providers.lockstep import AnvilLockstep
 from lasso_rpc.config import load_config_text
 from lasso_rpc.observability.events import Event, SubscriptionFailover
 from lasso_rpc.server.app import RouterServer

@@ -10,7 +10,7 @@ import aiohttp
 import orjson
 import pytest
 
-from lasso_rpc.battle.mock_fleet import MockFleet
+from lasso_rpc.battle.providers.fleet import MockFleet
 from lasso_rpc.observability.events import Event, RequestFinished, SubscriptionFailover
 from tests.conftest import RouterFactory
 from tests.integration.test_ws_failover import (

@@ -15,8 +15,8 @@ import aiohttp
 import orjson
 import pytest
 
-from lasso_rpc.battle.chain import LogFilter
-from lasso_rpc.battle.mock_fleet import MockFleet
+from lasso_rpc.battle.providers.blocks import LogFilter
+from lasso_rpc.battle.providers.fleet import MockFleet
 from lasso_rpc.observability.events import Event, SubscriptionFailover
 from lasso_rpc.server.app import RouterServer
 from lasso_rpc.subscriptions import FeedInfo, SubscriptionManager

@@ -6,8 +6,8 @@ import asyncio
 
 import pytest
 
-from lasso_rpc.battle.mock_fleet import MockFleet
-from lasso_rpc.battle.subscribe import run_subscribers
+from lasso_rpc.battle.load.subscribers import run_subscribers
+from lasso_rpc.battle.providers.fleet import MockFleet
 from lasso_rpc.config import load_config_text
 from lasso_rpc.server.app import RouterServer
 from tests.conftest import RouterFactory, fleet_config

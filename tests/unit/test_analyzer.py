@@ -16,12 +16,10 @@ import msgspec
 import orjson
 import pytest
 
-from lasso_rpc.battle.analyzer import analyze
-from lasso_rpc.battle.collector import (
-    Collector,
-    decode_histogram,
-    event_from_dict,
-)
+from lasso_rpc.battle.measure.analyzer import analyze
+from lasso_rpc.battle.measure.collector import Collector
+from lasso_rpc.battle.measure.event_source import event_from_dict
+from lasso_rpc.battle.measure.histograms import decode_histogram
 from lasso_rpc.battle.records import ChaosRecord, RequestRecord, SubscriptionRecord, SystemSample
 from lasso_rpc.observability.events import (
     Attempt,

@@ -7,14 +7,14 @@ from pathlib import Path
 
 import pytest
 
-from lasso_rpc.battle.anvil import (
+from lasso_rpc.battle.providers.anvil import (
     AnvilError,
-    AnvilLockstep,
     AnvilNode,
     AnvilNotFound,
     anvil_binary,
     find_anvil,
 )
+from lasso_rpc.battle.providers.lockstep import AnvilLockstep
 
 
 def _fake_anvil(root: Path) -> Path:

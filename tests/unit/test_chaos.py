@@ -10,15 +10,14 @@ from typing import Any
 import pytest
 import yaml
 
-from lasso_rpc.battle.chaos import (
-    BasicChaosContext,
-    Chaos,
-    ChaosAction,
-    RandomFailures,
-    chaos_from_dict,
-)
-from lasso_rpc.battle.faultproxy import FaultProxy, Faults
-from lasso_rpc.battle.mock_provider import FailureMode, Knobs
+from lasso_rpc.battle.chaos.base import ChaosAction
+from lasso_rpc.battle.chaos.basic_context import BasicChaosContext
+from lasso_rpc.battle.chaos.factory import Chaos
+from lasso_rpc.battle.chaos.parse import chaos_from_dict
+from lasso_rpc.battle.chaos.random_failures import RandomFailures
+from lasso_rpc.battle.providers.faultproxy import FaultProxy
+from lasso_rpc.battle.providers.faults import Faults
+from lasso_rpc.battle.providers.spec import FailureMode, Knobs
 from lasso_rpc.battle.records import ChaosRecord
 from lasso_rpc.clock import FakeClock
 from lasso_rpc.observability.events import ChaosEvent, Event, EventBus, event_to_dict

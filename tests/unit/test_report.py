@@ -16,17 +16,11 @@ from typing import Any
 
 import pytest
 
-from lasso_rpc.battle.baseline import Thresholds, compare
-from lasso_rpc.battle.report import (
-    SCHEMA,
-    InvalidResult,
-    load_result,
-    render_junit,
-    render_markdown,
-    save_baseline,
-    validate_result,
-    write_reports,
-)
+from lasso_rpc.battle.measure.baseline import Thresholds, compare
+from lasso_rpc.battle.report.files import save_baseline, write_reports
+from lasso_rpc.battle.report.junit import render_junit
+from lasso_rpc.battle.report.markdown import render_markdown
+from lasso_rpc.battle.report.schema import SCHEMA, InvalidResult, load_result, validate_result
 from lasso_rpc.errors import ConfigError
 
 FIXTURE = Path(__file__).parent.parent / "fixtures" / "battle_result_sample.json"
@@ -372,7 +366,7 @@ def test_compare_validates_both_results(sample: dict[str, Any]) -> None:
 
 @pytest.fixture(scope="module")
 def page() -> str:
-    from lasso_rpc.battle.report_html import render_html
+    from lasso_rpc.battle.report.html import render_html
 
     return render_html(_SAMPLE)
 
@@ -428,7 +422,7 @@ def test_html_charts_carry_the_data_and_chaos_windows(page: str) -> None:
 
 
 def test_breaker_segments_cover_the_run_per_lane() -> None:
-    from lasso_rpc.battle.report_html import breaker_segments
+    from lasso_rpc.battle.report.html import breaker_segments
 
     segs = breaker_segments(_SAMPLE, ["alpha", "beta"])
     alpha = [(s, a, b) for p, s, a, b, _ in segs if p == "alpha"]
@@ -451,7 +445,7 @@ def test_breaker_segments_cover_the_run_per_lane() -> None:
 
 
 def test_html_without_system_samples_or_chaos(sample: dict[str, Any]) -> None:
-    from lasso_rpc.battle.report_html import render_html
+    from lasso_rpc.battle.report.html import render_html
 
     sample.update(system=[], chaos=[], breakers=[])
     sample["timeseries"]["p95_ms"][4] = None

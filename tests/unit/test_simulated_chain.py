@@ -4,14 +4,14 @@ from __future__ import annotations
 
 import pytest
 
-from lasso_rpc.battle.chain import (
+from lasso_rpc.battle.providers.blocks import (
     APPROVAL_TOPIC,
     TRANSFER_TOPIC,
     AlreadyKnown,
     ChainEvent,
     LogFilter,
-    SimulatedChain,
 )
+from lasso_rpc.battle.providers.chain import SimulatedChain
 from lasso_rpc.clock import FakeClock
 
 

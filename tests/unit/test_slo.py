@@ -6,10 +6,11 @@ import dataclasses
 
 import pytest
 
-from lasso_rpc.battle.analyzer import Analysis, analyze
-from lasso_rpc.battle.collector import Collector
+from lasso_rpc.battle.measure.analysis import Analysis
+from lasso_rpc.battle.measure.analyzer import analyze
+from lasso_rpc.battle.measure.collector import Collector
+from lasso_rpc.battle.measure.slo import SLO, SLO_KEYS, SloVerdict, all_passed
 from lasso_rpc.battle.records import ChaosRecord, SubscriptionRecord, SystemSample
-from lasso_rpc.battle.slo import SLO, SLO_KEYS, SloVerdict, all_passed
 from tests.unit.test_analyzer import WALL0, fin, rec
 
 

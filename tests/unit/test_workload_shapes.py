@@ -10,7 +10,9 @@ from collections import Counter
 import orjson
 import pytest
 
-from lasso_rpc.battle.workload import DEFAULT_PARAMS, Burst, MethodSpec, Workload
+from lasso_rpc.battle.load.calls import DEFAULT_PARAMS, MethodSpec
+from lasso_rpc.battle.load.shapes import Burst
+from lasso_rpc.battle.load.workload import Workload
 from lasso_rpc.errors import ConfigError
 
 

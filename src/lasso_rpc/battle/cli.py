@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated
 
 import typer
 import yaml
@@ -12,70 +13,17 @@ from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
 from rich.table import Table
 
+from lasso_rpc.aio import run_coro
+from lasso_rpc.battle.catalogue import UnknownScenario, builtin_scenarios, find_scenario
+from lasso_rpc.battle.measure.baseline import Thresholds, compare
+from lasso_rpc.battle.report.console import print_slo_table
+from lasso_rpc.battle.report.schema import InvalidResult, load_result
 from lasso_rpc.errors import ConfigError
 
-__all__ = ["battle_app", "builtin_scenarios", "find_scenario"]
+__all__ = ["battle_app"]
 
 battle_app = typer.Typer(add_completion=False, no_args_is_help=True, help="Battle-test the router.")
 _console = Console()
-
-
-def _scenario_dirs() -> list[Path]:
-    here = Path(__file__).resolve()
-    dirs = [Path.cwd() / "examples" / "scenarios"]
-    dirs += [p / "examples" / "scenarios" for p in here.parents[:4]]
-    return [d for d in dict.fromkeys(dirs) if d.is_dir()]
-
-
-def builtin_scenarios() -> dict[str, Path]:
-    out: dict[str, Path] = {}
-    for d in _scenario_dirs():
-        for f in sorted(d.glob("*.yaml")):
-            out.setdefault(f.stem.replace("_", "-"), f)
-    return out
-
-
-def find_scenario(name_or_path: str) -> Path:
-    p = Path(name_or_path)
-    if p.is_file():
-        return p
-    found = builtin_scenarios().get(name_or_path.replace("_", "-"))
-    if found is None:
-        raise typer.BadParameter(
-            f"{name_or_path}: no such file or built-in scenario (see `battle list`)"
-        )
-    return found
-
-
-def print_slo_table(data: dict[str, Any]) -> None:
-    s = data["summary"]
-    lat = s["latency_ms"]
-    table = Table(title=f"{data['scenario']['name']} — {'PASSED' if data['passed'] else 'FAILED'}")
-    for col in ("SLO", "target", "actual", "verdict"):
-        table.add_column(col)
-    for v in data["slos"]:
-        actual = v["actual"]
-        shown = (
-            "n/a"
-            if actual is None
-            else (f"{actual:.4g}" if isinstance(actual, float) else str(actual))
-        )
-        table.add_row(
-            v["key"],
-            f"{v['op']} {v['target']}",
-            shown,
-            "[green]ok[/]" if v["passed"] else "[red]VIOLATED[/]",
-        )
-    _console.print(table)
-    _console.print(
-        f"requests {s['requests']}  success {s['success_rate']:.4%}  "
-        f"throughput {s['throughput_rps']:.1f}/s  "
-        f"p50 {lat['p50']:.1f} ms  p95 {lat['p95']:.1f} ms  p99 {lat['p99']:.1f} ms  "
-        f"failovers {s['failovers']} (client view {s['failovers_client_view']})"
-    )
-    for v in data["slos"]:
-        if not v["passed"]:
-            _console.print(f"[red]violation:[/] {v['message']}")
 
 
 @battle_app.command("run")
@@ -89,23 +37,23 @@ def run(
     ] = None,
 ) -> None:
     """Run a scenario; exit code 0 only when every SLO holds."""
-    from lasso_rpc.battle.scenario import Scenario
-    from lasso_rpc.cli import run_coro
+    from lasso_rpc.battle.scenario import Scenario  # the whole framework: imported on use
 
     # The router's own warnings (every failed request under chaos) would drown the progress bar;
     # they are all in the report.
     logging.getLogger("lasso_rpc").setLevel(logging.ERROR)
 
-    sc = Scenario.from_yaml(find_scenario(scenario))
+    try:
+        path = find_scenario(scenario)
+    except UnknownScenario as exc:
+        raise typer.BadParameter(str(exc)) from exc
+    sc = Scenario.from_yaml(path)
     if scale != 1.0:
         sc = sc.scaled(scale)
     if process is not None:
-        import dataclasses
-
         sc = dataclasses.replace(
             sc, router_opts=dataclasses.replace(sc.router_opts, process=process)
         )
-    results: list[Any] = []
     with Progress(
         TextColumn("[bold]{task.description}"),
         BarColumn(),
@@ -119,19 +67,12 @@ def run(
         def progress(done: float, total: float) -> None:
             bar.update(task, completed=done, total=total)
 
-        async def main() -> None:
-            results.append(await sc.run(progress=progress))
-
-        run_coro(main())
-    result = results[0]
+        result = run_coro(sc.run(progress=progress))
     paths = result.write_reports(out)
-    print_slo_table(result.data)
+    print_slo_table(result.data, _console)
     _console.print(f"reports: {paths}")
     code = 0 if result.passed else 1
     if baseline is not None:
-        from lasso_rpc.battle.baseline import Thresholds, compare
-        from lasso_rpc.battle.report import load_result
-
         cmp = compare(result.data, load_result(baseline), Thresholds())
         _console.print(cmp.render())
         if cmp.regressed:
@@ -148,9 +89,6 @@ def compare_cmd(
     ] = None,
 ) -> None:
     """Compare a result with a baseline; non-zero exit on regression."""
-    from lasso_rpc.battle.baseline import Thresholds, compare
-    from lasso_rpc.battle.report import InvalidResult, load_result
-
     try:
         th = Thresholds()
         if thresholds is not None:

@@ -11,14 +11,15 @@ from typing import TYPE_CHECKING, Any
 import aiohttp
 import orjson
 
+from lasso_rpc.battle.chaos.layers import ChaosLayers
 from lasso_rpc.battle.records import ChaosRecord
 from lasso_rpc.observability.events import ChaosEvent
 
 if TYPE_CHECKING:
-    from lasso_rpc.battle.faultproxy import FaultProxy
-    from lasso_rpc.battle.mock_fleet import MockFleet
-    from lasso_rpc.battle.mock_provider import MockProvider
-    from lasso_rpc.battle.router_host import RouterHost
+    from lasso_rpc.battle.providers.faultproxy import FaultProxy
+    from lasso_rpc.battle.providers.fleet import MockFleet
+    from lasso_rpc.battle.providers.mock import MockProvider
+    from lasso_rpc.battle.providers.router_host import RouterHost
 
 __all__ = ["ScenarioContext"]
 
@@ -39,6 +40,8 @@ class ScenarioContext:
     timeline: list[ChaosRecord] = field(default_factory=list)
     t0: float = 0.0
     session: aiohttp.ClientSession | None = None
+    #: The faults chaos actions applied so far, per provider (overlapping ones compose).
+    layers: ChaosLayers = field(default_factory=ChaosLayers)
     #: Chaos events for a router in another process, forwarded by the runner's own task.
     outbox: asyncio.Queue[ChaosEvent] = field(default_factory=asyncio.Queue)
 

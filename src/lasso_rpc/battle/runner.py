@@ -1,4 +1,9 @@
-"""Runs one Scenario: starts everything, drives load and chaos, collects, analyzes, judges."""
+"""Runs one scenario: starts everything, drives load and chaos, collects, analyzes, judges.
+
+setup → providers → router → (workload ∥ chaos) → collect → analyze → SLOs → result.
+Everything a run starts is owned by one ``AsyncExitStack`` and torn down on success, failure
+or cancellation (Ctrl-C).
+"""
 
 from __future__ import annotations
 
@@ -7,35 +12,35 @@ import contextlib
 import random
 import secrets
 import time
-from typing import TYPE_CHECKING, Any
+from typing import Any
 from urllib.parse import urlsplit
 
 import aiohttp
 import yaml
 
-from lasso_rpc.battle.analyzer import analyze
-from lasso_rpc.battle.collector import Collector
 from lasso_rpc.battle.context import ScenarioContext
-from lasso_rpc.battle.faultproxy import FaultProxy
-from lasso_rpc.battle.helpers import wait_until_ready
-from lasso_rpc.battle.loadgen import run_workload
+from lasso_rpc.battle.load.loadgen import run_workload
+from lasso_rpc.battle.load.subscribe_workload import SubscribeWorkload
+from lasso_rpc.battle.load.subscribers import run_subscribers
+from lasso_rpc.battle.measure.analyzer import analyze
+from lasso_rpc.battle.measure.collector import Collector
+from lasso_rpc.battle.providers.anvil import AnvilNode
+from lasso_rpc.battle.providers.faultproxy import FaultProxy
+from lasso_rpc.battle.providers.fleet import MockFleet
+from lasso_rpc.battle.providers.router_host import start_router
 from lasso_rpc.battle.records import SubscriptionRecord
-from lasso_rpc.battle.router_host import start_router
-from lasso_rpc.battle.scenario import BattleResult, new_run_id
-from lasso_rpc.battle.subscribe import run_subscribers
-from lasso_rpc.battle.subscribe_workload import SubscribeWorkload
-
-if TYPE_CHECKING:
-    from lasso_rpc.battle.scenario import ProgressFn, Scenario
+from lasso_rpc.battle.report.schema import SCHEMA
+from lasso_rpc.battle.result import BattleResult, new_run_id
+from lasso_rpc.battle.spec import ProgressFn, ScenarioSpec
+from lasso_rpc.battle.testing.helpers import wait_until_ready
 
 __all__ = ["run_scenario"]
 
-SCHEMA = "lasso-rpc.battle/1"
 CHAIN = "ethereum"
 
 
 def router_config(
-    sc: Scenario, urls: dict[str, str], token: str, chain_id: int, ws_urls: dict[str, str]
+    sc: ScenarioSpec, urls: dict[str, str], token: str, chain_id: int, ws_urls: dict[str, str]
 ) -> str:
     routing: dict[str, Any] = {"default_strategy": sc.router_opts.strategy, "head_poll_ms": 500}
     routing.update(sc.router_opts.routing)
@@ -63,7 +68,7 @@ def router_config(
     return yaml.safe_dump(doc, sort_keys=False)
 
 
-def _needs_proxy(sc: Scenario) -> set[str]:
+def _needs_proxy(sc: ScenarioSpec) -> set[str]:
     ids = set(sc.proxied)
     for action in sc.chaos_actions:
         ids |= set(action.proxied_targets())
@@ -72,7 +77,7 @@ def _needs_proxy(sc: Scenario) -> set[str]:
     return ids
 
 
-async def run_scenario(sc: Scenario, *, progress: ProgressFn | None = None) -> BattleResult:
+async def run_scenario(sc: ScenarioSpec, *, progress: ProgressFn | None = None) -> BattleResult:
     run_id, started_at = new_run_id(sc.slug)
     rng = random.Random(sc.seed)
     loop = asyncio.get_running_loop()
@@ -161,15 +166,13 @@ def _ws_urls(fleet: Any, nodes: dict[str, Any]) -> dict[str, str]:
 
 
 async def _start_providers(
-    sc: Scenario, stack: contextlib.AsyncExitStack
+    sc: ScenarioSpec, stack: contextlib.AsyncExitStack
 ) -> tuple[dict[str, str], Any, dict[str, Any], int]:
     if sc.fleet is not None:
-        fleet = await sc.fleet.start()
+        fleet = await MockFleet.start(sc.fleet)
         stack.push_async_callback(fleet.aclose)
         return {p.id: p.url for p in fleet}, fleet, {}, fleet.chain.chain_id
     assert sc.anvil_opts is not None
-    from lasso_rpc.battle.anvil import AnvilNode
-
     opts = sc.anvil_opts
     nodes: dict[str, Any] = {}
     for pid in sc.provider_ids():
@@ -182,7 +185,7 @@ async def _start_providers(
 
 async def _drive(
     subscriptions: list[SubscriptionRecord],
-    sc: Scenario,
+    sc: ScenarioSpec,
     ctx: ScenarioContext,
     collector: Collector,
     url: str,

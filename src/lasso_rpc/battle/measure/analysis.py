@@ -1,0 +1,183 @@
+"""The analysis of one run as frozen values (``Analysis`` and its parts) and its JSON form."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from lasso_rpc.battle.measure.data import BreakerRecord, SubscriptionFailoverRecord
+from lasso_rpc.battle.measure.recovery import RULE
+from lasso_rpc.battle.records import SystemSample
+
+__all__ = [
+    "Analysis",
+    "ChaosOutcome",
+    "FailoverLatency",
+    "LatencySummary",
+    "ProviderSummary",
+    "Summary",
+    "Timeseries",
+    "WsSummary",
+]
+
+
+@dataclass(frozen=True, slots=True)
+class LatencySummary:
+    p50: float = 0.0
+    p90: float = 0.0
+    p95: float = 0.0
+    p99: float = 0.0
+    p999: float = 0.0
+    max: float = 0.0
+    mean: float = 0.0
+
+
+@dataclass(frozen=True, slots=True)
+class FailoverLatency:
+    p50: float = 0.0
+    p95: float = 0.0
+    p99: float = 0.0
+    max: float = 0.0
+
+
+@dataclass(frozen=True, slots=True)
+class WsSummary:
+    clients: int
+    events: int
+    gaps: int
+    duplicates: int
+    reorgs: int
+    uptime: float  # connected time / subscribed time, over every client
+
+
+@dataclass(frozen=True, slots=True)
+class Summary:
+    requests: int
+    ok: int
+    errors: int
+    client_errors: int
+    success_rate: float  # (ok + client_errors) / requests; 0.0 without requests
+    throughput_rps: float
+    latency_ms: LatencySummary
+    failovers: int
+    failovers_client_view: int
+    failover_heuristic_count: int
+    failover_latency_ms: FailoverLatency
+    hedged: int
+    router_rss_mb_max: float | None
+    router_rss_mb_mean: float | None
+    router_cpu_pct_mean: float | None
+    router_rss_growth_pct: float | None
+    ws: WsSummary | None
+    router_requests: int
+    router_errors: int
+
+
+@dataclass(frozen=True, slots=True)
+class ChaosOutcome:
+    action: str
+    target: str | None
+    at_s: float
+    end_s: float | None
+    details: Mapping[str, Any]
+    recovery_s: float | None
+    recovery_after_revert_s: float | None
+
+
+@dataclass(frozen=True, slots=True)
+class Timeseries:
+    bucket_s: float
+    t: tuple[float, ...]
+    requests: tuple[int, ...]
+    errors: tuple[int, ...]
+    throughput_rps: tuple[float, ...]
+    p50_ms: tuple[float | None, ...]  # None: no request in the bucket
+    p95_ms: tuple[float | None, ...]
+    p99_ms: tuple[float | None, ...]
+    failovers: tuple[int, ...]
+    provider_share: Mapping[str, tuple[float, ...]]
+    provider_share_source: str  # "router" | "client"
+
+
+@dataclass(frozen=True, slots=True)
+class ProviderSummary:
+    requests: int
+    share: float
+    attempts: int
+    attempt_errors: int
+
+
+@dataclass(frozen=True, slots=True)
+class Analysis:
+    summary: Summary
+    chaos: tuple[ChaosOutcome, ...]
+    timeseries: Timeseries
+    breakers: tuple[BreakerRecord, ...]
+    providers: Mapping[str, ProviderSummary]
+    errors_by_class: Mapping[str, int]
+    router_errors_by_class: Mapping[str, int]
+    system: tuple[SystemSample, ...]
+    histogram: str  # base64 HDR of client latency, µs
+    baseline_error_rate: float | None
+    baseline_p95_ms: float | None
+    #: The router's subscription timeline: real failovers, plus reorgs and unclosable gaps
+    #: (those are marked with from == to and ``reorg``/``gap``).
+    subscription_events: tuple[SubscriptionFailoverRecord, ...] = ()
+
+    def to_dict(self) -> dict[str, Any]:
+        s = self.summary
+        ts = self.timeseries
+        return {
+            "summary": {
+                "requests": s.requests,
+                "ok": s.ok,
+                "errors": s.errors,
+                "client_errors": s.client_errors,
+                "success_rate": s.success_rate,
+                "throughput_rps": s.throughput_rps,
+                "latency_ms": _fields(s.latency_ms),
+                "failovers": s.failovers,
+                "failovers_client_view": s.failovers_client_view,
+                "failover_heuristic_count": s.failover_heuristic_count,
+                "failover_latency_ms": _fields(s.failover_latency_ms),
+                "hedged": s.hedged,
+                "router_rss_mb_max": s.router_rss_mb_max,
+                "router_rss_mb_mean": s.router_rss_mb_mean,
+                "router_cpu_pct_mean": s.router_cpu_pct_mean,
+                "router_rss_growth_pct": s.router_rss_growth_pct,
+                "ws": _fields(s.ws) if s.ws is not None else None,
+                "router_requests": s.router_requests,
+                "router_errors": s.router_errors,
+            },
+            "chaos": [{**_fields(c), "details": dict(c.details)} for c in self.chaos],
+            "recovery": {
+                "rule": RULE,
+                "baseline_error_rate": self.baseline_error_rate,
+                "baseline_p95_ms": self.baseline_p95_ms,
+            },
+            "timeseries": {
+                "bucket_s": ts.bucket_s,
+                "t": list(ts.t),
+                "requests": list(ts.requests),
+                "errors": list(ts.errors),
+                "throughput_rps": list(ts.throughput_rps),
+                "p50_ms": list(ts.p50_ms),
+                "p95_ms": list(ts.p95_ms),
+                "p99_ms": list(ts.p99_ms),
+                "failovers": list(ts.failovers),
+                "provider_share": {p: list(v) for p, v in ts.provider_share.items()},
+                "provider_share_source": ts.provider_share_source,
+            },
+            "breakers": [b.to_dict() for b in self.breakers],
+            "providers": {p: _fields(v) for p, v in self.providers.items()},
+            "errors_by_class": dict(self.errors_by_class),
+            "router_errors_by_class": dict(self.router_errors_by_class),
+            "system": [_fields(x) for x in self.system],
+            "subscription_failovers": [_fields(x) for x in self.subscription_events],
+            "histogram": self.histogram,
+        }
+
+
+def _fields(obj: Any) -> dict[str, Any]:
+    return {f: getattr(obj, f) for f in obj.__dataclass_fields__}

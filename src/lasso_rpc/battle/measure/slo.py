@@ -1,0 +1,166 @@
+"""SLO targets and their verdicts against an :class:`~lasso_rpc.battle.measure.analyzer.Analysis`.
+
+=========================  ==  ===============================================================
+key                        op  measured as
+=========================  ==  ===============================================================
+success_rate               >=  summary.success_rate (client view); needs requests
+p50/p90/p95/p99_latency_ms <=  client latency percentile (HDR); needs requests
+max_latency_ms             <=  slowest client request; needs requests
+max_failover_latency_ms    <=  slowest router request with > 1 attempt (0 when none failed over)
+max_recovery_s             <=  every chaos event's recovery_s (None = never recovered: fails);
+                               needs chaos events
+max_gap_count              <=  missing block numbers over every WS subscriber; needs subscribers
+max_duplicate_count        <=  duplicate deliveries over every WS subscriber; needs subscribers
+min_ws_uptime              >=  subscribed-and-connected time / subscribed time; needs subscribers
+max_rss_mb                 <=  router RSS peak; needs system samples
+max_rss_growth_pct         <=  router RSS, last 10 % of samples vs first 10 %; needs 2 samples
+min_throughput_rps         >=  client requests / run duration
+max_error_count            <=  client requests with outcome "error"
+=========================  ==  ===============================================================
+
+A target that cannot be measured in the run fails with a "not measured" message: an SLO must be
+able to fail. ``SLO()`` without targets is allowed, but its evaluation is one failing verdict.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from lasso_rpc.battle.measure.analysis import Analysis
+
+__all__ = ["SLO", "SLO_KEYS", "SloVerdict", "all_passed"]
+
+# key → (operator, reader). A reader returns the measured value, or a string saying why the
+# value could not be measured.
+Reader = Callable[[Analysis], "float | str"]
+
+
+def _needs_requests(read: Callable[[Analysis], float]) -> Reader:
+    return lambda a: read(a) if a.summary.requests else "not measured (no requests)"
+
+
+def _ws(field: str) -> Reader:
+    def read(a: Analysis) -> float | str:
+        ws = a.summary.ws
+        if ws is None:
+            return "not measured (no WebSocket subscriptions)"
+        return float(getattr(ws, field))
+
+    return read
+
+
+def _recovery(a: Analysis) -> float | str:
+    if not a.chaos:
+        return "not measured (no chaos events)"
+    never = [f"{c.action} at {c.at_s:.2f} s" for c in a.chaos if c.recovery_s is None]
+    if never:
+        return "never recovered after " + ", ".join(never)
+    return max(c.recovery_s for c in a.chaos if c.recovery_s is not None)
+
+
+def _optional(value: float | None, why: str) -> float | str:
+    return value if value is not None else f"not measured ({why})"
+
+
+_KEYS: dict[str, tuple[str, Reader]] = {
+    "success_rate": (">=", _needs_requests(lambda a: a.summary.success_rate)),
+    "p50_latency_ms": ("<=", _needs_requests(lambda a: a.summary.latency_ms.p50)),
+    "p90_latency_ms": ("<=", _needs_requests(lambda a: a.summary.latency_ms.p90)),
+    "p95_latency_ms": ("<=", _needs_requests(lambda a: a.summary.latency_ms.p95)),
+    "p99_latency_ms": ("<=", _needs_requests(lambda a: a.summary.latency_ms.p99)),
+    "max_latency_ms": ("<=", _needs_requests(lambda a: a.summary.latency_ms.max)),
+    "max_failover_latency_ms": ("<=", lambda a: a.summary.failover_latency_ms.max),
+    "max_recovery_s": ("<=", _recovery),
+    "max_gap_count": ("<=", _ws("gaps")),
+    "max_duplicate_count": ("<=", _ws("duplicates")),
+    "min_ws_uptime": (">=", _ws("uptime")),
+    "max_rss_mb": ("<=", lambda a: _optional(a.summary.router_rss_mb_max, "no system samples")),
+    "max_rss_growth_pct": (
+        "<=",
+        lambda a: _optional(a.summary.router_rss_growth_pct, "fewer than 2 system samples"),
+    ),
+    "min_throughput_rps": (">=", lambda a: a.summary.throughput_rps),
+    "max_error_count": ("<=", lambda a: float(a.summary.errors)),
+}
+SLO_KEYS = tuple(_KEYS)
+
+
+def _fmt(x: float) -> str:
+    return f"{x:.6g}"
+
+
+@dataclass(frozen=True, slots=True)
+class SloVerdict:
+    key: str
+    op: str  # ">=" | "<=" | "defined"
+    target: float | None
+    actual: float | None  # None: not measured
+    passed: bool
+    message: str
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "key": self.key,
+            "op": self.op,
+            "target": self.target,
+            "actual": self.actual,
+            "passed": self.passed,
+            "message": self.message,
+        }
+
+
+class SLO:
+    """``SLO(success_rate=0.999, p95_latency_ms=250)``; an unknown key is a ``ValueError``."""
+
+    __slots__ = ("targets",)
+
+    def __init__(self, **targets: float) -> None:
+        unknown = sorted(set(targets) - set(_KEYS))
+        if unknown:
+            raise ValueError(f"unknown SLO keys {unknown}; valid keys: {', '.join(SLO_KEYS)}")
+        clean: dict[str, float] = {}
+        for key, value in targets.items():
+            if isinstance(value, bool) or not isinstance(value, int | float):
+                raise ValueError(f"SLO {key}: target must be a number, got {value!r}")
+            if not math.isfinite(value) or value < 0:
+                raise ValueError(f"SLO {key}: target must be a finite number >= 0, got {value}")
+            if key in ("success_rate", "min_ws_uptime") and value > 1:
+                raise ValueError(f"SLO {key}: target is a fraction within 0..1, got {value}")
+            clean[key] = float(value)
+        self.targets: Mapping[str, float] = clean
+
+    def __repr__(self) -> str:
+        return f"SLO({', '.join(f'{k}={v:g}' for k, v in self.targets.items())})"
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, SLO) and dict(self.targets) == dict(other.targets)
+
+    def __hash__(self) -> int:
+        return hash(tuple(sorted(self.targets.items())))
+
+    def evaluate(self, analysis: Analysis) -> list[SloVerdict]:
+        if not self.targets:
+            return [
+                SloVerdict("slo", "defined", None, None, False, "no SLO targets: nothing can pass")
+            ]
+        return [self._verdict(k, t, analysis) for k, t in self.targets.items()]
+
+    @staticmethod
+    def _verdict(key: str, target: float, analysis: Analysis) -> SloVerdict:
+        op, read = _KEYS[key]
+        actual = read(analysis)
+        if isinstance(actual, str):
+            return SloVerdict(key, op, target, None, False, f"{key}: {actual} (violated)")
+        passed = actual >= target if op == ">=" else actual <= target
+        shown = op if passed else ("<" if op == ">=" else ">")
+        state = "ok" if passed else "violated"
+        message = f"{key}: {_fmt(actual)} {shown} {_fmt(target)} ({state})"
+        return SloVerdict(key, op, target, float(actual), passed, message)
+
+
+def all_passed(verdicts: list[SloVerdict]) -> bool:
+    """True only for a non-empty list of passing verdicts."""
+    return bool(verdicts) and all(v.passed for v in verdicts)

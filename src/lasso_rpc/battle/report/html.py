@@ -1,0 +1,310 @@
+"""The battle report as one self-contained, interactive HTML page (plotly.js inlined once).
+
+The page works offline: no script, style or font is fetched. Each chart sits in an element with a
+stable id (``CHART_IDS``) so tests and readers can find it; the system chart only appears when the
+result has system samples. Every time chart shades the chaos windows (a dashed line when a chaos
+action was never reverted).
+"""
+
+from __future__ import annotations
+
+import html
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import plotly.graph_objects as go
+import plotly.io as pio
+from plotly.offline import get_plotlyjs
+from plotly.subplots import make_subplots
+
+from lasso_rpc.battle.report.formatting import breaker_lane, chaos_label, fmt
+from lasso_rpc.battle.report.schema import validate_result
+
+__all__ = ["CHART_IDS", "breaker_segments", "render_html"]
+
+
+CHART_IDS = ("chart-latency", "chart-throughput", "chart-share", "chart-breakers", "chart-system")
+
+_PALETTE = ("#636efa", "#00a884", "#ab63fa", "#ffa15a", "#19d3f3", "#ff6692", "#b6e880")
+_NOTE_FONT = {"size": 11, "color": "#c0392b"}
+_STATE_COLORS = {"closed": "#2ca02c", "half_open": "#f0ad00", "open": "#d62728"}
+_CONFIG = {"displaylogo": False, "responsive": True}
+_SECONDARY = {"showgrid": False, "tickmode": "auto"}  # plotly.js 3 syncs overlaying ticks
+_CSS = """
+body{font:14px/1.45 system-ui,-apple-system,"Segoe UI",Roboto,sans-serif;margin:0;color:#1f2933;
+background:#f5f7fa}
+main{max-width:1200px;margin:0 auto;padding:24px}
+h1{font-size:22px;margin:0 0 4px}h2{font-size:17px;margin:28px 0 8px}
+.meta{color:#52606d}.badge{display:inline-block;padding:2px 10px;border-radius:12px;color:#fff;
+font-weight:600;margin-left:8px;vertical-align:middle;font-size:14px}
+.pass{background:#2ca02c}.fail{background:#d62728}
+table{border-collapse:collapse;background:#fff;margin:6px 0}
+td,th{border:1px solid #d9e2ec;padding:4px 10px;text-align:left}th{background:#eef2f7}
+td.num{text-align:right;font-variant-numeric:tabular-nums}
+td.ok{color:#2ca02c;font-weight:600}td.bad{color:#d62728;font-weight:600}
+.cards{display:flex;flex-wrap:wrap;gap:10px;margin:12px 0}
+.card{background:#fff;border:1px solid #d9e2ec;border-radius:6px;padding:8px 14px;min-width:120px}
+.card b{display:block;font-size:18px}.card span{color:#52606d;font-size:12px}
+section.chart{background:#fff;border:1px solid #d9e2ec;border-radius:6px;margin:14px 0;padding:6px}
+"""
+
+
+def _esc(x: Any) -> str:
+    return html.escape(str(x))
+
+
+def _colors(names: Sequence[str]) -> dict[str, str]:
+    return {n: _PALETTE[i % len(_PALETTE)] for i, n in enumerate(names)}
+
+
+def _layout(fig: go.Figure, title: str, *, y_title: str, **extra: Any) -> None:
+    layout: dict[str, Any] = {
+        "title": {"text": title, "x": 0.01, "font": {"size": 15}},
+        "template": "plotly_white",
+        "height": 340,
+        "margin": {"l": 60, "r": 60, "t": 80, "b": 45},
+        "legend": {"orientation": "h", "yanchor": "bottom", "y": 1.1, "xanchor": "right", "x": 1},
+        "hovermode": "x unified",
+    }
+    fig.update_layout(**{**layout, **extra})
+    fig.update_xaxes(title_text="seconds since start")
+    fig.update_yaxes(title_text=y_title)
+
+
+def _time_axis(fig: go.Figure, d: Mapping[str, Any], *, above: bool = False) -> None:
+    """The whole run on the x axis (all charts line up), and a shaded window per chaos event
+    (a dashed line when never reverted), labelled above the plot."""
+    ts = d["timeseries"]["t"]
+    fig.update_xaxes(range=[0, max([float(d["duration_s"]), *(float(t) for t in ts[-1:])])])
+    for c in d["chaos"]:
+        note = {"text": chaos_label(c), "yanchor": "bottom", "font": _NOTE_FONT}
+        if c.get("end_s") is None:
+            fig.add_vline(
+                x=c["at_s"], line={"color": "#d62728", "dash": "dash", "width": 1.5},
+                annotation=note, annotation_position="top right",
+            )  # fmt: skip
+        else:
+            fig.add_vrect(
+                x0=c["at_s"], x1=c["end_s"], fillcolor="#d62728", line_width=0,
+                opacity=0.12 if above else 0.10, layer="above" if above else "below",
+                annotation=note, annotation_position="top left",
+            )  # fmt: skip
+
+
+def _latency(d: Mapping[str, Any]) -> go.Figure:
+    ts = d["timeseries"]
+    fig = go.Figure()
+    for key, name, color in (("p50_ms", "p50", "#2ca02c"), ("p95_ms", "p95", "#ff7f0e"),
+                             ("p99_ms", "p99", "#d62728")):  # fmt: skip
+        if ts.get(key) is not None:
+            fig.add_scatter(x=ts["t"], y=ts[key], name=name, mode="lines", line={"color": color})
+    _layout(fig, "Latency over time (ms)", y_title="ms")
+    _time_axis(fig, d)
+    return fig
+
+
+def _throughput(d: Mapping[str, Any]) -> go.Figure:
+    ts = d["timeseries"]
+    fig = make_subplots(specs=[[{"secondary_y": True}]])
+    fig.add_scatter(x=ts["t"], y=ts.get("throughput_rps"), name="throughput (req/s)",
+                    mode="lines", line={"color": "#636efa"}, secondary_y=False)  # fmt: skip
+    fig.add_bar(x=ts["t"], y=ts.get("errors"), name="errors", marker_color="#d62728",
+                opacity=0.75, secondary_y=True)  # fmt: skip
+    if ts.get("failovers") is not None:
+        fig.add_bar(x=ts["t"], y=ts["failovers"], name="failovers", marker_color="#ffa15a",
+                    opacity=0.75, secondary_y=True)  # fmt: skip
+    _layout(fig, "Throughput, errors and failovers", y_title="req/s", barmode="group")
+    fig.update_yaxes(title_text="per bucket", secondary_y=True, rangemode="tozero", **_SECONDARY)
+    fig.update_yaxes(rangemode="tozero", secondary_y=False)
+    _time_axis(fig, d)
+    return fig
+
+
+def _providers(d: Mapping[str, Any]) -> list[str]:
+    """Provider ids in report order, then breaker lanes of other transports (``alpha (ws)``)."""
+    names = list(d["providers"])
+    names += [p for p in d["timeseries"].get("provider_share", {}) if p not in names]
+    for lane in map(breaker_lane, d["breakers"]):
+        if lane not in names:
+            names.append(lane)
+    return names
+
+
+def _share(d: Mapping[str, Any], colors: Mapping[str, str]) -> go.Figure:
+    ts = d["timeseries"]
+    share: Mapping[str, Sequence[float | None]] = ts.get("provider_share", {})
+    # buckets nobody answered in have no share (not 0 % for everyone): leave them out
+    keep = [i for i in range(len(ts["t"])) if sum(v[i] or 0 for v in share.values()) > 0]
+    fig = go.Figure()
+    for p, values in share.items():
+        fig.add_scatter(
+            x=[ts["t"][i] for i in keep], y=[(values[i] or 0) * 100 for i in keep], name=p,
+            stackgroup="share", mode="lines", line={"width": 0.5, "color": colors.get(p)},
+            hovertemplate="%{y:.1f} %",
+        )  # fmt: skip
+    _layout(fig, "Provider share over time (%)", y_title="% of requests")
+    fig.update_layout(legend_traceorder="normal")
+    fig.update_yaxes(range=[0, 100])
+    _time_axis(fig, d, above=True)
+    return fig
+
+
+def breaker_segments(
+    d: Mapping[str, Any], lanes: Sequence[str]
+) -> list[tuple[str, str, float, float, str]]:
+    """(lane, state, start_s, end_s, reason): each breaker's state over the run, per lane
+    (``breaker_lane``: provider, plus the transport when not HTTP).
+
+    A lane starts in the ``from`` state of its first transition (closed when it has none).
+    """
+    end = float(d["duration_s"])
+    out: list[tuple[str, str, float, float, str]] = []
+    for p in lanes:
+        changes = sorted((b for b in d["breakers"] if breaker_lane(b) == p), key=lambda b: b["t_s"])
+        state, since, reason = (changes[0]["from"] if changes else "closed"), 0.0, "initial"
+        for b in changes:
+            out.append((p, state, since, float(b["t_s"]), reason))
+            state, since, reason = b["to"], float(b["t_s"]), str(b.get("reason", ""))
+        out.append((p, state, since, max(end, since), reason))
+    return out
+
+
+def _breakers(d: Mapping[str, Any], providers: Sequence[str]) -> go.Figure:
+    segments = breaker_segments(d, providers)
+    fig = go.Figure()
+    for state, color in _STATE_COLORS.items():
+        segs = [s for s in segments if s[1] == state]
+        fig.add_bar(
+            y=[s[0] for s in segs], x=[s[3] - s[2] for s in segs], base=[s[2] for s in segs],
+            orientation="h", name=state, marker_color=color, width=0.6,
+            customdata=[[s[2], s[3], s[4]] for s in segs], showlegend=True,
+            hovertemplate="%{y}: " + state + " %{customdata[0]:.2f} to %{customdata[1]:.2f} s"
+            "<br>%{customdata[2]}<extra></extra>",
+        )  # fmt: skip
+    _layout(fig, "Circuit breaker states", y_title="", barmode="overlay", hovermode="closest")
+    fig.update_yaxes(categoryorder="array", categoryarray=list(reversed(providers)))
+    fig.update_layout(height=max(220, 110 + 45 * len(providers)))
+    _time_axis(fig, d)
+    return fig
+
+
+def _system(d: Mapping[str, Any]) -> go.Figure:
+    samples = d["system"]
+    t = [s["t_s"] for s in samples]
+    fig = make_subplots(specs=[[{"secondary_y": True}]])
+    fig.add_scatter(x=t, y=[s.get("rss_mb") for s in samples], name="RSS (MB)", mode="lines",
+                    line={"color": "#636efa"}, secondary_y=False)  # fmt: skip
+    fig.add_scatter(x=t, y=[s.get("cpu_pct") for s in samples], name="CPU (%)", mode="lines",
+                    line={"color": "#ff7f0e"}, secondary_y=True)  # fmt: skip
+    _layout(fig, "Router process: memory and CPU", y_title="MB")
+    fig.update_yaxes(title_text="CPU %", secondary_y=True, rangemode="tozero", **_SECONDARY)
+    fig.update_yaxes(rangemode="tozero", secondary_y=False)
+    _time_axis(fig, d)
+    return fig
+
+
+def _figures(d: Mapping[str, Any]) -> list[tuple[str, go.Figure]]:
+    providers = _providers(d)
+    figs = [
+        ("chart-latency", _latency(d)),
+        ("chart-throughput", _throughput(d)),
+        ("chart-share", _share(d, _colors(providers))),
+        ("chart-breakers", _breakers(d, providers)),
+    ]
+    if d.get("system"):
+        figs.append(("chart-system", _system(d)))
+    return figs
+
+
+def _td(c: Any) -> str:
+    """A table cell; ``(text, css_class)`` sets the class, numbers are right-aligned."""
+    if isinstance(c, tuple):
+        return f'<td class="{c[1]}">{_esc(c[0])}</td>'
+    num = isinstance(c, int | float) or (isinstance(c, str) and c[:1].isdigit())
+    return f'<td class="num">{_esc(c)}</td>' if num else f"<td>{_esc(c)}</td>"
+
+
+def _rows(rows: Sequence[Sequence[Any]], head: Sequence[str]) -> str:
+    th = "".join(f"<th>{_esc(h)}</th>" for h in head)
+    body = "".join("<tr>" + "".join(_td(c) for c in row) + "</tr>" for row in rows)
+    return f"<table><thead><tr>{th}</tr></thead><tbody>{body}</tbody></table>"
+
+
+def _header(d: Mapping[str, Any]) -> str:
+    sc, s = d["scenario"], d["summary"]
+    router = sc.get("router") or {}
+    verdict = '<span class="badge pass">PASS</span>' if d["passed"] else (
+        '<span class="badge fail">FAIL</span>')  # fmt: skip
+    meta = (
+        f"{_esc(d['id'])} · started {_esc(d['started_at'])} · {fmt(d['duration_s'])} s · "
+        f"seed {_esc(sc.get('seed', '—'))} · strategy {_esc(router.get('strategy', '—'))}"
+    )
+    lat = s["latency_ms"]
+    cards = [
+        ("requests", fmt(s["requests"])), ("success rate", f"{s['success_rate'] * 100:.3f} %"),
+        ("throughput", fmt(s["throughput_rps"], "req/s")), ("p50", fmt(lat.get("p50"), "ms")),
+        ("p95", fmt(lat.get("p95"), "ms")), ("p99", fmt(lat.get("p99"), "ms")),
+        ("max", fmt(lat.get("max"), "ms")), ("failovers", fmt(s["failovers"])),
+        ("hedged", fmt(s.get("hedged", 0))), ("RSS max", fmt(s.get("router_rss_mb_max"), "MB")),
+    ]  # fmt: skip
+    ops = {">=": "≥", "<=": "≤"}
+    slos = [
+        (x["key"], f"{ops.get(x['op'], x['op'])} {fmt(x['target'])}", fmt(x["actual"]),
+         ("pass", "ok") if x["passed"] else ("FAIL", "bad"),
+         "" if x["passed"] else x.get("message", ""))
+        for x in d["slos"]
+    ]  # fmt: skip
+    chaos = [
+        (fmt(c["at_s"], "s"), fmt(c["end_s"], "s"), chaos_label(c),
+         fmt(c.get("recovery_s"), "s"), fmt(c.get("recovery_after_revert_s"), "s"))
+        for c in d["chaos"]
+    ]  # fmt: skip
+    parts = [
+        f"<h1>{_esc(sc['name'])}{verdict}</h1>",
+        f'<div class="meta">{meta}</div>',
+        f"<p>{_esc(sc['description'])}</p>" if sc.get("description") else "",
+        '<div class="cards">'
+        + "".join(f"<div class=card><b>{_esc(v)}</b><span>{_esc(k)}</span></div>" for k, v in cards)
+        + "</div>",
+        "<h2>SLOs</h2>",
+        _rows(slos, ["SLO", "target", "actual", "", "note"]) if slos else "<p>(none)</p>",
+    ]
+    if chaos:
+        parts += [
+            "<h2>Chaos</h2>",
+            _rows(chaos, ["at", "until", "action", "recovery", "after revert"]),
+        ]
+    return "\n".join(parts)
+
+
+def render_html(d: Mapping[str, Any]) -> str:
+    """The whole page: header, SLO table and the interactive charts, plotly.js inlined once."""
+    validate_result(d)
+    sections = [
+        '<section class="chart">'
+        + pio.to_html(fig, config=_CONFIG, include_plotlyjs=False, full_html=False,
+                      div_id=cid, default_height=f"{fig.layout.height}px")
+        + "</section>"
+        for cid, fig in _figures(d)
+    ]  # fmt: skip
+    return f"""<!DOCTYPE html>
+<html lang="en">
+<head>
+<meta charset="utf-8">
+<meta name="viewport" content="width=device-width, initial-scale=1">
+<title>Battle: {_esc(d["scenario"]["name"])} — {"PASS" if d["passed"] else "FAIL"}</title>
+<style>{_CSS}</style>
+<script>window.PlotlyConfig = {{MathJaxConfig: 'local'}};</script>
+<script type="text/javascript">{get_plotlyjs()}</script>
+</head>
+<body>
+<main>
+{_header(d)}
+<h2>Charts</h2>
+{"".join(sections)}
+<p class="meta">lasso-rpc battle report · schema {_esc(d["schema"])} · data in
+{_esc(d["id"])}.json</p>
+</main>
+</body>
+</html>
+"""

@@ -1,0 +1,251 @@
+"""What a battle is, as a value: providers, router options, workloads, chaos, SLOs (SPEC §6).
+
+``ScenarioSpec`` is an immutable builder (every method returns a new spec) with its YAML form;
+it runs nothing. ``battle.runner`` runs a spec, and ``battle.scenario.Scenario`` is the spec
+with ``run()``: the class users hold.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Self
+
+import yaml
+
+from lasso_rpc.battle.chaos.base import ChaosAction
+from lasso_rpc.battle.chaos.parse import chaos_from_dict
+from lasso_rpc.battle.context import ScenarioContext
+from lasso_rpc.battle.load.subscribe_workload import SubscribeWorkload
+from lasso_rpc.battle.load.workload import Workload
+from lasso_rpc.battle.measure.slo import SLO
+from lasso_rpc.battle.providers.spec import Knobs, MockFleetSpec
+
+__all__ = [
+    "COLLECTABLE",
+    "AnvilOptions",
+    "ProgressFn",
+    "RouterOptions",
+    "ScenarioSpec",
+    "SetupHook",
+]
+
+SetupHook = Callable[[ScenarioContext], Awaitable[Mapping[str, Any] | None]]
+COLLECTABLE = frozenset({"requests", "breakers", "health", "subscriptions", "system", "raw"})
+ProgressFn = Callable[[float, float], None]  # (elapsed_s, total_s)
+
+
+@dataclass(frozen=True, slots=True)
+class RouterOptions:
+    strategy: str = "fastest"
+    process: bool = False
+    routing: Mapping[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class AnvilOptions:
+    nodes: int = 2
+    block_time_s: float | None = 1.0
+    chain_id: int = 31337
+
+
+@dataclass(frozen=True, slots=True)
+class ScenarioSpec:
+    """An immutable builder: every method returns a new spec of the same class."""
+
+    name: str
+    description: str = ""
+    fleet: MockFleetSpec | None = None
+    anvil_opts: AnvilOptions | None = None
+    router_opts: RouterOptions = RouterOptions()
+    setup_hooks: tuple[SetupHook, ...] = ()
+    workloads: tuple[Workload | SubscribeWorkload, ...] = ()
+    chaos_actions: tuple[ChaosAction, ...] = ()
+    collect_names: frozenset[str] = COLLECTABLE - {"raw"}
+    slos: SLO | None = None
+    seed: int = 1
+    proxied: frozenset[str] = frozenset()
+    bucket_s: float = 1.0
+
+    # -- building ---------------------------------------------------------------------------
+
+    def providers(self, fleet: MockFleetSpec | Mapping[str, Mapping[str, Any]]) -> Self:
+        spec = fleet if isinstance(fleet, MockFleetSpec) else _fleet_spec(fleet)
+        return dataclasses.replace(self, fleet=spec, anvil_opts=None)
+
+    def anvil(
+        self, nodes: int = 2, *, block_time_s: float | None = 1.0, chain_id: int = 31337
+    ) -> Self:
+        """Real anvil nodes as the providers (each behind a fault proxy)."""
+        opts = AnvilOptions(nodes, block_time_s, chain_id)
+        return dataclasses.replace(self, anvil_opts=opts, fleet=None)
+
+    def router(self, *, strategy: str = "fastest", process: bool = False, **routing: Any) -> Self:
+        return dataclasses.replace(self, router_opts=RouterOptions(strategy, process, routing))
+
+    def setup(self, hook: SetupHook) -> Self:
+        return dataclasses.replace(self, setup_hooks=(*self.setup_hooks, hook))
+
+    def workload(self, *workloads: Workload | SubscribeWorkload) -> Self:
+        return dataclasses.replace(self, workloads=(*self.workloads, *workloads))
+
+    def chaos(self, *actions: ChaosAction) -> Self:
+        return dataclasses.replace(self, chaos_actions=(*self.chaos_actions, *actions))
+
+    def collect(self, *names: str) -> Self:
+        unknown = set(names) - COLLECTABLE
+        if unknown:
+            raise ValueError(
+                f"unknown collect names {sorted(unknown)}; valid: {sorted(COLLECTABLE)}"
+            )
+        return dataclasses.replace(self, collect_names=frozenset(names))
+
+    def slo(self, **targets: float) -> Self:
+        return dataclasses.replace(self, slos=SLO(**targets))
+
+    def with_seed(self, seed: int) -> Self:
+        return dataclasses.replace(self, seed=seed)
+
+    def fault_proxy(self, *provider_ids: str) -> Self:
+        """Put these providers behind a TCP fault proxy (network chaos needs one)."""
+        return dataclasses.replace(self, proxied=self.proxied | frozenset(provider_ids))
+
+    def scaled(self, factor: float) -> Self:
+        """Every time in the scenario multiplied by ``factor`` (short CI variants)."""
+        return dataclasses.replace(
+            self,
+            workloads=tuple(w.scaled(factor) for w in self.workloads),
+            chaos_actions=tuple(c.scaled(factor) for c in self.chaos_actions),
+        )
+
+    # -- description ------------------------------------------------------------------------
+
+    @property
+    def slug(self) -> str:
+        return "".join(c if c.isalnum() else "-" for c in self.name.lower()).strip("-")
+
+    def provider_ids(self) -> list[str]:
+        if self.fleet is not None:
+            return self.fleet.ids
+        if self.anvil_opts is not None:
+            return [f"node{i + 1}" for i in range(self.anvil_opts.nodes)]
+        return []
+
+    def to_dict(self) -> dict[str, Any]:
+        providers: dict[str, Any]
+        if self.fleet is not None:
+            providers = {pid: k.changed() for pid, k in self.fleet.providers}
+        elif self.anvil_opts is not None:
+            providers = {pid: {"kind": "anvil"} for pid in self.provider_ids()}
+        else:
+            providers = {}
+        return {
+            "name": self.name,
+            "description": self.description,
+            "seed": self.seed,
+            "router": {
+                "strategy": self.router_opts.strategy,
+                "process": self.router_opts.process,
+                "routing": dict(self.router_opts.routing),
+            },
+            "providers": providers,
+            "anvil": dataclasses.asdict(self.anvil_opts) if self.anvil_opts else None,
+            "workload": [w.to_dict() for w in self.workloads],
+            "chaos": [c.to_dict() for c in self.chaos_actions],
+            "slos": self.slos.targets if self.slos is not None else {},
+            "collect": sorted(self.collect_names),
+        }
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any]) -> Self:
+        known = {
+            "name",
+            "description",
+            "seed",
+            "providers",
+            "anvil",
+            "router",
+            "workload",
+            "workloads",
+            "chaos",
+            "slo",
+            "slos",
+            "collect",
+            "fault_proxy",
+            "chain_id",
+            "block_time_ms",
+        }
+        unknown = set(d) - known
+        if unknown:
+            raise ValueError(f"unknown scenario keys {sorted(unknown)}; valid: {sorted(known)}")
+        if "name" not in d:
+            raise ValueError("a scenario needs a name")
+        s = cls(str(d["name"]), str(d.get("description", "")), seed=int(d.get("seed", 1)))
+        if d.get("providers"):
+            s = s.providers(
+                _fleet_spec(
+                    {k: dict(v or {}) for k, v in d["providers"].items()},
+                    chain_id=int(d.get("chain_id", 1)),
+                    block_time_ms=int(d.get("block_time_ms", 1000)),
+                )
+            )
+        if d.get("anvil"):
+            s = s.anvil(**dict(d["anvil"]))
+        router = dict(d.get("router") or {})
+        strategy = router.pop("strategy", "fastest")
+        process = bool(router.pop("process", False))
+        routing = dict(router.pop("routing", {}) or {})
+        if router:
+            raise ValueError(
+                f"unknown router keys {sorted(router)}; valid: process, routing, strategy"
+            )
+        s = s.router(strategy=strategy, process=process, **routing)
+        loads = d.get("workloads") or ([d["workload"]] if d.get("workload") else [])
+        if isinstance(loads, Mapping):
+            loads = [loads]
+        s = s.workload(*(_workload_from_dict(w) for w in loads))
+        s = s.chaos(*(chaos_from_dict(c) for c in d.get("chaos") or []))
+        slo = d.get("slo") or d.get("slos")
+        if slo:
+            s = s.slo(**slo)
+        if d.get("collect"):
+            s = s.collect(*d["collect"])
+        if d.get("fault_proxy"):
+            s = s.fault_proxy(*d["fault_proxy"])
+        return s
+
+    @classmethod
+    def from_yaml(cls, path: str | Path) -> Self:
+        doc = yaml.safe_load(Path(path).read_text())
+        if not isinstance(doc, Mapping):
+            raise ValueError(f"{path}: a scenario file is a mapping")
+        return cls.from_dict(doc)
+
+    def validate(self) -> None:
+        if self.fleet is None and self.anvil_opts is None:
+            raise ValueError(f"scenario {self.name!r}: no providers")
+        if not self.workloads:
+            raise ValueError(f"scenario {self.name!r}: no workload")
+        if self.slos is None or not self.slos.targets:
+            raise ValueError(f"scenario {self.name!r}: no SLO; a battle must be able to fail")
+        ids = self.provider_ids()
+        for c in self.chaos_actions:
+            c.validate(ids)
+
+
+def _workload_from_dict(d: Mapping[str, Any]) -> Workload | SubscribeWorkload:
+    if isinstance(d, Mapping) and d.get("shape") == "subscribe":
+        return SubscribeWorkload.from_dict(d)
+    return Workload.from_dict(d)
+
+
+def _fleet_spec(
+    providers: Mapping[str, Mapping[str, Any]], *, chain_id: int = 1, block_time_ms: int = 1000
+) -> MockFleetSpec:
+    """Mock providers with their knobs (``{"alpha": {"latency_ms": 50}}``) on one chain."""
+    specs = tuple((pid, Knobs().with_changes(**dict(k))) for pid, k in providers.items())
+    if not specs:
+        raise ValueError("a fleet needs at least one provider")
+    return MockFleetSpec(specs, chain_id, block_time_ms)
