@@ -230,7 +230,7 @@ def breaker_events(router: c.Server, t0_wall: float) -> list[list[object]]:
         if "breaker.changed" not in line:
             continue
         with contextlib.suppress(ValueError, KeyError, TypeError):
-            ev = json.loads(json.loads(line)["msg"])
+            ev = json.loads(line)
             rows.append(
                 [
                     f"{ev['ts'] - t0_wall:.1f}",
