@@ -181,8 +181,7 @@ class Router:
         # Requests already running on the old runtimes finish before their transports close.
         for prof in old.values():
             for chain in prof.chains.values():
-                if chain._task is not None:
-                    chain._task.cancel()
+                chain.stop()
         await asyncio.sleep(_CLOSE_GRACE_S)
         for prof in old.values():
             for chain in prof.chains.values():

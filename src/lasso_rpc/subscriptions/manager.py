@@ -27,6 +27,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from lasso_rpc.errors import InvalidParams, NoProviderAvailable
+from lasso_rpc.routing.candidates import skip_reason
 from lasso_rpc.subscriptions.backfill import PipelineBackfill
 from lasso_rpc.subscriptions.feed import Feed, FeedInfo
 from lasso_rpc.subscriptions.frames import FeedSpec
@@ -195,7 +196,7 @@ class SubscriptionManager:
             p
             for p in ws
             if p.id == key.pin
-            or p.skip_reason("eth_subscribe", head_sensitive=True, max_lag=max_lag, now_ms=now)
+            or skip_reason(p, "eth_subscribe", head_sensitive=True, max_lag=max_lag, now_ms=now)
             is None
         ]
 
