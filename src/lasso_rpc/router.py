@@ -11,7 +11,6 @@ import contextlib
 import logging
 import random
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
 
 from lasso_rpc.clock import SYSTEM_CLOCK, Clock
 from lasso_rpc.config.models import Config, ProfileConfig
@@ -19,9 +18,6 @@ from lasso_rpc.errors import ConfigError, InvalidParams
 from lasso_rpc.observability.events import ConfigReloaded, EventBus
 from lasso_rpc.resilience.pipeline import Pipeline
 from lasso_rpc.upstream.chain import ChainRuntime
-
-if TYPE_CHECKING:
-    from lasso_rpc.subscriptions.manager import SubscriptionManager
 
 __all__ = ["Router", "ProfileRuntime"]
 
@@ -55,8 +51,6 @@ class Router:
         self.profiles = self._build(config)
         self._started = False
         self._closers: set[asyncio.Task[None]] = set()
-        #: WebSocket subscriptions; set (and closed) by the server app that serves ``/ws/rpc``.
-        self.subscriptions: SubscriptionManager | None = None
 
     def _build(self, config: Config) -> dict[str, ProfileRuntime]:
         out: dict[str, ProfileRuntime] = {}
