@@ -6,8 +6,8 @@ import msgspec
 
 from lasso_rpc.observability.events import Attempt
 from lasso_rpc.resilience.attempts import failed_over
+from lasso_rpc.routing.decision import Decision
 from lasso_rpc.routing.request import RouteRequest
-from lasso_rpc.routing.strategies import Decision
 from lasso_rpc.upstream.chain import ChainRuntime
 
 __all__ = ["CallContext", "CallOutcome"]

@@ -21,7 +21,7 @@ from lasso_rpc.clock import Clock
 from lasso_rpc.jsonrpc.codec import Call
 from lasso_rpc.resilience.attempts import Try
 from lasso_rpc.resilience.call import CallContext
-from lasso_rpc.routing.strategies import Decision
+from lasso_rpc.routing.decision import Decision
 from lasso_rpc.upstream.provider import ProviderRuntime
 
 __all__ = ["AttemptRunner", "HedgedRun", "first_done"]

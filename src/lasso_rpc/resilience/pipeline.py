@@ -39,7 +39,7 @@ from lasso_rpc.resilience.classify import (
 )
 from lasso_rpc.resilience.hedging import HedgedRun
 from lasso_rpc.resilience.methods import is_head_sensitive, is_write_method
-from lasso_rpc.routing.strategies import Decision
+from lasso_rpc.routing.decision import Decision
 from lasso_rpc.upstream.provider import ProviderRuntime
 
 __all__ = ["Pipeline"]

@@ -22,8 +22,9 @@ from collections.abc import Iterable
 import msgspec
 
 from lasso_rpc.resilience.breaker import BreakerState
+from lasso_rpc.routing.decision import Decision
 from lasso_rpc.routing.request import RouteRequest
-from lasso_rpc.routing.strategies import Decision, RoutingStrategy
+from lasso_rpc.routing.strategies import RoutingStrategy
 from lasso_rpc.upstream.provider import ProviderRuntime
 
 __all__ = ["SkipReason", "decide", "skip_reason", "skip_text"]

@@ -14,8 +14,9 @@ from lasso_rpc.clock import Clock
 from lasso_rpc.config.models import ChainConfig
 from lasso_rpc.observability.events import EventBus, ProviderHealth
 from lasso_rpc.routing.candidates import decide
+from lasso_rpc.routing.decision import Decision
 from lasso_rpc.routing.request import RouteRequest
-from lasso_rpc.routing.strategies import Decision, RoutingStrategy, make_strategy
+from lasso_rpc.routing.strategies import RoutingStrategy, make_strategy
 from lasso_rpc.upstream.heads import HeadTracker
 from lasso_rpc.upstream.provider import ProviderRuntime, build_provider
 
