@@ -1,7 +1,9 @@
 """The environment object: wires config, chains, pipeline and event bus; works as a library.
 
 ``Router`` knows nothing about HTTP: the aiohttp server, the battle framework and tests all use
-it through ``resolve`` / ``execute`` and the control operations.
+it through ``resolve`` / ``pipeline.execute`` and the control operations. WebSocket
+subscriptions are the server's (``server/app.py`` builds the manager from ``resolve``,
+``pipeline``, ``bus`` and ``clock``); the router knows nothing of them.
 """
 
 from __future__ import annotations
