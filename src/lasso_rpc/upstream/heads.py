@@ -67,7 +67,7 @@ class HeadTracker:
 
     async def _probe(self, p: ProviderRuntime) -> None:
         breaker = p.breaker
-        if breaker.state != "closed" and not breaker.acquire():
+        if not breaker.closed and not breaker.acquire():
             return
         timeout = min(self._poll_ms, 5000) / 1000.0
         try:
