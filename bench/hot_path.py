@@ -31,7 +31,7 @@ from lasso_rpc.config import load_config_text
 from lasso_rpc.observability.logs import EventLogger
 from lasso_rpc.observability.metrics import PrometheusMetrics
 from lasso_rpc.router import Router
-from lasso_rpc.server.http1 import RequestHead, parse_head
+from lasso_rpc.server.http1_head import RequestHead, parse_head
 from lasso_rpc.server.rpc import RpcHandler
 from lasso_rpc.transport.base import UpstreamResponse
 

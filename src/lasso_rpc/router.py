@@ -1,7 +1,9 @@
 """The environment object: wires config, chains, pipeline and event bus; works as a library.
 
 ``Router`` knows nothing about HTTP: the aiohttp server, the battle framework and tests all use
-it through ``resolve`` / ``execute`` and the control operations.
+it through ``resolve`` / ``pipeline.execute`` and the control operations. WebSocket
+subscriptions are the server's (``server/app.py`` builds the manager from ``resolve``,
+``pipeline``, ``bus`` and ``clock``); the router knows nothing of them.
 """
 
 from __future__ import annotations
@@ -11,7 +13,6 @@ import contextlib
 import logging
 import random
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
 
 from lasso_rpc.clock import SYSTEM_CLOCK, Clock
 from lasso_rpc.config.models import Config, ProfileConfig
@@ -19,9 +20,6 @@ from lasso_rpc.errors import ConfigError, InvalidParams
 from lasso_rpc.observability.events import ConfigReloaded, EventBus
 from lasso_rpc.resilience.pipeline import Pipeline
 from lasso_rpc.upstream.chain import ChainRuntime
-
-if TYPE_CHECKING:
-    from lasso_rpc.subscriptions.manager import SubscriptionManager
 
 __all__ = ["Router", "ProfileRuntime"]
 
@@ -55,8 +53,6 @@ class Router:
         self.profiles = self._build(config)
         self._started = False
         self._closers: set[asyncio.Task[None]] = set()
-        #: WebSocket subscriptions; set (and closed) by the server app that serves ``/ws/rpc``.
-        self.subscriptions: SubscriptionManager | None = None
 
     def _build(self, config: Config) -> dict[str, ProfileRuntime]:
         out: dict[str, ProfileRuntime] = {}
@@ -181,8 +177,7 @@ class Router:
         # Requests already running on the old runtimes finish before their transports close.
         for prof in old.values():
             for chain in prof.chains.values():
-                if chain._task is not None:
-                    chain._task.cancel()
+                chain.stop()
         await asyncio.sleep(_CLOSE_GRACE_S)
         for prof in old.values():
             for chain in prof.chains.values():

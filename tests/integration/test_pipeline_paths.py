@@ -12,8 +12,9 @@ from lasso_rpc.config import load_config_text
 from lasso_rpc.errors import AllAttemptsFailed, ConnectError, DeadlineExceeded, UpstreamTimeout
 from lasso_rpc.jsonrpc.codec import Call
 from lasso_rpc.observability.events import Event, RequestFinished
-from lasso_rpc.resilience.pipeline import CallContext, CallOutcome
+from lasso_rpc.resilience.call import CallContext, CallOutcome
 from lasso_rpc.router import Router
+from lasso_rpc.routing.request import RouteRequest
 from lasso_rpc.transport.base import UpstreamResponse
 
 pytestmark = pytest.mark.asyncio
@@ -82,7 +83,7 @@ async def _call(
     events: list[Event] = []
     router.bus.subscribe(events.append)
     chain = router.chains()[0]
-    ctx = CallContext("r1", chain, "priority")
+    ctx = CallContext("r1", chain, RouteRequest("priority"))
     try:
         out: CallOutcome | Exception = await router.pipeline.execute(
             ctx, Call(method, params, b"1")
@@ -233,7 +234,7 @@ async def test_a_won_hedge_leaves_no_cancellation_behind() -> None:
 async def test_cancelling_the_caller_during_the_first_attempt_still_cancels() -> None:
     router = _router({"a": [(1.0, OK[1])], "b": [(1.0, OK[1])]}, "{hedge: {after: 20}}")
     chain = router.chains()[0]
-    ctx = CallContext("r1", chain, "priority")
+    ctx = CallContext("r1", chain, RouteRequest("priority"))
     task = asyncio.create_task(
         router.pipeline.execute(ctx, Call("eth_getBalance", b'["0x1","latest"]', b"1"))
     )

@@ -112,8 +112,8 @@ async def wait_for(cond: Callable[[], bool], what: str, timeout: float = 5.0) ->
 
 
 def manager_of(server: RouterServer) -> SubscriptionManager:
-    assert server.router.subscriptions is not None
-    return server.router.subscriptions
+    assert server.subscriptions is not None
+    return server.subscriptions
 
 
 def only_feed(server: RouterServer) -> FeedInfo:

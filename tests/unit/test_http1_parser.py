@@ -16,7 +16,7 @@ from unittest import mock
 import pytest
 from aiohttp.http_parser import HttpRequestParser
 
-from lasso_rpc.server.http1 import HandOff, RequestHead, parse_head, parse_query
+from lasso_rpc.server.http1_head import HandOff, RequestHead, parse_head, parse_query
 
 BODY = b'{"jsonrpc":"2.0","id":1,"method":"eth_blockNumber","params":[]}'
 

@@ -10,7 +10,8 @@ import pytest
 
 from lasso_rpc.errors import ConnectionLost, MalformedResponse, ResponseTooLarge
 from lasso_rpc.transport import HttpPoolTransport, UpstreamResponse
-from lasso_rpc.transport.http_pool import Endpoint, _Connection, parse_retry_after
+from lasso_rpc.transport.endpoint import Endpoint, parse_retry_after
+from lasso_rpc.transport.http_conn import HttpConnection
 
 
 def test_endpoint_keeps_secrets_out_of_origin() -> None:
@@ -80,9 +81,9 @@ class _FakeTransport(asyncio.Transport):
         self.aborted = True
 
 
-async def _exchange(feeds: list[bytes], **kw: int) -> tuple[UpstreamResponse, _Connection]:
+async def _exchange(feeds: list[bytes], **kw: int) -> tuple[UpstreamResponse, HttpConnection]:
     pool = HttpPoolTransport("http://h/", **kw)
-    conn = _Connection(pool)
+    conn = HttpConnection(pool)
     conn.connection_made(_FakeTransport())
     loop = asyncio.get_running_loop()
     task = asyncio.create_task(conn.exchange(b"req", loop.time() + 5, 5))
@@ -124,7 +125,7 @@ async def test_oversized_and_malformed_answers_abort_the_connection() -> None:
 
 async def test_close_mid_body_is_connection_lost() -> None:
     pool = HttpPoolTransport("http://h/")
-    conn = _Connection(pool)
+    conn = HttpConnection(pool)
     conn.connection_made(_FakeTransport())
     loop = asyncio.get_running_loop()
     task = asyncio.create_task(conn.exchange(b"req", loop.time() + 5, 5))
@@ -140,7 +141,7 @@ async def test_close_mid_body_is_connection_lost() -> None:
 async def test_reused_connection_found_closing_is_retried_on_a_new_one() -> None:
     # The server's FIN was processed (transport closing) but connection_lost has not run yet.
     pool = HttpPoolTransport("http://h/")
-    conn = _Connection(pool)
+    conn = HttpConnection(pool)
     transport = _FakeTransport()
     conn.connection_made(transport)
     conn.reused = conn.received = True  # left over from the previous, complete exchange

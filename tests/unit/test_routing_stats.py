@@ -7,7 +7,8 @@ import random
 
 import pytest
 
-from lasso_rpc.routing.stats import HINT_EVERY, OTHER_METHODS, LatencyStats, ProviderStats
+from lasso_rpc.routing.latency import HINT_EVERY, LatencyStats
+from lasso_rpc.routing.stats import OTHER_METHODS, ProviderStats
 
 M = "eth_blockNumber"
 

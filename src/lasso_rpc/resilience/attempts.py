@@ -3,15 +3,12 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
 
 import msgspec
 
 from lasso_rpc.observability.events import Attempt, is_provider_fault
 from lasso_rpc.resilience.classify import ErrorClass
-
-if TYPE_CHECKING:
-    from lasso_rpc.upstream.provider import ProviderRuntime
+from lasso_rpc.upstream.provider import ProviderRuntime
 
 __all__ = ["Try", "failed_over"]
 

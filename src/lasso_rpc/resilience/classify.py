@@ -12,7 +12,8 @@ Five classes (``ErrorClass``)::
                                                            tier, range/size limits, pruned state
     lagging       yes         "alive"                      header not found, unknown block
 
-``classify_response`` applies the rules top-down; the first that fires wins.
+``classify_response`` applies the rules top-down; the first that fires wins. The rules are
+below; their data (the classes, the patterns, the code table) is in ``error_rules.py``.
 
 1. Per-provider ``overrides`` (config ``error_overrides``): ``"msg:<substring>"`` keys first
    (case-insensitive, over message and string data), then the code as a string (``"-32000"``).
@@ -38,7 +39,7 @@ Five classes (``ErrorClass``)::
 3. JSON-RPC error body. a) Message rules (regexes over message + string data), in order:
 
    ====  ==========================================================  ==========================
-   step  matches (abridged; see ``_MESSAGE_RULES``)                  class
+   step  matches (abridged; see ``error_rules.py``)                  class
    ====  ==========================================================  ==========================
    1     already known, known transaction, already imported          client (see
                                                                      ``is_already_known``)
@@ -116,12 +117,24 @@ Decisions worth knowing:
 
 from __future__ import annotations
 
-import enum
-import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 
 from lasso_rpc.errors import TransportError, UpstreamFault
+from lasso_rpc.resilience.error_rules import (
+    ALREADY_KNOWN,
+    ARCHIVE,
+    BODY_DECIDES,
+    BY_CODE,
+    HEAVY_PREFIXES,
+    LIMITS,
+    MESSAGE_RULES,
+    ONLY_LIMITS,
+    TIMEOUT,
+    UNSUPPORTED,
+    UNSUPPORTED_CODES,
+    ErrorClass,
+)
 
 __all__ = [
     "ErrorClass",
@@ -133,19 +146,6 @@ __all__ = [
 ]
 
 
-class ErrorClass(enum.StrEnum):
-    CLIENT = "client"
-    PROVIDER = "provider"
-    RATE_LIMITED = "rate_limited"
-    CAPABILITY = "capability"
-    LAGGING = "lagging"
-
-    @property
-    def fails_over(self) -> bool:
-        """Whether another provider may give a better answer."""
-        return self is not ErrorClass.CLIENT
-
-
 @dataclass(frozen=True, slots=True)
 class RpcErrorInfo:
     """A JSON-RPC error object from an upstream."""
@@ -153,215 +153,6 @@ class RpcErrorInfo:
     code: int
     message: str
     data: object | None = None
-
-
-def _rx(*alternatives: str) -> re.Pattern[str]:
-    return re.compile("|".join(alternatives), re.IGNORECASE)
-
-
-_ALREADY_KNOWN = _rx(
-    r"already known",
-    r"\bknown transaction\b",  # besu "Known transaction", zkSync, klaytn
-    r"\balreadyknown\b",  # nethermind AcceptTxResult
-    r"already imported",  # anvil, openethereum
-    r"\balready_exists\b",
-    r"already in (?:the )?(?:mempool|tx ?pool|system)",
-)
-
-_REVERTED = _rx(
-    r"execution reverted",
-    r"\breverted\b",
-    r"vm execution error",
-    r"vm exception",
-    r"transaction: revert",
-    r"invalid opcode",
-    r"out of gas",
-    r"gas required exceeds allowance",
-    r"stack (?:underflow|limit reached)",
-)
-
-_TX_REJECTED = _rx(
-    r"nonce too (?:low|high|far)",
-    r"\boldnonce\b",
-    r"\bnoncegap\b",
-    r"nonce has max value",
-    r"(?:incorrect|invalid) (?:transaction )?nonce",
-    r"nonce is too distant",
-    r"lower nonce exists",
-    r"insufficient (?:funds|balance)",
-    r"\binsufficientfunds\b",
-    r"not enough funds",
-    r"upfront cost exceeds",
-    r"intrinsic gas",
-    r"\bgas too low\b",
-    r"exceeds block gas limit",
-    r"gas limit is greater than the block gas limit",
-    r"gas uint64 overflow",
-    r"underpriced",
-    r"\bfeetoolow",
-    r"fee too low",
-    r"gas price (?:too low|below)",
-    r"max fee per gas less than",
-    r"max (?:priority )?fee per gas higher than",
-    r"fee cap exceeded",
-    r"exceeds the configured cap",
-    r"invalid sender",
-    r"invalid (?:transaction )?signature",
-    r"(?:invalid|wrong) chain ?id",
-    r"only replay-protected",
-    r"sender (?:is )?not an eoa",
-    r"oversized data",
-    r"negative value",
-    r"transaction type not supported",
-    r"max initcode size",
-    r"\bblob (?:transaction|gas|hash)",
-    r"max fee per blob gas",
-    r"sender account not authorized",
-    r"invalid block range",
-)
-
-_RATE_LIMITED = _rx(
-    r"rate.?limit",
-    r"too many requests",
-    r"request limit reached",
-    r"requests? limited to",
-    r"request rate exceeded",
-    r"request count exceeded",
-    r"capacity",
-    r"credits limited",
-    r"\brps limit\b",
-    r"quota",
-    r"throttl",
-    r"code: ?1015\b",
-)
-
-_LIMITS = _rx(
-    r"returned more than",
-    r"response size",
-    r"response too large",
-    r"exceeds? max(?:imum)? results",
-    r"too many (?:results|logs|blocks)",
-    r"limited to (?:a )?[\d,.]+",
-    r"up to a [\d,.]+ block range",
-    r"range (?:is )?too (?:large|wide|big)",
-    r"range limit",
-    r"exceed(?:s|ed)? (?:the )?(?:max(?:imum)? |allowed )?(?:rpc |block )?range",
-    r"range allowed",
-    r"max(?:imum)? (?:block )?range",
-    r"ranges over",
-    r"limit the query",
-    r"exceeds limit of",
-    r"batch (?:too large|size)",
-    r"\bmax batch",
-    r"in batch request",
-)
-
-_UNSUPPORTED = _rx(
-    r"does not exist/is not available",
-    r"method not (?:found|supported|enabled|allowed|available)",
-    r"method \S+ (?:is )?not (?:supported|available|enabled|allowed)",
-    r"method is not (?:supported|available|enabled|allowed|whitelisted)",
-    r"(?:unsupported|unknown) method",
-    r"not whitelisted",
-    r"free ?tier",
-)
-
-_ARCHIVE = _rx(
-    r"missing trie node",
-    r"historical state",
-    r"state \S+ (?:is )?not available",
-    r"state (?:is )?(?:not available|unavailable)",
-    r"no state available",
-    r"\bpruned?\b",
-    r"not available due to pruning",
-    r"trie does not",
-)
-
-_LAGGING = _rx(
-    r"header not found",
-    r"header for hash not found",
-    r"unknown block",
-    r"block not found",
-    r"(?:could not|cannot) find block",
-    r"block (?:is )?out of range",
-    r"blockoutofrange",
-    r"cannot query unfinalized",
-    r"after last accepted block",
-    r"beyond (?:the )?(?:head|latest)",
-    r"transaction not found",
-    r"cannot find transaction",
-    r"receipts? not found",
-    r"initial sync",
-)
-
-_TIMEOUT = _rx(r"timeout", r"timed out", r"deadline exceeded", r"execution aborted")
-
-_PROVIDER_FAULT = _rx(
-    r"internal (?:server )?error",
-    r"unauthori[sz]ed",
-    r"authenticat",
-    r"api key",
-    r"project id",
-    r"\bforbidden\b",
-    r"access denied",
-    r"\bbackends?\b",
-    r"not healthy",
-    r"upstream connect",
-    r"bad gateway",
-    r"service unavailable",
-    r"(?:tx)?pool is full",
-    r"cannot fulfill request",
-    r"handler crashed",
-)
-
-_BAD_PARAMS = _rx(
-    r"invalid argument",
-    r"cannot unmarshal",
-    r"missing value for required argument",
-    r"too many arguments",
-    r"invalid params",
-    r"filter not found",
-)
-
-_MESSAGE_RULES: tuple[tuple[re.Pattern[str], ErrorClass], ...] = (
-    (_ALREADY_KNOWN, ErrorClass.CLIENT),
-    (_REVERTED, ErrorClass.CLIENT),
-    (_TX_REJECTED, ErrorClass.CLIENT),
-    (_RATE_LIMITED, ErrorClass.RATE_LIMITED),
-    (_LIMITS, ErrorClass.CAPABILITY),
-    (_UNSUPPORTED, ErrorClass.CAPABILITY),
-    (_ARCHIVE, ErrorClass.CAPABILITY),
-    (_LAGGING, ErrorClass.LAGGING),
-    (_TIMEOUT, ErrorClass.PROVIDER),
-    (_PROVIDER_FAULT, ErrorClass.PROVIDER),
-    (_BAD_PARAMS, ErrorClass.CLIENT),
-)
-
-# A node-side timeout on these is a query heavier than that node allows, not a sick node.
-_HEAVY_PREFIXES = ("trace_", "debug_", "eth_getLogs")
-
-_BY_CODE: dict[int, ErrorClass] = {
-    3: ErrorClass.CLIENT,
-    -32700: ErrorClass.PROVIDER,
-    -32600: ErrorClass.PROVIDER,
-    -32601: ErrorClass.CAPABILITY,
-    -32602: ErrorClass.CLIENT,
-    -32603: ErrorClass.PROVIDER,
-    -32000: ErrorClass.PROVIDER,
-    -32001: ErrorClass.LAGGING,
-    -32002: ErrorClass.PROVIDER,
-    -32003: ErrorClass.CLIENT,
-    -32004: ErrorClass.CAPABILITY,
-    -32005: ErrorClass.RATE_LIMITED,
-    -32604: ErrorClass.CAPABILITY,
-    -39001: ErrorClass.LAGGING,
-    4444: ErrorClass.CAPABILITY,
-    429: ErrorClass.RATE_LIMITED,
-}
-
-_UNSUPPORTED_CODES = frozenset({-32601, -32004, -32604})
-_BODY_DECIDES = frozenset({400, 409, 422})
-_ONLY_LIMITS = frozenset({ErrorClass.RATE_LIMITED, ErrorClass.CAPABILITY})
 
 
 def classify_response(
@@ -385,11 +176,11 @@ def classify_response(
     if error is None:
         return ErrorClass.PROVIDER
     cls, by_message = _classify_error(error, method)
-    if status in _BODY_DECIDES:
+    if status in BODY_DECIDES:
         return cls
     if status >= 500:
         return cls if by_message else ErrorClass.PROVIDER
-    return cls if cls in _ONLY_LIMITS else ErrorClass.PROVIDER
+    return cls if cls in ONLY_LIMITS else ErrorClass.PROVIDER
 
 
 def classify_exception(exc: BaseException) -> ErrorClass:
@@ -406,7 +197,7 @@ def classify_exception(exc: BaseException) -> ErrorClass:
 
 def is_already_known(error: RpcErrorInfo | None) -> bool:
     """The node already has this exact transaction: a resent write succeeded, not failed."""
-    return error is not None and _ALREADY_KNOWN.search(_text(error)) is not None
+    return error is not None and ALREADY_KNOWN.search(_text(error)) is not None
 
 
 def is_method_unsupported(error: RpcErrorInfo | None) -> bool:
@@ -418,9 +209,9 @@ def is_method_unsupported(error: RpcErrorInfo | None) -> bool:
     if error is None or _classify_error(error, "")[0] is not ErrorClass.CAPABILITY:
         return False  # besu sends "Upfront cost exceeds account balance" as -32004
     text = _text(error)
-    if _LIMITS.search(text) or _ARCHIVE.search(text):
+    if LIMITS.search(text) or ARCHIVE.search(text):
         return False
-    return error.code in _UNSUPPORTED_CODES or _UNSUPPORTED.search(text) is not None
+    return error.code in UNSUPPORTED_CODES or UNSUPPORTED.search(text) is not None
 
 
 def _classify_error(error: RpcErrorInfo, method: str) -> tuple[ErrorClass, bool]:
@@ -428,12 +219,12 @@ def _classify_error(error: RpcErrorInfo, method: str) -> tuple[ErrorClass, bool]
     if error.code == 3:
         return ErrorClass.CLIENT, True
     text = _text(error)
-    for pattern, cls in _MESSAGE_RULES:
+    for pattern, cls in MESSAGE_RULES:
         if pattern.search(text):
-            if pattern is _TIMEOUT and method.startswith(_HEAVY_PREFIXES):
+            if pattern is TIMEOUT and method.startswith(HEAVY_PREFIXES):
                 return ErrorClass.CAPABILITY, True
             return cls, True
-    return _BY_CODE.get(error.code, ErrorClass.PROVIDER), False
+    return BY_CODE.get(error.code, ErrorClass.PROVIDER), False
 
 
 def _text(error: RpcErrorInfo) -> str:

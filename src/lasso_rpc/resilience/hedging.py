@@ -15,19 +15,54 @@ hedge answered, the remaining attempts continue as Tasks under :func:`first_done
 from __future__ import annotations
 
 import asyncio
-from typing import TYPE_CHECKING
+from typing import Protocol
 
+from lasso_rpc.clock import Clock
+from lasso_rpc.jsonrpc.codec import Call
 from lasso_rpc.resilience.attempts import Try
+from lasso_rpc.resilience.call import CallContext
+from lasso_rpc.routing.decision import Decision
+from lasso_rpc.upstream.provider import ProviderRuntime
 
-if TYPE_CHECKING:
-    from lasso_rpc.jsonrpc.codec import Call
-    from lasso_rpc.resilience.pipeline import CallContext, Pipeline
-    from lasso_rpc.routing.strategies import Decision
-    from lasso_rpc.upstream.provider import ProviderRuntime
-
-__all__ = ["HedgedRun", "first_done"]
+__all__ = ["AttemptRunner", "HedgedRun", "first_done"]
 
 _LOSER = "cancelled (another attempt answered first)"
+
+
+class AttemptRunner(Protocol):
+    """What a hedged run needs from the pipeline: one attempt, its sizing and its accounting.
+
+    ``resilience.pipeline.Pipeline`` is the one implementation; this module never imports it.
+    """
+
+    @property
+    def clock(self) -> Clock: ...
+
+    def loop(self) -> asyncio.AbstractEventLoop: ...
+
+    def attempt_timeout(
+        self, p: ProviderRuntime, call: Call, ctx: CallContext, remaining_ms: float
+    ) -> float: ...
+
+    def hedge_delay(self, p: ProviderRuntime, call: Call, ctx: CallContext) -> float: ...
+
+    async def attempt(
+        self, tr: Try, call: Call, ctx: CallContext, timeout_s: float, write: bool
+    ) -> None:
+        """Send ``tr``'s request and fill in its outcome; never raises for an upstream fault."""
+        ...
+
+    def account(self, tr: Try, call: Call, ctx: CallContext) -> None:
+        """Feed a finished attempt to stats, breaker and capability memory (once)."""
+        ...
+
+    def cancel_try(self, tr: Try, call: Call, ctx: CallContext, why: str) -> None:
+        """End ``tr`` as cancelled: no fault charged, its probe slot given back."""
+        ...
+
+    def cut_by_deadline(
+        self, tr: Try, call: Call, ctx: CallContext, timeout_ms: float, remaining_ms: float
+    ) -> bool: ...
 
 
 class HedgedRun:
@@ -35,7 +70,7 @@ class HedgedRun:
 
     def __init__(
         self,
-        pipeline: Pipeline,
+        pipeline: AttemptRunner,
         ctx: CallContext,
         call: Call,
         decision: Decision,
@@ -84,7 +119,10 @@ class HedgedRun:
             if task.done() and not task.cancelled():
                 del pending[task]
                 self._pipeline.account(tr, self._call, self._ctx)
-        self._pipeline.cancel(pending, self._call, self._ctx)
+        for task, tr in pending.items():
+            task.cancel()
+            self._pipeline.cancel_try(tr, self._call, self._ctx, _LOSER)
+        pending.clear()
 
     # -- the first attempt, in place --------------------------------------------------------
 

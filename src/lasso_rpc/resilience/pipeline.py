@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import itertools
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import msgspec
 
@@ -28,6 +28,7 @@ from lasso_rpc.jsonrpc.codec import Call, decode_error, decode_upstream, encode_
 from lasso_rpc.observability.events import Attempt, EventBus, RequestFinished
 from lasso_rpc.observability.redact import redact
 from lasso_rpc.resilience.attempts import Try, failed_over
+from lasso_rpc.resilience.call import CallContext, CallOutcome
 from lasso_rpc.resilience.classify import (
     ErrorClass,
     RpcErrorInfo,
@@ -38,48 +39,16 @@ from lasso_rpc.resilience.classify import (
 )
 from lasso_rpc.resilience.hedging import HedgedRun
 from lasso_rpc.resilience.methods import is_head_sensitive, is_write_method
-from lasso_rpc.routing.strategies import Decision
+from lasso_rpc.routing.decision import Decision
+from lasso_rpc.upstream.provider import ProviderRuntime
 
-if TYPE_CHECKING:
-    from lasso_rpc.upstream.chain import ChainRuntime
-    from lasso_rpc.upstream.provider import ProviderRuntime
-
-__all__ = ["CallContext", "CallOutcome", "Pipeline", "failed_over"]
+__all__ = ["Pipeline"]
 
 _NO_DATA_HEDGE_MS = 500.0
 _MIN_ATTEMPT_TIMEOUT_MS = 1000.0
 _RATE_LIMIT_BACKOFF_MS = 1000.0
 _NULL = msgspec.Raw(b"null")
 _TOO_LARGE = b'{"code":-32004,"message":"upstream response larger than max_response_bytes (%d)"}'
-
-
-class CallContext(msgspec.Struct, frozen=True):
-    request_id: str
-    chain: ChainRuntime
-    strategy: str
-    pin: str | None = None
-    failover: bool = False
-    transport: str = "http"
-
-
-class CallOutcome(msgspec.Struct, frozen=True):
-    """``payload`` is the upstream ``result`` (ok) or ``error`` object (client_error), raw JSON.
-
-    A ``msgspec.Raw`` is a view into the upstream body, not a copy (a 1 MB result is not
-    duplicated on its way through); ``bytes(payload)`` makes a copy of its own.
-    """
-
-    ok: bool
-    payload: bytes | msgspec.Raw
-    provider: str
-    attempts: tuple[Attempt, ...]
-    hedged: bool
-    latency_ms: float
-    decision: Decision
-
-    @property
-    def failover(self) -> bool:
-        return failed_over(self.attempts)
 
 
 class Pipeline:
@@ -102,7 +71,7 @@ class Pipeline:
         decision: Decision | None = None
         try:
             decision = ctx.chain.decide(
-                ctx, call.method, is_head_sensitive(call.method, call.params)
+                ctx.route, call.method, is_head_sensitive(call.method, call.params)
             )
             if not decision.order:
                 raise NoProviderAvailable(
@@ -166,8 +135,8 @@ class Pipeline:
             profile=ctx.chain.profile,
             chain=ctx.chain.name,
             method=call.method,
-            strategy=ctx.strategy if ctx.pin is None else "provider",
-            transport=ctx.transport,
+            strategy=ctx.route.strategy if ctx.route.pin is None else "provider",
+            transport=ctx.route.transport,
             status=status,
             error_class=error_class,
             latency_ms=latency_ms,
@@ -248,12 +217,6 @@ class Pipeline:
             if n >= budget or clock.now_ms() >= deadline:
                 return None
 
-    def cancel(self, pending: dict[asyncio.Task[None], Try], call: Call, ctx: CallContext) -> None:
-        for task, tr in pending.items():
-            task.cancel()
-            self.cancel_try(tr, call, ctx, "cancelled (another attempt answered first)")
-        pending.clear()
-
     def cut_by_deadline(
         self, tr: Try, call: Call, ctx: CallContext, timeout_ms: float, remaining_ms: float
     ) -> bool:
@@ -274,14 +237,14 @@ class Pipeline:
         tr.provider.breaker.release()
         # A loser is known to be at least this slow: a censored sample moves its latency
         # estimate up (never down) so `fastest` stops preferring a provider that hangs.
-        tr.provider.stats.censored(call.method, ctx.transport, tr.latency_ms, now)
+        tr.provider.stats.censored(call.method, ctx.route.transport, tr.latency_ms, now)
 
     def attempt_timeout(
         self, p: ProviderRuntime, call: Call, ctx: CallContext, remaining_ms: float
     ) -> float:
         routing = ctx.chain.routing
         cap = float(p.config.timeout_ms or routing.attempt_timeout_ms or routing.request_timeout_ms)
-        p99 = p.stats.percentile_hint(call.method, ctx.transport, 0.99)
+        p99 = p.stats.percentile_hint(call.method, ctx.route.transport, 0.99)
         if p99 is not None:
             cap = min(cap, max(_MIN_ATTEMPT_TIMEOUT_MS, 4.0 * p99))
         return max(min(cap, remaining_ms), 1.0)
@@ -291,7 +254,7 @@ class Pipeline:
         if isinstance(after, int):
             return float(after)
         q = int(after[1:]) / 100.0
-        v = p.stats.percentile_hint(call.method, ctx.transport, q)
+        v = p.stats.percentile_hint(call.method, ctx.route.transport, q)
         if v is None:
             return _NO_DATA_HEDGE_MS
         return max(float(ctx.chain.routing.hedge.min_delay_ms), v)
@@ -301,7 +264,7 @@ class Pipeline:
     ) -> None:
         p = tr.provider
         uid = next(self._ids)
-        if not p.breaker.acquire() and ctx.pin != p.id and not tr.last_resort:
+        if not p.breaker.acquire() and ctx.route.pin != p.id and not tr.last_resort:
             # Half-open with its probe slot taken: this attempt is not sent at all.
             tr.error_class, tr.error, tr.never_sent = (
                 ErrorClass.PROVIDER,
@@ -374,11 +337,11 @@ class Pipeline:
         now = self.clock.now_ms()
         tr.accounted = True
         if tr.kind == "ok":
-            p.stats.record(call.method, ctx.transport, tr.latency_ms, True, now)
+            p.stats.record(call.method, ctx.route.transport, tr.latency_ms, True, now)
             p.breaker.record(None)
             return
         if tr.kind == "client":
-            p.stats.record(call.method, ctx.transport, tr.latency_ms, True, now)
+            p.stats.record(call.method, ctx.route.transport, tr.latency_ms, True, now)
             p.breaker.record(ErrorClass.CLIENT)
             return
         if tr.skipped:
@@ -393,7 +356,7 @@ class Pipeline:
             p.backoff_until_ms = now + min(back, 60_000.0)
         elif cls is not ErrorClass.LAGGING:
             p.stats.record(
-                call.method, ctx.transport, tr.latency_ms, False, now, timed_out=tr.timed_out
+                call.method, ctx.route.transport, tr.latency_ms, False, now, timed_out=tr.timed_out
             )
 
 

@@ -1,7 +1,8 @@
 """Routing strategies: order the candidates the router kept after its filters.
 
-The router drops cordoned, breaker-open, lagging and capability-denied providers first and adds
-them to ``Decision.skipped`` itself; a strategy only orders what is left. ``order[0]`` gets the
+The candidate filters (``routing/candidates.py``) drop cordoned, breaker-open, lagging and
+capability-denied providers first and add them to ``Decision.skipped``; a strategy only orders
+what is left. ``order[0]`` gets the
 request, the rest is the failover order. Every strategy handles zero and one candidate, which is
 also how pinning works (the router passes the pinned provider alone).
 
@@ -20,24 +21,29 @@ latency-weighted   a random draw, P ∝ weight x success² / max(latency, 1 ms)�
 priority           the lowest configured priority value; ties by lower EWMA, then id
 =================  =============================================================================
 
-Explanations are lazy: a Decision keeps a constant reason and a few numbers per leading
-candidate, and :meth:`Decision.explain` formats them only when someone reads them.
+Explanations are lazy: a Decision (``routing/decision.py``) keeps a constant reason and a few
+numbers per leading candidate, and :meth:`Decision.explain` formats them only when someone
+reads them.
 
 A strategy instance keeps rotation state; use one instance per chain.
+
+Adding a strategy: a class here with ``name`` and ``rank`` (the ``RoutingStrategy`` protocol;
+``Candidate`` is what it may read), a branch in :func:`make_strategy`, its name (and aliases)
+in ``config.models.STRATEGIES``, and the format of its figure in ``decision._KEY_FORMAT``.
 """
 
 from __future__ import annotations
 
 import math
 import random
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from typing import Protocol
-
-import msgspec
 
 from lasso_rpc.clock import Clock
 from lasso_rpc.config.models import STRATEGIES, canonical_strategy
-from lasso_rpc.routing.stats import LatencyStats, ProviderStats
+from lasso_rpc.routing.decision import Decision, Fact
+from lasso_rpc.routing.latency import LatencyStats
+from lasso_rpc.routing.stats import ProviderStats
 
 __all__ = [
     "Candidate",
@@ -51,17 +57,7 @@ __all__ = [
     "make_strategy",
 ]
 
-#: The numbers behind one ranked candidate: EWMA ms (None: no latency yet), samples, success
-#: rate, and the strategy's own figure (effective ms, weight, probability, priority; NaN: none).
-Fact = tuple[float | None, int, float, float]
-
 _NAN = math.nan
-_KEY_FORMAT = {
-    "fastest": "effective {:.1f}ms",
-    "load-balanced": "weight {:g}",
-    "latency-weighted": "p={:.2f}",
-    "priority": "priority {:g}",
-}
 
 
 class Candidate(Protocol):
@@ -75,49 +71,6 @@ class Candidate(Protocol):
     def weight(self) -> float: ...
     @property
     def stats(self) -> ProviderStats: ...
-
-
-class Decision(msgspec.Struct, frozen=True):
-    """A frozen msgspec Struct (one per request: 8x cheaper to build than a frozen dataclass)."""
-
-    order: tuple[str, ...]  # provider ids, best first; the rest is the failover order
-    strategy: str
-    reason: str  # why order[0], in a few words
-    skipped: tuple[tuple[str, str], ...] = ()  # (provider id, why), filled in by the router
-    facts: tuple[Fact, ...] = ()  # for order[0] and order[1], formatted only by explain()
-    #: Every candidate is half-open: the router sends even when no probe slot is free.
-    last_resort: bool = False
-
-    def with_skipped(self, skipped: Iterable[tuple[str, str]]) -> Decision:
-        return msgspec.structs.replace(self, skipped=tuple(skipped))
-
-    def explain(self) -> str:
-        """E.g. ``fastest: alpha (lowest latency; ewma 51.2ms, 40 samples) over beta (…)``."""
-        if not self.order:
-            text = f"{self.strategy}: {self.reason}"
-        else:
-            facts = self.facts
-            head = self.reason if not facts else f"{self.reason}; {self._fact(facts[0])}"
-            text = f"{self.strategy}: {self.order[0]} ({head})"
-            if len(self.order) > 1:
-                text += f" over {self.order[1]}"
-                if len(facts) > 1:
-                    text += f" ({self._fact(facts[1])})"
-                if len(self.order) > 2:
-                    text += ", then " + ", ".join(self.order[2:])
-        if self.skipped:
-            text += "; skipped: " + ", ".join(f"{p} ({why})" for p, why in self.skipped)
-        return text
-
-    def _fact(self, fact: Fact) -> str:
-        ewma, samples, success, key = fact
-        parts = ["no latency yet" if ewma is None else f"ewma {ewma:.1f}ms", f"{samples} samples"]
-        if success < 1.0:
-            parts.append(f"success {success:.1%}")
-        fmt = _KEY_FORMAT.get(self.strategy)
-        if fmt is not None and math.isfinite(key):
-            parts.append(fmt.format(key))
-        return ", ".join(parts)
 
 
 class RoutingStrategy(Protocol):

@@ -1,4 +1,8 @@
-"""The router's HTTP server: the lean front for /rpc, aiohttp for the rest, and its lifecycle."""
+"""The router's HTTP server: the lean front for /rpc, aiohttp for the rest, and its lifecycle.
+
+The server owns what only a server needs: the ``SubscriptionManager`` behind ``/ws/rpc`` (built
+here from the router's parts, closed on shutdown), metrics and log subscribers on the bus.
+"""
 
 from __future__ import annotations
 
@@ -20,15 +24,31 @@ from lasso_rpc.server.rpc import RpcHandler
 from lasso_rpc.server.ws import WsEndpoint
 from lasso_rpc.subscriptions.manager import SubscriptionManager
 
-__all__ = ["RouterServer", "build_app"]
+__all__ = ["RouterServer", "build_app", "subscription_manager"]
 
 ROUTER_KEY = web.AppKey("router", Router)
 RPC_KEY = web.AppKey("rpc", RpcHandler)
+SUBSCRIPTIONS_KEY = web.AppKey("subscriptions", SubscriptionManager)
+
+
+def subscription_manager(router: Router) -> SubscriptionManager:
+    """A manager fed by ``router``: its chains (after reloads too), pipeline, bus and clock."""
+    return SubscriptionManager(
+        resolve=router.resolve,
+        pipeline=router.pipeline,
+        publish=router.bus.publish,
+        clock=router.clock,
+    )
 
 
 def build_app(
-    router: Router, *, reloader: Callable[[], Any] | None = None, ws_base: str | None = None
+    router: Router,
+    *,
+    reloader: Callable[[], Any] | None = None,
+    ws_base: str | None = None,
+    subscriptions: SubscriptionManager | None = None,
 ) -> web.Application:
+    """The aiohttp app; it closes ``subscriptions`` (made from ``router`` if None) on shutdown."""
     cfg = router.config.server
     max_body = max((c.routing.max_body_bytes for c in router.chains()), default=5 * 1024 * 1024)
     # The per-chain limit is checked in the handler; this is only aiohttp's outer bound.
@@ -41,8 +61,9 @@ def build_app(
     app[RPC_KEY] = rpc
     ops = OpsHandlers(router, metrics)
     control = ControlHandlers(router, cfg.control, reloader)
-    router.subscriptions = SubscriptionManager(router)
-    ws = WsEndpoint(router, rpc, router.subscriptions)
+    manager = subscriptions or subscription_manager(router)
+    app[SUBSCRIPTIONS_KEY] = manager
+    ws = WsEndpoint(router, rpc, manager)
     app.on_shutdown.append(ws.on_shutdown)  # closes client sockets, then the manager
     app.add_routes(
         [
@@ -91,6 +112,8 @@ class RouterServer:
             raise ValueError(f"front must be 'fast' or 'aiohttp', got {self.front!r}")
         self._door: FrontDoor | None = None
         self._server: asyncio.Server | None = None
+        #: WebSocket subscriptions (``/ws/rpc``); made on ``start``, closed on ``aclose``.
+        self.subscriptions: SubscriptionManager | None = None
 
     @property
     def url(self) -> str:
@@ -98,7 +121,8 @@ class RouterServer:
 
     async def start(self) -> None:
         await self.router.start()
-        app = build_app(self.router, reloader=self._reloader)
+        self.subscriptions = subscription_manager(self.router)
+        app = build_app(self.router, reloader=self._reloader, subscriptions=self.subscriptions)
         self._runner = web.AppRunner(app, access_log=None, shutdown_timeout=1.0)
         await self._runner.setup()
         aio = self._runner.server

@@ -12,6 +12,7 @@ from aiohttp import WSMsgType, web
 
 from lasso_rpc.observability.events import EventStream, event_to_dict
 from lasso_rpc.observability.metrics import PrometheusMetrics
+from lasso_rpc.resilience.breaker import BreakerState
 from lasso_rpc.router import Router
 from lasso_rpc.upstream.chain import ChainRuntime
 
@@ -35,7 +36,9 @@ class OpsHandlers:
         ok = True
         for c in self.router.chains():
             usable = [
-                p.id for p in c.providers.values() if not p.cordoned and p.breaker.state != "open"
+                p.id
+                for p in c.providers.values()
+                if not p.cordoned and p.breaker.state is not BreakerState.OPEN
             ]
             chains[f"{c.profile}/{c.name}"] = {"usable_providers": usable}
             ok = ok and bool(usable)

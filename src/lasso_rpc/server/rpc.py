@@ -29,8 +29,9 @@ from lasso_rpc.jsonrpc.codec import (
     encode_with_meta,
 )
 from lasso_rpc.jsonrpc.methods import LOCAL_METHODS, SUBSCRIPTION_METHODS, refusal_reason
-from lasso_rpc.resilience.pipeline import CallContext, CallOutcome
+from lasso_rpc.resilience.call import CallContext, CallOutcome
 from lasso_rpc.router import Router
+from lasso_rpc.routing.request import RouteRequest
 from lasso_rpc.server.errors import error_code
 from lasso_rpc.server.ratelimit import ClientLimiter
 from lasso_rpc.upstream.chain import ChainRuntime
@@ -169,10 +170,9 @@ class RpcHandler:
         ctx = CallContext(
             request_id,
             chain,
-            route.strategy or chain.routing.default_strategy,
-            route.pin,
-            failover,
-            "http",
+            RouteRequest(
+                route.strategy or chain.routing.default_strategy, route.pin, failover, "http"
+            ),
         )
         if isinstance(parsed, Call):
             ans = await self.call(ctx, parsed, meta_mode == "body")
@@ -201,9 +201,7 @@ class RpcHandler:
     ) -> _Answer:
         if isinstance(item, InvalidRequest):
             return _Answer(encode_error(item.id_raw, -32600, item.message))
-        sub = CallContext(
-            f"{ctx.request_id}.{n}", ctx.chain, ctx.strategy, ctx.pin, ctx.failover, "http"
-        )
+        sub = CallContext(f"{ctx.request_id}.{n}", ctx.chain, ctx.route)
         return await self.call(sub, item, meta_mode == "body")
 
     async def call(self, ctx: CallContext, call: Call, body_meta: bool) -> _Answer:
@@ -317,7 +315,7 @@ def _meta_headers(
     done = [o for o in outcomes if o is not None]
     return (
         ("X-Lasso-Request-Id", ctx.request_id),
-        ("X-Lasso-Strategy", ctx.strategy if ctx.pin is None else "provider"),
+        ("X-Lasso-Strategy", ctx.route.strategy if ctx.route.pin is None else "provider"),
         ("X-Lasso-Provider", ",".join(o.provider for o in done)),
         ("X-Lasso-Attempts", ",".join(str(len(o.attempts)) for o in done)),
         ("X-Lasso-Failover", ",".join("1" if o.failover else "0" for o in done)),

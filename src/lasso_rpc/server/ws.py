@@ -24,8 +24,9 @@ from aiohttp import WSCloseCode, WSMsgType, web
 
 from lasso_rpc.errors import BodyTooLarge, InvalidParams, RateLimited, RequestRejected
 from lasso_rpc.jsonrpc.codec import Call, decode_body, encode_error, encode_result
-from lasso_rpc.resilience.pipeline import CallContext
+from lasso_rpc.resilience.call import CallContext
 from lasso_rpc.router import Router
+from lasso_rpc.routing.request import RouteRequest
 from lasso_rpc.server.errors import error_code
 from lasso_rpc.server.rpc import Route, RpcHandler, parse_route
 from lasso_rpc.subscriptions.frames import parse_subscribe
@@ -272,7 +273,7 @@ class _Client:
     ) -> tuple[bytes | None, list[_After]]:
         route = self._route
         strategy = route.strategy or chain.routing.default_strategy
-        ctx = CallContext(rid, chain, strategy, route.pin, self._failover, "ws")
+        ctx = CallContext(rid, chain, RouteRequest(strategy, route.pin, self._failover, "ws"))
         if call.method == "eth_subscribe":
             return self._subscribe(ctx, call)
         if call.method == "eth_unsubscribe":
@@ -291,7 +292,7 @@ class _Client:
                     f"subscription limit reached: at most {limit} per connection",
                     data={"limit": limit},
                 )
-            manager.check(ctx.chain, ctx.pin, ctx.failover)
+            manager.check(ctx.chain, ctx.route.pin, ctx.route.failover)
         except RequestRejected as exc:
             pipeline.publish_local(ctx, call, error=exc)
             return _error(call, exc), []
@@ -307,7 +308,7 @@ class _Client:
         def attach() -> None:
             if self._closing is None and sid in self._subs:
                 self._subs[sid] = manager.subscribe(
-                    ctx.chain, spec, sink, pin=ctx.pin, failover=ctx.failover
+                    ctx.chain, spec, sink, pin=ctx.route.pin, failover=ctx.route.failover
                 )
 
         reply = None if call.id_raw is None else encode_result(call.id_raw, b'"%s"' % sid.encode())

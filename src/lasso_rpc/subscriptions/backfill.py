@@ -19,7 +19,9 @@ import orjson
 
 from lasso_rpc.errors import RequestRejected
 from lasso_rpc.jsonrpc.codec import Call
-from lasso_rpc.resilience.pipeline import CallContext, Pipeline
+from lasso_rpc.resilience.call import CallContext
+from lasso_rpc.resilience.pipeline import Pipeline
+from lasso_rpc.routing.request import RouteRequest
 from lasso_rpc.subscriptions.frames import Head, LogEntry
 from lasso_rpc.upstream.chain import ChainRuntime
 
@@ -42,14 +44,8 @@ class PipelineBackfill:
         """The raw result, or None (a refusal, an upstream error or ``null``)."""
         chain = self._resolve()
         pin = provider if provider in chain.providers else None
-        ctx = CallContext(
-            f"ws-backfill-{next(_ids)}",
-            chain,
-            chain.routing.default_strategy,
-            pin,
-            True,
-            "http",
-        )
+        route = RouteRequest(chain.routing.default_strategy, pin, True, "http")
+        ctx = CallContext(f"ws-backfill-{next(_ids)}", chain, route)
         try:
             outcome = await self._pipeline.execute(ctx, Call(method, params, _ID))
         except RequestRejected as exc:
@@ -64,9 +60,8 @@ class PipelineBackfill:
         """``provider``'s head; when it cannot say, the chain's consensus head."""
         chain = self._resolve()
         if provider in chain.providers:
-            ctx = CallContext(
-                f"ws-backfill-{next(_ids)}", chain, chain.routing.default_strategy, provider
-            )
+            route = RouteRequest(chain.routing.default_strategy, provider)
+            ctx = CallContext(f"ws-backfill-{next(_ids)}", chain, route)
             try:
                 outcome = await self._pipeline.execute(ctx, Call("eth_blockNumber", b"[]", _ID))
                 if outcome.ok:

@@ -24,9 +24,13 @@ import math
 import random
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
+from lasso_rpc.clock import Clock
 from lasso_rpc.errors import InvalidParams, NoProviderAvailable
+from lasso_rpc.observability.events import Event
+from lasso_rpc.resilience.pipeline import Pipeline
+from lasso_rpc.routing.candidates import skip_reason
 from lasso_rpc.subscriptions.backfill import PipelineBackfill
 from lasso_rpc.subscriptions.feed import Feed, FeedInfo
 from lasso_rpc.subscriptions.frames import FeedSpec
@@ -37,14 +41,14 @@ from lasso_rpc.subscriptions.upstream_ws import UpstreamWs
 from lasso_rpc.upstream.chain import ChainRuntime
 from lasso_rpc.upstream.provider import ProviderRuntime
 
-if TYPE_CHECKING:
-    from lasso_rpc.router import Router
-
-__all__ = ["FeedKey", "Share", "Sink", "SubscriptionManager"]
+__all__ = ["FeedKey", "Resolve", "Share", "Sink", "SubscriptionManager"]
 
 log = logging.getLogger("lasso_rpc.subscriptions")
 
 Sink = Callable[[bytes], None]  # gets each notification's raw ``result``
+#: ``(chain key, profile) -> ChainRuntime`` as the router resolves it now (follows reloads);
+#: raises InvalidParams for an unknown chain or profile.
+Resolve = Callable[[str, str | None], ChainRuntime]
 
 
 @dataclass(frozen=True, slots=True)
@@ -85,17 +89,27 @@ class _Entry:
 
 
 class SubscriptionManager:
+    """Owned by the server (``server/app.py``), which hands it the router's parts it uses:
+    ``resolve`` (chains, after reloads too), ``pipeline`` (back-fill reads), ``publish`` (the
+    event bus) and ``clock``."""
+
     def __init__(
         self,
-        router: Router,
         *,
+        resolve: Resolve,
+        pipeline: Pipeline,
+        publish: Callable[[Event], None],
+        clock: Clock,
         options: SubscriptionOptions | None = None,
         rng: random.Random | None = None,
     ) -> None:
-        self.router = router
+        self._resolve = resolve
+        self._pipeline = pipeline
+        self._publish = publish
+        self._clock = clock
         self.options = options or SubscriptionOptions()
         self._rng = rng or random.Random()
-        self._pool = UpstreamPool(options=self.options, clock=router.clock, rng=self._rng)
+        self._pool = UpstreamPool(options=self.options, clock=clock, rng=self._rng)
         self._entries: dict[FeedKey, _Entry] = {}
         self._stopping: set[asyncio.Task[None]] = set()
         self._ids = itertools.count(1)
@@ -157,7 +171,7 @@ class SubscriptionManager:
 
     def _start(self, key: FeedKey, chain: ChainRuntime, spec: FeedSpec) -> _Entry:
         def resolve() -> ChainRuntime:
-            return self.router.resolve(key.chain, key.profile)
+            return self._resolve(key.chain, key.profile)
 
         entry = _Entry()
         entry.feed = Feed(
@@ -166,15 +180,15 @@ class SubscriptionManager:
             spec=spec,
             source=WsSource(self._pool, resolve),
             backfill=PipelineBackfill(
-                self.router.pipeline, resolve, concurrency=self.options.backfill_concurrency
+                self._pipeline, resolve, concurrency=self.options.backfill_concurrency
             ),
             candidates=lambda: self.candidates(key),
             deliver=entry.fanout,
-            publish=self.router.bus.publish,
+            publish=self._publish,
             on_head=lambda pid, n: self._on_head(key, pid, n),
             options=self.options,
             block_time_ms=chain.config.block_time_ms,
-            clock=self.router.clock,
+            clock=self._clock,
             rng=random.Random(self._rng.random()),
         )
         entry.task = asyncio.create_task(entry.feed.run(), name=f"feed:{key.chain}:{key.label}")
@@ -183,19 +197,19 @@ class SubscriptionManager:
     def candidates(self, key: FeedKey) -> list[str]:
         """Provider ids for ``key``'s feed, best first (module docstring)."""
         try:
-            chain = self.router.resolve(key.chain, key.profile)
+            chain = self._resolve(key.chain, key.profile)
         except InvalidParams:
             return []
         ws = [p for p in chain.providers.values() if p.config.ws_url]
         if key.pin is not None and not key.failover:
             return [p.id for p in ws if p.id == key.pin]
-        now = self.router.clock.now_ms()
+        now = self._clock.now_ms()
         max_lag = chain.routing.max_lag_blocks
         eligible = [
             p
             for p in ws
             if p.id == key.pin
-            or p.skip_reason("eth_subscribe", head_sensitive=True, max_lag=max_lag, now_ms=now)
+            or skip_reason(p, "eth_subscribe", head_sensitive=True, max_lag=max_lag, now_ms=now)
             is None
         ]
 
@@ -219,7 +233,7 @@ class SubscriptionManager:
     def _on_head(self, key: FeedKey, pid: str, number: int) -> None:
         """Heads seen on a WebSocket also move the provider's head (cheaper than a poll)."""
         try:
-            p = self.router.resolve(key.chain, key.profile).providers.get(pid)
+            p = self._resolve(key.chain, key.profile).providers.get(pid)
         except InvalidParams:
             return
         if p is not None and (p.head is None or number > p.head):

@@ -1,8 +1,9 @@
 """Upstream transports: the ``UpstreamTransport`` seam and its two implementations.
 
-``HttpPoolTransport`` is the fast keep-alive pool used in production; ``AiohttpTransport`` is the
-reference it is conformance-tested and benchmarked against. Build either with
-``create_transport(url, impl=...)``.
+``HttpPoolTransport`` is the fast keep-alive pool used in production (``http_pool``, its
+connections in ``http_conn``); ``AiohttpTransport`` is the reference it is conformance-tested
+and benchmarked against (``aiohttp_ref``). Both parse URLs with ``endpoint``. Build either with
+``create_transport(url, impl=...)``, or a provider's with ``provider_transport`` (``factory``).
 """
 
 from __future__ import annotations

@@ -25,7 +25,7 @@ from lasso_rpc.errors import (
     UpstreamTimeout,
 )
 from lasso_rpc.transport.base import UpstreamResponse
-from lasso_rpc.transport.http_pool import DEFAULT_MAX_RESPONSE_BYTES, Endpoint, parse_retry_after
+from lasso_rpc.transport.endpoint import DEFAULT_MAX_RESPONSE_BYTES, Endpoint, parse_retry_after
 
 __all__ = ["AiohttpTransport"]
 

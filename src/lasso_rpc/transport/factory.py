@@ -6,10 +6,17 @@ import ssl
 from collections.abc import Mapping
 from typing import Literal, TypedDict, Unpack
 
+from lasso_rpc.config.models import ProviderConfig
 from lasso_rpc.transport.base import UpstreamTransport
 from lasso_rpc.transport.http_pool import HttpPoolTransport
 
-__all__ = ["TransportImpl", "TransportOptions", "create_transport"]
+__all__ = [
+    "TransportImpl",
+    "TransportOptions",
+    "as_transport_impl",
+    "create_transport",
+    "provider_transport",
+]
 
 TransportImpl = Literal["fast", "aiohttp"]
 
@@ -24,6 +31,15 @@ class TransportOptions(TypedDict, total=False):
     connect_timeout_s: float
 
 
+def as_transport_impl(name: str) -> TransportImpl:
+    """``name`` checked against the implementations (it comes from a flag or a caller)."""
+    if name == "fast":
+        return "fast"
+    if name == "aiohttp":
+        return "aiohttp"
+    raise ValueError(f"unknown transport implementation {name!r}")
+
+
 def create_transport(
     url: str, *, impl: TransportImpl = "fast", **kw: Unpack[TransportOptions]
 ) -> UpstreamTransport:
@@ -35,3 +51,16 @@ def create_transport(
 
         return AiohttpTransport(url, **kw)
     raise ValueError(f"unknown transport implementation {impl!r}")
+
+
+def provider_transport(
+    config: ProviderConfig, *, max_response_bytes: int, impl: str = "fast"
+) -> UpstreamTransport:
+    """The HTTP transport of one configured provider (its URL, pool size and headers)."""
+    return create_transport(
+        config.url,
+        impl=as_transport_impl(impl),
+        pool_size=config.pool_size,
+        max_response_bytes=max_response_bytes,
+        headers=config.headers,
+    )

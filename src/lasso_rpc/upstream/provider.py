@@ -1,17 +1,26 @@
-"""One upstream provider as the router sees it: identity, transport, stats, breaker, head."""
+"""One upstream provider as the router sees it: identity, transport, stats, breaker, head.
+
+``build_provider`` wires one from its config: the transport (``transport/factory.py``) and the
+breaker's transitions published on the event bus as ``breaker.changed`` (``BreakerEvents``).
+Which providers may take a call is decided in ``routing/candidates.py``; heads and lag are
+kept up to date by ``upstream/heads.py``.
+"""
 
 from __future__ import annotations
 
 import random
+from collections.abc import Callable
 
 from lasso_rpc.clock import Clock
 from lasso_rpc.config.models import ProviderConfig, RoutingConfig
+from lasso_rpc.observability.events import BreakerChanged, EventBus
 from lasso_rpc.observability.redact import mask_url
-from lasso_rpc.resilience.breaker import CircuitBreaker
+from lasso_rpc.resilience.breaker import BreakerTransition, CircuitBreaker
 from lasso_rpc.routing.stats import ProviderStats
 from lasso_rpc.transport.base import UpstreamTransport
+from lasso_rpc.transport.factory import provider_transport
 
-__all__ = ["ProviderRuntime"]
+__all__ = ["BreakerEvents", "ProviderRuntime", "build_provider"]
 
 
 class ProviderRuntime:
@@ -43,7 +52,7 @@ class ProviderRuntime:
         *,
         clock: Clock,
         rng: random.Random,
-        on_breaker_change: object = None,
+        on_breaker_change: Callable[[BreakerTransition], None] | None = None,
     ) -> None:
         self.chain = chain
         self.id = config.id
@@ -54,7 +63,7 @@ class ProviderRuntime:
             routing.breaker,
             clock=clock,
             rng=rng,
-            on_change=on_breaker_change,  # type: ignore[arg-type]
+            on_change=on_breaker_change,
             name=f"{chain}/{config.id}/http",
         )
         self.cordoned = False
@@ -83,24 +92,61 @@ class ProviderRuntime:
                 self._permits[method] = ok
         return ok
 
-    def skip_reason(
-        self, method: str, *, head_sensitive: bool, max_lag: int, now_ms: float
-    ) -> str | None:
-        """Why this provider must not get ``method`` now, or None when it may."""
-        if self.cordoned:
-            return "cordoned"
-        if not self.permits(method) or method in self.unsupported:
-            return "method not supported"
-        if not self.breaker.admits():
-            return f"breaker {self.breaker.state}"
-        if now_ms < self.backoff_until_ms:
-            return "rate limited (backing off)"
-        if head_sensitive and self.lag is not None and self.lag > max_lag:
-            return f"lagging {self.lag} blocks"
-        return None
-
     def __repr__(self) -> str:
         return (
             f"ProviderRuntime({self.chain}/{self.id} {self.masked_url} breaker={self.breaker.state}"
             f" head={self.head} lag={self.lag} cordoned={self.cordoned} in_flight={self.in_flight})"
         )
+
+
+class BreakerEvents:
+    """A breaker's ``on_change`` hook: each transition becomes a ``breaker.changed`` event."""
+
+    __slots__ = ("_bus", "_chain", "_clock", "_provider")
+
+    def __init__(self, bus: EventBus, clock: Clock, chain: str, provider: str) -> None:
+        self._bus = bus
+        self._clock = clock
+        self._chain = chain
+        self._provider = provider
+
+    def __call__(self, tr: BreakerTransition) -> None:
+        self._bus.publish(
+            BreakerChanged(
+                ts=self._clock.wall_s(),
+                chain=self._chain,
+                provider=self._provider,
+                transport="http",
+                from_state=str(tr.from_state),
+                to_state=str(tr.to_state),
+                reason=tr.reason,
+            )
+        )
+
+    def __repr__(self) -> str:
+        return f"BreakerEvents({self._chain}/{self._provider})"
+
+
+def build_provider(
+    chain: str,
+    config: ProviderConfig,
+    routing: RoutingConfig,
+    *,
+    bus: EventBus,
+    clock: Clock,
+    rng: random.Random,
+    transport_impl: str = "fast",
+) -> ProviderRuntime:
+    """A provider of ``chain`` with its transport, and its breaker's events on ``bus``."""
+    transport = provider_transport(
+        config, max_response_bytes=routing.max_response_bytes, impl=transport_impl
+    )
+    return ProviderRuntime(
+        chain,
+        config,
+        routing,
+        transport,
+        clock=clock,
+        rng=rng,
+        on_breaker_change=BreakerEvents(bus, clock, chain, config.id),
+    )

@@ -1,0 +1,316 @@
+"""One client connection of the HTTP/1.1 front: an ``asyncio.Protocol`` serving ``POST /rpc/...``.
+
+Requests on one connection are answered in order by one task (pipelining works): while one is in
+flight the next waits in the buffer, and reading pauses when that buffer or the socket's write
+buffer is full. A request the head parser (``server/http1_head.py``) does not take hands the
+connection, with every byte from the start of that request, to aiohttp's protocol. The listener
+that owns these connections is ``server/http1.FrontDoor`` (seen here as a ``Door``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from typing import Protocol, cast
+
+from lasso_rpc.errors import RequestRejected
+from lasso_rpc.jsonrpc.codec import encode_error
+from lasso_rpc.server.http1_head import HandOff, RequestHead, parse_head, parse_query
+from lasso_rpc.server.rpc import RpcHandler, RpcReply, body_too_large, reject
+
+__all__ = ["Door", "FrontConnection"]
+
+log = logging.getLogger("lasso_rpc.server")
+
+_MAX_PIPELINED = 256 * 1024  # buffered bytes behind a request in flight before reading pauses
+_LARGE = 16 * 1024  # bodies from this size are written beside their head, not copied into it
+_INTERNAL = RpcReply(500, encode_error(None, -32603, "internal error"))
+
+
+class Door(Protocol):
+    """What a connection needs from the listener that accepted it."""
+
+    @property
+    def rpc(self) -> RpcHandler: ...
+
+    @property
+    def closing(self) -> bool:
+        """Shutting down: answer what is in flight, then close."""
+        ...
+
+    def opened(self, conn: FrontConnection) -> None: ...
+
+    def lost(self, conn: FrontConnection) -> None: ...
+
+    def hand_off(self, conn: FrontConnection) -> asyncio.BaseProtocol:
+        """``conn`` leaves the front: the aiohttp protocol that takes its socket over."""
+        ...
+
+    def max_body(self) -> int: ...
+
+    def prefix_200(self) -> bytes: ...
+
+    def head(
+        self, status: int, body: bytes | None, headers: tuple[tuple[str, str], ...], close: str
+    ) -> bytes: ...
+
+
+class FrontConnection(asyncio.Protocol):
+    """One client connection while the hot path serves it."""
+
+    __slots__ = (
+        "_buf",
+        "_door",
+        "_eof",
+        "_head",
+        "_inbox",
+        "_loop",
+        "_peer",
+        "_read_paused",
+        "_transport",
+        "_write_paused",
+        "busy",
+        "last_active",
+        "task",
+    )
+
+    def __init__(self, door: Door) -> None:
+        self._door = door
+        self._loop = asyncio.get_running_loop()
+        self._transport: asyncio.Transport | None = None
+        self._buf: bytes | bytearray = b""
+        self._head: RequestHead | None = None  # parsed, waiting for the rest of its body
+        self.task: asyncio.Task[None] | None = None  # serves requests in turn; lives while needed
+        # Where the task waits for the next request (None: closed or handed over).
+        self._inbox: asyncio.Future[tuple[RequestHead, bytes] | None] | None = None
+        self._peer = "?"
+        self._eof = False
+        self._read_paused = False
+        self._write_paused = False
+        self.busy = False
+        self.last_active = self._loop.time()
+
+    # -- asyncio.Protocol ----------------------------------------------------------------
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        # uvloop's transports implement asyncio.Transport without subclassing it.
+        self._transport = cast(asyncio.Transport, transport)
+        peer = transport.get_extra_info("peername")
+        if isinstance(peer, tuple) and peer:
+            self._peer = str(peer[0])
+        self._door.opened(self)
+        if self._door.closing:
+            self.close()
+
+    def data_received(self, data: bytes) -> None:
+        buf = self._buf
+        if not buf:
+            self._buf = data
+        else:
+            if type(buf) is bytes:
+                buf = bytearray(buf)  # keep appending in place: bodies can come in many reads
+            buf += data
+            self._buf = buf
+        self.last_active = self._loop.time()
+        if not self.busy:
+            self._dispatch(self._advance())
+        elif len(self._buf) > _MAX_PIPELINED and not self._read_paused:
+            self._pause_reading()
+
+    def eof_received(self) -> bool | None:
+        self._eof = True
+        return True if self.busy else None  # keep the socket to write the answer
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._door.lost(self)
+        self._transport = None
+        self._wake(None)
+        # A call in flight runs to its end (its request event included); its answer is dropped.
+
+    def pause_writing(self) -> None:
+        self._write_paused = True
+
+    def resume_writing(self) -> None:
+        self._write_paused = False
+        if not self.busy:
+            self._dispatch(self._advance())
+
+    # -- requests ------------------------------------------------------------------------
+
+    def _advance(self) -> tuple[RequestHead, bytes] | None:
+        """The next complete request in the buffer, if any; or hand the connection over."""
+        transport = self._transport
+        if transport is None or transport.is_closing() or self._write_paused:
+            return None
+        buf = self._buf
+        if not buf:
+            self._resume_reading()
+            return None
+        head = self._head
+        if head is None:
+            parsed = parse_head(buf)
+            if parsed is None:
+                self._resume_reading()
+                return None
+            if isinstance(parsed, HandOff):
+                self._hand_off(transport)
+                return None
+            head = parsed
+            limit = self._door.max_body()
+            if head.end - head.start > limit:
+                # Not read at all: answered now, and the connection cannot be reused.
+                self._write(reject(body_too_large(limit)), head, close=True)
+                transport.close()
+                return None
+            if head.expect_continue and len(buf) < head.end:
+                transport.write(b"HTTP/1.1 100 Continue\r\n\r\n")
+            self._head = head
+        if len(buf) < head.end:
+            self._resume_reading()
+            return None
+        body = bytes(buf[head.start : head.end])
+        rest = buf[head.end :]
+        self._buf = rest if rest else b""
+        self._head = None
+        self.busy = True
+        return head, body
+
+    def _dispatch(self, request: tuple[RequestHead, bytes] | None) -> None:
+        """Hand a request to the connection's task: wake it, or start it on the first one."""
+        if request is None:
+            return
+        if self._inbox is not None:
+            self._wake(request)
+        else:
+            # One task per connection, not per request: a Future per request is cheaper.
+            self.task = self._loop.create_task(self._serve_all(*request))
+
+    def _wake(self, request: tuple[RequestHead, bytes] | None) -> None:
+        inbox, self._inbox = self._inbox, None
+        if inbox is not None and not inbox.done():
+            inbox.set_result(request)
+
+    async def _serve_all(self, head: RequestHead, body: bytes) -> None:
+        """Requests of this connection in order, until it closes or is handed over."""
+        try:
+            while True:
+                if not await self._serve(head, body):
+                    return
+                request = self._advance()  # a pipelined request, if one is buffered
+                if request is None:
+                    if self._eof and not self.busy:
+                        self.close()  # the client sent all it will send
+                    if self._transport is None or self._transport.is_closing():
+                        return
+                    inbox = self._inbox = self._loop.create_future()
+                    request = await inbox
+                    if request is None:
+                        return
+                head, body = request
+        finally:
+            self.task = None
+
+    async def _serve(self, head: RequestHead, body: bytes) -> bool:
+        """One request, answered; False when the connection is done."""
+        rpc = self._door.rpc
+        try:
+            meta, failover = parse_query(head.query) if head.query else (None, False)
+            try:
+                route, chain = rpc.target(head.tail)
+            except RequestRejected as exc:
+                reply = reject(exc)
+            else:
+                reply = await rpc.respond(
+                    route,
+                    chain,
+                    body,
+                    meta_mode=meta or head.meta,
+                    request_id=head.request_id,
+                    failover=failover,
+                    peer=self._peer,
+                )
+        except Exception:
+            log.exception("unexpected error answering POST /rpc/%s", head.tail)
+            reply = _INTERNAL
+        close = not head.keep_alive or self._door.closing
+        self._write(reply, head, close=close)
+        self.busy = False
+        transport = self._transport
+        if transport is None:
+            return False
+        if close:
+            transport.close()
+            return False
+        return True
+
+    def _write(self, reply: RpcReply, head: RequestHead, *, close: bool) -> None:
+        transport = self._transport
+        if transport is None or transport.is_closing():
+            return
+        self.last_active = self._loop.time()
+        body = reply.body
+        door = self._door
+        plain = reply.status == 200 and not reply.headers and not close and not head.http10
+        if plain and body is not None:
+            prefix = door.prefix_200()
+            if len(body) < _LARGE:
+                transport.write(b"".join((prefix, b"%d\r\n\r\n" % len(body), body)))
+            else:
+                transport.writelines((prefix, b"%d\r\n\r\n" % len(body), body))
+            return
+        if head.http10:
+            connection = "close" if close else "keep-alive"
+        else:
+            connection = "close" if close else ""
+        out = door.head(reply.status, body, reply.headers, connection)
+        if body is None:
+            transport.write(out)
+        elif len(body) < _LARGE:
+            transport.write(out + body)
+        else:
+            transport.writelines((out, body))
+
+    # -- connection control --------------------------------------------------------------
+
+    def _hand_off(self, transport: asyncio.Transport) -> None:
+        """From now on aiohttp serves this connection, starting with the buffered request."""
+        proto = self._door.hand_off(self)
+        self._wake(None)
+        data = bytes(self._buf)
+        self._buf = b""
+        self._transport = None
+        self._resume_reading_of(transport)
+        transport.set_protocol(proto)
+        proto.connection_made(transport)
+        if data:
+            cast(asyncio.Protocol, proto).data_received(data)
+        if self._eof:
+            cast(asyncio.Protocol, proto).eof_received()
+
+    def _pause_reading(self) -> None:
+        if self._transport is not None and not self._read_paused:
+            self._read_paused = True
+            self._transport.pause_reading()
+
+    def _resume_reading(self) -> None:
+        if self._transport is not None:
+            self._resume_reading_of(self._transport)
+
+    def _resume_reading_of(self, transport: asyncio.Transport) -> None:
+        if self._read_paused:
+            self._read_paused = False
+            transport.resume_reading()
+
+    def close(self) -> None:
+        if self._transport is not None:
+            self._transport.close()
+
+    def abort(self) -> None:
+        if self._transport is not None:
+            self._transport.abort()
+        if self.task is not None:
+            self.task.cancel()
+
+    def __repr__(self) -> str:
+        state = "busy" if self.busy else "idle"
+        return f"<FrontDoor connection {self._peer} {state} buffered={len(self._buf)}>"

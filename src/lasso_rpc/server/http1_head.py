@@ -1,0 +1,157 @@
+"""The hot path's HTTP/1.1 request-head parser: pure functions on bytes, no I/O.
+
+``parse_head`` reads the head at the start of a buffer and says one of three things: a
+``RequestHead`` the lean front serves (``POST /rpc/...`` over HTTP/1.0 or 1.1, framed by exactly
+one ``Content-Length``, no ``Transfer-Encoding``, ``Upgrade`` or unusual ``Expect``, a plain path
+with no percent-escape, dot or empty segment, well-formed header lines); ``HandOff`` for anything
+else, which aiohttp (the reference) then serves or refuses; None when more bytes are needed.
+The connection protocol that uses it is ``server/http1_conn.py``.
+"""
+
+from __future__ import annotations
+
+import re
+from urllib.parse import parse_qsl
+
+import msgspec
+
+__all__ = ["HandOff", "RequestHead", "parse_head", "parse_query"]
+
+_MAX_HEAD = 65536  # a longer head goes to aiohttp, which answers 400/431
+_CTL = re.compile(rb"[\x00-\x1f\x7f]")
+_TOKEN = b"!#$%&'*+-.^_`|~0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
+# Lower-cased names of the only headers the hot path reads.
+_CONTENT_LENGTH, _TRANSFER_ENCODING, _CONNECTION, _UPGRADE, _EXPECT, _META, _REQUEST_ID, _HOST = (
+    range(8)
+)
+_HEADERS = {
+    b"host": _HOST,
+    b"content-length": _CONTENT_LENGTH,
+    b"transfer-encoding": _TRANSFER_ENCODING,
+    b"connection": _CONNECTION,
+    b"upgrade": _UPGRADE,
+    b"expect": _EXPECT,
+    b"x-lasso-include-meta": _META,
+    b"x-request-id": _REQUEST_ID,
+}
+
+
+class RequestHead(msgspec.Struct, frozen=True):
+    """A request head the hot path serves; the body is ``buf[start:end]``."""
+
+    tail: str  # the path after /rpc/
+    query: bytes
+    meta: str | None  # X-Lasso-Include-Meta
+    request_id: str | None  # X-Request-Id
+    keep_alive: bool
+    http10: bool
+    expect_continue: bool
+    start: int
+    end: int
+
+
+class HandOff:
+    """Marker: this request is aiohttp's."""
+
+
+_HANDOFF = HandOff()
+
+
+def parse_head(buf: bytes | bytearray) -> RequestHead | HandOff | None:
+    """The head at the start of ``buf``: a hot-path request, a hand-off, or None (need more)."""
+    i = buf.find(b"\r\n\r\n")
+    if i < 0:
+        return _HANDOFF if len(buf) > _MAX_HEAD or b"\n\n" in buf else None
+    head = bytes(buf[:i])
+    lines = head.split(b"\r\n")
+    # A bare CR or LF anywhere would be read differently by someone: aiohttp decides.
+    if head.count(b"\n") != len(lines) - 1 or head.count(b"\r") != len(lines) - 1:
+        return _HANDOFF
+    parts = lines[0].split(b" ")
+    if len(parts) != 3 or parts[0] != b"POST":
+        return _HANDOFF
+    target, version = parts[1], parts[2]
+    if version == b"HTTP/1.1":
+        keep_alive, http10 = True, False
+    elif version == b"HTTP/1.0":
+        keep_alive, http10 = False, True
+    else:
+        return _HANDOFF
+    q = target.find(b"?")
+    path, query = (target, b"") if q < 0 else (target[:q], target[q + 1 :])
+    if path[:5] != b"/rpc/" or b"%" in path or b"/." in path or b"//" in path or b"#" in target:
+        return _HANDOFF
+    length = -1
+    meta: str | None = None
+    request_id: str | None = None
+    expect_continue = False
+    host = False
+    for line in lines[1:]:
+        c = line.find(b":")
+        # No colon, a folded line, or a name that is not an RFC 9110 token: not for this parser.
+        name = line[:c]
+        if c <= 0 or name.translate(None, _TOKEN):
+            return _HANDOFF
+        k = _HEADERS.get(name.lower())
+        if k is None:
+            continue
+        v = line[c + 1 :].strip(b" \t")
+        if k == _HOST:
+            if host:
+                return _HANDOFF  # twice: 400 from aiohttp
+            host = True
+        elif k == _CONTENT_LENGTH:
+            if length >= 0 or not v.isdigit():
+                return _HANDOFF
+            length = int(v)
+        elif k == _CONNECTION:
+            for token in v.lower().split(b","):
+                token = token.strip(b" \t")
+                if token == b"close":
+                    keep_alive = False
+                elif token == b"keep-alive":
+                    keep_alive = True
+                elif token == b"upgrade":
+                    return _HANDOFF
+        elif k == _META:
+            if meta is None:
+                meta = v.decode("latin-1")
+        elif k == _REQUEST_ID:
+            if _CTL.search(v) is not None:
+                return _HANDOFF  # echoed in a response header: let aiohttp judge it
+            if request_id is None:
+                request_id = v.decode("utf-8", "surrogateescape")
+        elif k == _EXPECT and v.lower() == b"100-continue":
+            expect_continue = True
+        else:  # Transfer-Encoding, Upgrade, another Expect
+            return _HANDOFF
+    if length < 0 or not (host or http10):  # HTTP/1.1 requires a Host (400 from aiohttp)
+        return _HANDOFF
+    try:
+        tail = path[5:].decode("ascii")
+    except UnicodeDecodeError:
+        return _HANDOFF
+    start = i + 4
+    return RequestHead(
+        tail, query, meta, request_id, keep_alive, http10, expect_continue, start, start + length
+    )
+
+
+_queries: dict[bytes, tuple[str | None, bool]] = {}
+
+
+def parse_query(query: bytes) -> tuple[str | None, bool]:
+    """``(include_meta, failover)`` from a query string; the first value of a key wins."""
+    hit = _queries.get(query)
+    if hit is None:
+        meta: str | None = None
+        failover: str | None = None
+        for k, v in parse_qsl(query.decode("latin-1"), keep_blank_values=True):
+            if k == "include_meta" and meta is None:
+                meta = v
+            elif k == "failover" and failover is None:
+                failover = v
+        hit = (meta, failover == "true")
+        if len(_queries) < 1024:  # clients choose queries: the cache must stay bounded
+            _queries[query] = hit
+    return hit

@@ -1,0 +1,108 @@
+"""Head polling: each provider's head, the chain's consensus head and every provider's lag.
+
+One task per chain polls ``eth_blockNumber`` on every provider each ``head_poll_ms``. The poll is
+also the breaker's background probe: a provider that stops answering opens its breaker with no
+user traffic, and the poll is the probe that closes it again. A lag change is published as a
+``provider.health`` event (through the ``publish_health`` hook the chain passes in).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import Callable, Mapping
+
+import msgspec
+
+from lasso_rpc.errors import TransportError
+from lasso_rpc.jsonrpc.codec import decode_upstream
+from lasso_rpc.resilience.classify import ErrorClass
+from lasso_rpc.upstream.provider import ProviderRuntime
+
+__all__ = ["HeadTracker"]
+
+_HEAD_PROBE = b'{"jsonrpc":"2.0","id":0,"method":"eth_blockNumber","params":[]}'
+
+
+class HeadTracker:
+    """Owns the head-polling task of one chain: ``start``, then ``stop`` or ``aclose``."""
+
+    def __init__(
+        self,
+        chain: str,
+        providers: Mapping[str, ProviderRuntime],
+        *,
+        poll_ms: int,
+        publish_health: Callable[[ProviderRuntime], None],
+    ) -> None:
+        self._chain = chain
+        self._providers = providers
+        self._poll_ms = poll_ms
+        self._publish_health = publish_health
+        self.consensus_head: int | None = None
+        self._task: asyncio.Task[None] | None = None
+
+    def start(self) -> None:
+        if self._task is None:
+            self._task = asyncio.create_task(self._track(), name=f"heads:{self._chain}")
+
+    def stop(self) -> None:
+        """Cancel polling now without waiting for it (``aclose`` awaits the task)."""
+        if self._task is not None:
+            self._task.cancel()
+
+    async def aclose(self) -> None:
+        task, self._task = self._task, None
+        if task is not None:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+
+    async def _track(self) -> None:
+        interval = self._poll_ms / 1000.0
+        while True:
+            await asyncio.gather(*(self._probe(p) for p in self._providers.values()))
+            self._update_lag()
+            await asyncio.sleep(interval)
+
+    async def _probe(self, p: ProviderRuntime) -> None:
+        breaker = p.breaker
+        if not breaker.closed and not breaker.acquire():
+            return
+        timeout = min(self._poll_ms, 5000) / 1000.0
+        try:
+            resp = await p.transport.post(_HEAD_PROBE, timeout_s=timeout)
+            reply = decode_upstream(resp.body)
+            if resp.status != 200 or not isinstance(reply.result, msgspec.Raw):
+                raise ValueError(f"HTTP {resp.status}")
+            head = int(msgspec.json.decode(bytes(reply.result)), 16)
+        except (
+            TransportError,
+            ValueError,
+            TypeError,
+            msgspec.DecodeError,
+            msgspec.ValidationError,
+        ):
+            breaker.record(ErrorClass.PROVIDER)
+            return
+        breaker.record(None)
+        p.head = head
+
+    def _update_lag(self) -> None:
+        providers = self._providers.values()
+        heads = [p.head for p in providers if p.head is not None]
+        if not heads:
+            return
+        self.consensus_head = max(heads)
+        for p in providers:
+            lag = None if p.head is None else self.consensus_head - p.head
+            if lag != p.lag:
+                p.lag = lag
+                self._publish_health(p)
+
+    def __repr__(self) -> str:
+        running = self._task is not None and not self._task.done()
+        return (
+            f"HeadTracker({self._chain} head={self.consensus_head}"
+            f" every={self._poll_ms}ms running={running})"
+        )
