@@ -328,7 +328,7 @@ async function main() {
   try {
     spec = JSON.parse(first.value);
     validate(spec);
-    urlMasks = spec.providers.map((p) => [p.url, p.id]);
+    urlMasks = spec.providers.filter((p) => p.url).map((p) => [p.url, p.id]);
     client = spec.client === "viem" ? buildViem(spec) : buildEthers(spec);
   } catch (err) {
     out({ type: "fatal", error: mask(err?.stack || err) });

@@ -217,7 +217,9 @@ class Sidecar:
             stdin.write(data)
             await stdin.drain()
         except ConnectionError as exc:
-            raise self._broken("its stdin closed") from exc
+            async with asyncio.timeout(_GRACE_S):
+                code = await self._proc.wait()
+            raise self._broken(f"exited with code {code}") from exc
 
     async def _next_line(self) -> Line:
         stdout = self._proc.stdout
