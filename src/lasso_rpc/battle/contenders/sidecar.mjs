@@ -69,7 +69,8 @@ function rootCause(err) {
 function describeError(err, lib) {
   // error_class: the library's own vocabulary (viem class name, ethers error code).
   const root = rootCause(err);
-  const sysCode = root && typeof root.code === "string" ? root.code : null; // ECONNREFUSED, ...
+  // ECONNREFUSED, ...; ethers keeps a backend's error it failed to read as a number in `value`.
+  const sysCode = [root?.code, err?.value?.code].find((c) => typeof c === "string" && c !== err?.code) ?? null;
   let cls;
   let rpcCode = null;
   if (lib === "ethers") {
