@@ -11,6 +11,9 @@ The sidecar sends each request at ``clock_start + offset_s`` (open loop) and rep
 seconds since ``clock_start``, like ``run_workload``. ``clock_start`` is on the
 ``time.monotonic()`` clock (asyncio's ``loop.time()``; uvloop's agrees to the millisecond).
 
+Read the records while the run goes on: a sidecar whose stdout pipe is full stops sending. The
+summary comes once every request has an answer or hit ``timeout_ms``; ``stop()`` ends it sooner.
+
 Node runs in its own process group; ``aclose()`` (or leaving the ``async with``) ends it:
 stdin closed (the sidecar records what is in flight as cancelled and exits), then SIGTERM, then
 SIGKILL. Our exit closes its stdin too, so it never outlives us for long.
@@ -106,9 +109,12 @@ class Sidecar:
         _live_groups.add(proc.pid)
         sidecar = cls(proc, spec)
         try:
-            async with asyncio.timeout(ready_timeout_s):
-                await sidecar._send(spec.encode())
-                line = await sidecar._next_line()
+            try:
+                async with asyncio.timeout(ready_timeout_s):
+                    await sidecar._send(spec.encode())
+                    line = await sidecar._next_line()
+            except TimeoutError as exc:
+                raise sidecar._broken(f"not ready within {ready_timeout_s} s") from exc
             if not isinstance(line, _Ready):
                 raise sidecar._broken(f"expected 'ready', got {type(line).__name__}")
             sidecar._ready = SidecarReady(line.library, line.version, line.quorum, line.warmup)
