@@ -267,3 +267,37 @@ async def test_a_spec_the_library_rejects_is_a_clear_failure() -> None:
     spec = SidecarSpec.of("viem", [("alpha", "")], [])
     with pytest.raises(SidecarFailed, match=r"viem sidecar: .*No URL was provided"):
         await Sidecar.launch(spec)
+
+
+@pytest.mark.parametrize("client", CLIENTS)
+async def test_failed_calls_are_recorded_and_the_run_goes_on(
+    client: ClientName, fleet3: MockFleet
+) -> None:
+    need_sidecar(client)
+    calls = [
+        ScheduledCall(0.0, "lasso_noSuchMethod"),
+        ScheduledCall(
+            0.05, "eth_getBalance", b'["0xd8da6bf26964af9d7eed9e03e53415d37aa96045","latest"]'
+        ),
+        ScheduledCall(0.1, "eth_blockNumber"),
+    ]
+    async with await Sidecar.launch(spec_for(client, fleet3, calls)) as sidecar:
+        records = sorted(await drive(sidecar, asyncio.get_running_loop().time()), key=lambda r: r.i)
+    assert [r.ok for r in records] == [False, True, True]
+    bad = records[0]
+    if client == "viem":  # -32601 is not one viem stops at: every transport was asked
+        assert (bad.error_class, bad.rpc_code, bad.attempts) == (
+            "MethodNotFoundRpcError",
+            -32601,
+            3,
+        )
+    else:  # FallbackProvider has typed calls only
+        assert bad.error_class == "UnsupportedMethod"
+    assert "127.0.0.1" not in (bad.error or "")
+
+
+async def test_sigterm_before_go_ends_the_sidecar(fleet3: MockFleet) -> None:
+    need_sidecar("viem")
+    async with await Sidecar.launch(spec_for("viem", fleet3, block_numbers(1, 1.0))) as sidecar:
+        os.kill(sidecar.pid, signal.SIGTERM)
+        assert await asyncio.wait_for(sidecar._proc.wait(), 5) == 0

@@ -250,7 +250,8 @@ class Run {
     this.inFlight.set(i, entry);
     this.counts.sent++;
     const lib = this.client.library;
-    context.run(ctx, () => withDeadline(this.client.call(r.method, r.params ?? []), this.spec.timeout_ms))
+    const call = async () => await this.client.call(r.method, r.params ?? []); // throws reject
+    context.run(ctx, () => withDeadline(call(), this.spec.timeout_ms))
       .then(
         () => this.finish(i, { ok: true, error_class: null, error: null, rpc_code: null }),
         (err) => this.finish(i, { ok: false, ...(err?.name === "timeout"
@@ -320,7 +321,7 @@ async function main() {
   const lines = readline.createInterface({ input: process.stdin, crlfDelay: Infinity });
   const input = lines[Symbol.asyncIterator]();
   let run = null;
-  process.on("SIGTERM", () => (run ? run.stop() : exit(0)));
+  process.on("SIGTERM", () => (run?.done ? run.stop() : exit(0)));
 
   const first = await input.next();
   if (first.done) return exit(0);
