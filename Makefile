@@ -17,8 +17,9 @@ $(STAMP): pyproject.toml constraints.txt
 
 anvil: $(ANVIL)
 
-$(ANVIL): package.json
-	@command -v npm >/dev/null || { echo "npm is required for the anvil tests" >&2; exit 1; }
+# node_modules: anvil for the anvil tests, viem and ethers for the contenders sidecar.
+$(ANVIL): package.json package-lock.json
+	@command -v npm >/dev/null || { echo "npm is required for the anvil and contender tests" >&2; exit 1; }
 	npm install --no-audit --no-fund --silent
 	touch $(ANVIL)
 
