@@ -25,7 +25,8 @@ from lasso_rpc.battle.contenders import (
     ViemOptions,
     schedule_of,
 )
-from lasso_rpc.battle.workload import Workload
+from lasso_rpc.battle.load.workload import Workload
+from lasso_rpc.battle.providers.fleet import MockFleet
 
 RATE, DURATION_S, FAULT_AT_S = 20.0, 6.0, 2.0
 
@@ -50,7 +51,7 @@ async def one_run(setting: Setting, mode: str, seed: int) -> list[ContenderRecor
         alpha={"latency_ms": 50}, beta={"latency_ms": 100}, gamma={"latency_ms": 150}
     )
     calls = schedule_of(Workload.constant(RATE, DURATION_S), random.Random(seed))
-    async with await fleet_spec.start() as fleet:
+    async with await MockFleet.start(fleet_spec) as fleet:
         spec = SidecarSpec.of(
             setting.client,  # type: ignore[arg-type]
             [(p.id, p.url) for p in fleet],

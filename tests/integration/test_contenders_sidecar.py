@@ -32,8 +32,8 @@ from lasso_rpc.battle.contenders import (
     run_contender,
     schedule_of,
 )
-from lasso_rpc.battle.mock_fleet import MockFleet
-from lasso_rpc.battle.workload import Workload
+from lasso_rpc.battle.load.workload import Workload
+from lasso_rpc.battle.providers.fleet import MockFleet
 
 CLIENTS: Sequence[ClientName] = ("viem", "ethers")
 
@@ -55,7 +55,7 @@ async def fleet3() -> AsyncIterator[MockFleet]:
     spec = MockProvider.fleet(
         alpha={"latency_ms": 10}, beta={"latency_ms": 20}, gamma={"latency_ms": 30}
     )
-    async with await spec.start() as fleet:
+    async with await MockFleet.start(spec) as fleet:
         yield fleet
 
 

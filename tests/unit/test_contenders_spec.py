@@ -19,7 +19,7 @@ from lasso_rpc.battle.contenders import (
     schedule_of,
 )
 from lasso_rpc.battle.contenders.spec import _Request, _Summary, line_decoder
-from lasso_rpc.battle.workload import Workload
+from lasso_rpc.battle.load.workload import Workload
 
 PROVIDERS = [("alpha", "http://127.0.0.1:1/"), ("beta", "http://127.0.0.1:2/key")]
 

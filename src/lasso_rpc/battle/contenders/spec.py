@@ -24,7 +24,7 @@ import msgspec
 import orjson
 
 if TYPE_CHECKING:
-    from lasso_rpc.battle.workload import Workload
+    from lasso_rpc.battle.load.workload import Workload
 
 __all__ = [
     "ClientName",
