@@ -19,8 +19,10 @@ from pydantic import Field, ValidationInfo, field_validator, model_validator
 from lasso_rpc.config.base import Frozen
 from lasso_rpc.config.describe import Expect
 from lasso_rpc.config.server import ClientRateLimit, ControlConfig, ServerConfig
+from lasso_rpc.config.shared import AccessConfig, StateConfig
 
 __all__ = [
+    "AccessConfig",
     "LOADER_CHECKS",
     "STRATEGIES",
     "BreakerConfig",
@@ -35,6 +37,7 @@ __all__ = [
     "ProviderConfig",
     "RoutingConfig",
     "ServerConfig",
+    "StateConfig",
     "Strategy",
     "canonical_strategy",
 ]
@@ -375,9 +378,23 @@ class ProfileFile(ProfileConfig):
         "(a reload does not apply it).",
         examples=[{"port": 4000}],
     )
+    state: StateConfig | None = Field(
+        default=None,
+        description="Where state shared by router processes lives (memory or redis). In at "
+        "most one file; read at start.",
+        examples=[{"backend": "redis", "url": "redis://10.0.0.7:6379/0"}],
+    )
+    access: AccessConfig | None = Field(
+        default=None,
+        description="API keys and client rate limits; off when absent. In at most one file; "
+        "read at start.",
+        examples=[{"keys": [{"key": "${ACME_KEY}", "rate_limit": {"rps": 50}}]}],
+    )
 
 
 class Config(Frozen):
     profiles: dict[str, ProfileConfig]
     default_profile: str
     server: ServerConfig = ServerConfig()
+    state: StateConfig = StateConfig()
+    access: AccessConfig | None = None
