@@ -87,7 +87,9 @@ access:                           # API keys and client limits; off when absent
       rate_limit: {rps: 50, burst: 100}
       quota: {requests: 1000000, period: day}
       methods:
-        - {methods: [eth_getLogs, "trace_*"], rate_limit: {rps: 5}, quota: {requests: 10000, period: 3600}}
+        - methods: [eth_getLogs, "trace_*"]
+          rate_limit: {rps: 5}
+          quota: {requests: 10000, period: 3600}
   per_ip: {rps: 20, burst: 40}
   anonymous: true
   redis_keys: false
