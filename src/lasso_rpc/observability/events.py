@@ -102,6 +102,7 @@ class BreakerChanged(Event, frozen=True, kw_only=True):
     from_state: str
     to_state: str
     reason: str
+    profile: str = ""
 
 
 class ProviderHealth(Event, frozen=True, kw_only=True):
@@ -111,6 +112,7 @@ class ProviderHealth(Event, frozen=True, kw_only=True):
     head: int | None
     lag: int | None
     cordoned: bool
+    profile: str = ""
 
 
 class SubscriptionFailover(Event, frozen=True, kw_only=True):

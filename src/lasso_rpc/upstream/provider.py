@@ -102,13 +102,16 @@ class ProviderRuntime:
 class BreakerEvents:
     """A breaker's ``on_change`` hook: each transition becomes a ``breaker.changed`` event."""
 
-    __slots__ = ("_bus", "_chain", "_clock", "_provider")
+    __slots__ = ("_bus", "_chain", "_clock", "_profile", "_provider")
 
-    def __init__(self, bus: EventBus, clock: Clock, chain: str, provider: str) -> None:
+    def __init__(
+        self, bus: EventBus, clock: Clock, chain: str, provider: str, profile: str = ""
+    ) -> None:
         self._bus = bus
         self._clock = clock
         self._chain = chain
         self._provider = provider
+        self._profile = profile
 
     def __call__(self, tr: BreakerTransition) -> None:
         self._bus.publish(
@@ -120,6 +123,7 @@ class BreakerEvents:
                 from_state=str(tr.from_state),
                 to_state=str(tr.to_state),
                 reason=tr.reason,
+                profile=self._profile,
             )
         )
 
@@ -136,6 +140,7 @@ def build_provider(
     clock: Clock,
     rng: random.Random,
     transport_impl: str = "fast",
+    profile: str = "",
 ) -> ProviderRuntime:
     """A provider of ``chain`` with its transport, and its breaker's events on ``bus``."""
     transport = provider_transport(
@@ -148,5 +153,5 @@ def build_provider(
         transport,
         clock=clock,
         rng=rng,
-        on_breaker_change=BreakerEvents(bus, clock, chain, config.id),
+        on_breaker_change=BreakerEvents(bus, clock, chain, config.id, profile),
     )
