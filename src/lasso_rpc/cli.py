@@ -65,16 +65,28 @@ def tune_allocator(trim_bytes: int = 64 * 1024 * 1024, mmap_bytes: int = 32 * 10
 
 
 async def _serve(
-    config_path: str, host: str | None, port: int | None, sock: socket.socket | None
+    config_path: str,
+    host: str | None,
+    port: int | None,
+    sock: socket.socket | None,
+    hub: tuple[int, socket.socket] | None = None,
 ) -> None:
+    from lasso_rpc.cluster.hub_link import HubLink
     from lasso_rpc.config import load_config
     from lasso_rpc.observability.logs import configure_logging
     from lasso_rpc.server.app import RouterServer
 
     config = load_config(config_path)
     configure_logging(config.server.log_level)
+    stop = asyncio.Event()
+    link = HubLink(hub[1], hub[0], on_lost=stop.set) if hub is not None else None
     server = RouterServer(
-        config, host=host, port=port, sock=sock, reloader=lambda: load_config(config_path)
+        config,
+        host=host,
+        port=port,
+        sock=sock,
+        reloader=lambda: load_config(config_path),
+        hub=link,
     )
     await server.start()
     # Start-up objects never die: keep them out of the cyclic GC, and collect less often
@@ -83,7 +95,6 @@ async def _serve(
     gc.set_threshold(50_000, 20, 100)
     tune_allocator()
     loop = asyncio.get_running_loop()
-    stop = asyncio.Event()
     reloads: set[asyncio.Task[object]] = set()
 
     def on_hup() -> None:
@@ -111,9 +122,9 @@ async def _reload(server: object, config_path: str) -> object:
     return None
 
 
-def _worker(config_path: str, host: str, port: int) -> None:
+def _worker(config_path: str, host: str, port: int, index: int, hub: socket.socket) -> None:
     sock = _reuse_port_socket(host, port)
-    run_coro(_serve(config_path, host, port, sock))
+    run_coro(_serve(config_path, host, port, sock, (index, hub)))
 
 
 @app.command()
@@ -122,7 +133,8 @@ def serve(
     host: Annotated[str | None, typer.Option(help="Listen address (default from config)")] = None,
     port: Annotated[int | None, typer.Option(help="Listen port (default from config)")] = None,
     workers: Annotated[
-        int, typer.Option(min=1, help="Processes sharing the port (SO_REUSEPORT)")
+        int,
+        typer.Option(min=1, help="Processes sharing the port (SO_REUSEPORT) and their state"),
     ] = 1,
 ) -> None:
     """Run the router."""
@@ -141,30 +153,24 @@ def serve(
     # Hold the port so every worker binds the same one, even when asked for port 0.
     holder = _reuse_port_socket(h, p)
     p = holder.getsockname()[1]
+    from lasso_rpc.cluster.supervisor import supervise
+
+    # One socketpair per worker: the parent is the hub the workers share state through.
+    pairs = [socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM) for _ in range(workers)]
     ctx = multiprocessing.get_context("spawn")
-    procs = [ctx.Process(target=_worker, args=(config, h, p), daemon=False) for _ in range(workers)]
+    procs = [
+        ctx.Process(target=_worker, args=(config, h, p, i, pairs[i][1]), daemon=False)
+        for i in range(workers)
+    ]
     for proc in procs:
         proc.start()
     holder.close()
-
-    def forward(signum: int, _frame: object) -> None:
-        for proc in procs:
-            if proc.pid is not None:
-                with contextlib.suppress(ProcessLookupError):
-                    os.kill(proc.pid, signum)
-
-    for s in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
-        signal.signal(s, forward)
-    # A worker that dies takes the others down: half a router on a shared port is worse.
-    while all(proc.is_alive() for proc in procs):
-        procs[0].join(0.5)
-    failed = [proc.exitcode for proc in procs if proc.exitcode not in (None, 0, -signal.SIGTERM)]
-    forward(signal.SIGTERM, None)
-    for proc in procs:
-        proc.join()
-    if failed:
-        typer.echo(f"a worker exited with code {failed[0]}; all workers stopped", err=True)
-        raise typer.Exit(1)
+    for _, child_end in pairs:
+        child_end.close()
+    code = run_coro(supervise(procs, [hub_end for hub_end, _ in pairs]))
+    if code:
+        typer.echo("a worker exited with an error; all workers stopped", err=True)
+        raise typer.Exit(code)
 
 
 @app.command("check-config")

@@ -32,6 +32,10 @@
     └── battle.providers.router_process.RouterProcessError
                                                 a router node exited or never listened
 
+    Shared state (defined beside their code, still LassoErrors; never reach a client):
+    ├── cluster.redis_guard.StateUnavailable    Redis down, slow, or its breaker open
+    └── cluster.hub_link.HubUnavailable         the workers' parent did not answer
+
 Foreign exceptions (OSError, asyncio.TimeoutError, httptools/aiohttp errors) are translated once,
 in the transport layer, with ``raise ... from exc``. Only the server layer turns a
 ``RequestRejected`` into a JSON-RPC error object, from the table in ``lasso_rpc.server.errors``.

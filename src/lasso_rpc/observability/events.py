@@ -13,6 +13,7 @@ provider.health   a provider's head, lag or cordon changed
 subscription.failover  a multiplexed subscription moved to another provider
 config.reloaded   a new configuration was swapped in (or rejected: ``ok=False``)
 chaos.injected    the battle framework injected a fault (``chaos.reverted`` when undone)
+state.backend     the shared state backend (Redis) became unreachable, or reachable again
 ================  =====================================================================
 """
 
@@ -36,6 +37,7 @@ __all__ = [
     "EventStream",
     "ProviderHealth",
     "RequestFinished",
+    "StateBackendChanged",
     "SubscriptionFailover",
     "ANSWERED_OUTCOMES",
     "event_fields",
@@ -139,6 +141,13 @@ class ChaosEvent(Event, frozen=True, kw_only=True):
     target: str | None
     reverted: bool = False
     details: dict[str, Any] = msgspec.field(default_factory=dict)
+
+
+class StateBackendChanged(Event, frozen=True, kw_only=True):
+    kind: ClassVar[str] = "state.backend"
+    backend: str  # "redis"
+    connected: bool
+    reason: str
 
 
 def event_fields(cls: type[Event]) -> tuple[str, ...]:

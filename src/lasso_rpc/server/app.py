@@ -13,6 +13,10 @@ from typing import Any
 
 from aiohttp import web
 
+from lasso_rpc.cluster.hub_link import HubLink
+from lasso_rpc.cluster.metrics import ClusterCollector
+from lasso_rpc.cluster.runtime import Cluster
+from lasso_rpc.cluster.views import ClusterViews
 from lasso_rpc.config.models import Config
 from lasso_rpc.observability.logs import EventLogger
 from lasso_rpc.observability.metrics import PrometheusMetrics
@@ -47,6 +51,7 @@ def build_app(
     reloader: Callable[[], Any] | None = None,
     ws_base: str | None = None,
     subscriptions: SubscriptionManager | None = None,
+    cluster: Cluster | None = None,
 ) -> web.Application:
     """The aiohttp app; it closes ``subscriptions`` (made from ``router`` if None) on shutdown."""
     cfg = router.config.server
@@ -59,8 +64,13 @@ def build_app(
     router.bus.subscribe(EventLogger().on_event)
     rpc = RpcHandler(router, ws_base=ws_base or cfg.public_ws_base)
     app[RPC_KEY] = rpc
-    ops = OpsHandlers(router, metrics)
-    control = ControlHandlers(router, cfg.control, reloader)
+    views = ClusterViews(cluster.hub, router, metrics) if cluster and cluster.hub else None
+    if cluster is not None:
+        metrics.registry.register(ClusterCollector(cluster))
+    ops = OpsHandlers(router, metrics, views.events.open if views is not None else None)
+    control = ControlHandlers(
+        router, cfg.control, reloader, cluster.settle if cluster is not None else None
+    )
     manager = subscriptions or subscription_manager(router)
     app[SUBSCRIPTIONS_KEY] = manager
     ws = WsEndpoint(router, rpc, manager)
@@ -71,9 +81,9 @@ def build_app(
             web.get("/ws/rpc/{tail:.+}", ws.handle),
             web.get("/health", ops.health),
             web.get("/ready", ops.ready),
-            web.get("/metrics", ops.metrics_text),
+            web.get("/metrics", views.metrics_text if views else ops.metrics_text),
             web.get("/api/chains", ops.chains),
-            web.get("/api/providers", ops.providers),
+            web.get("/api/providers", views.providers if views else ops.providers),
             web.get("/api/events", ops.events),
             *control.routes(),
         ]
@@ -100,6 +110,7 @@ class RouterServer:
         sock: socket.socket | None = None,
         transport_impl: str = "fast",
         front: str | None = None,
+        hub: HubLink | None = None,
     ) -> None:
         self.router = router or Router(config, transport_impl=transport_impl)
         self.host = host if host is not None else config.server.host
@@ -114,6 +125,9 @@ class RouterServer:
         self._server: asyncio.Server | None = None
         #: WebSocket subscriptions (``/ws/rpc``); made on ``start``, closed on ``aclose``.
         self.subscriptions: SubscriptionManager | None = None
+        self._hub = hub
+        #: Shared state with other processes (``state:``, the workers' hub); made on ``start``.
+        self.cluster: Cluster | None = None
 
     @property
     def url(self) -> str:
@@ -121,8 +135,15 @@ class RouterServer:
 
     async def start(self) -> None:
         await self.router.start()
+        self.cluster = Cluster(self.router, hub=self._hub, reloader=self._reloader)
+        await self.cluster.start()
         self.subscriptions = subscription_manager(self.router)
-        app = build_app(self.router, reloader=self._reloader, subscriptions=self.subscriptions)
+        app = build_app(
+            self.router,
+            reloader=self._reloader,
+            subscriptions=self.subscriptions,
+            cluster=self.cluster,
+        )
         self._runner = web.AppRunner(app, access_log=None, shutdown_timeout=1.0)
         await self._runner.setup()
         aio = self._runner.server
@@ -153,6 +174,9 @@ class RouterServer:
             await self._runner.cleanup()  # handed-over connections, WebSockets, on_shutdown
             self._runner = None
         self._server = None
+        if self.cluster is not None:
+            await self.cluster.aclose()
+            self.cluster = None
         await self.router.aclose()
 
     async def __aenter__(self) -> RouterServer:

@@ -4,29 +4,92 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+from collections.abc import AsyncIterator, Callable, Iterable
 from dataclasses import asdict
-from typing import Any
+from typing import Any, Protocol
 
 import orjson
 from aiohttp import WSMsgType, web
 
-from lasso_rpc.observability.events import EventStream, event_to_dict
+from lasso_rpc.observability.events import EventBus, EventStream, event_to_dict
 from lasso_rpc.observability.metrics import PrometheusMetrics
 from lasso_rpc.resilience.breaker import BreakerState
 from lasso_rpc.router import Router
 from lasso_rpc.upstream.chain import ChainRuntime
 
-__all__ = ["OpsHandlers"]
+__all__ = ["EventFeed", "LocalEvents", "OpsHandlers", "provider_rows"]
 
 
 def _json(data: Any, status: int = 200) -> web.Response:
     return web.Response(body=orjson.dumps(data), status=status, content_type="application/json")
 
 
+class EventFeed(Protocol):
+    """What ``/api/events`` reads: (type, JSON object) frames, oldest first."""
+
+    async def get(self) -> tuple[str, bytes]: ...
+
+
+class LocalEvents:
+    """This process's bus as an ``/api/events`` feed (``views.ClusterEvents``: every worker's)."""
+
+    def __init__(self, bus: EventBus) -> None:
+        self._bus = bus
+
+    @contextlib.asynccontextmanager
+    async def open(self) -> AsyncIterator[EventFeed]:
+        with self._bus.stream() as stream:
+            yield _LocalFeed(stream)
+
+
+class _LocalFeed:
+    __slots__ = ("_stream",)
+
+    def __init__(self, stream: EventStream) -> None:
+        self._stream = stream
+
+    async def get(self) -> tuple[str, bytes]:
+        d = event_to_dict(await self._stream.get())
+        return d["type"], orjson.dumps(d, default=str)
+
+
+def provider_rows(chains: Iterable[ChainRuntime]) -> list[dict[str, Any]]:
+    """What ``/api/providers`` lists for ``chains``."""
+    out = []
+    for c in chains:
+        for p in c.providers.values():
+            out.append(
+                {
+                    "profile": c.profile,
+                    "chain": c.name,
+                    "id": p.id,
+                    "name": p.config.name or p.id,
+                    "url": p.masked_url,
+                    "priority": p.config.priority,
+                    "weight": p.config.weight,
+                    "breaker": asdict(p.breaker.snapshot()),
+                    "cordoned": p.cordoned,
+                    "head": p.head,
+                    "lag": p.lag,
+                    "in_flight": p.in_flight,
+                    "unsupported_methods": sorted(p.unsupported),
+                    "stats": p.stats.snapshot(),
+                }
+            )
+    return out
+
+
 class OpsHandlers:
-    def __init__(self, router: Router, metrics: PrometheusMetrics) -> None:
+    def __init__(
+        self,
+        router: Router,
+        metrics: PrometheusMetrics,
+        events: Callable[[], contextlib.AbstractAsyncContextManager[EventFeed]] | None = None,
+    ) -> None:
         self.router = router
         self.metrics = metrics
+        #: Where /api/events reads from: this process's bus unless a cluster view is given.
+        self.open_events = events or LocalEvents(router.bus).open
 
     async def health(self, request: web.Request) -> web.Response:
         return _json({"status": "ok"})
@@ -71,35 +134,13 @@ class OpsHandlers:
         chains: list[ChainRuntime] = (
             [self.router.resolve(chain_key, profile)] if chain_key else self.router.chains()
         )
-        out = []
-        for c in chains:
-            for p in c.providers.values():
-                out.append(
-                    {
-                        "profile": c.profile,
-                        "chain": c.name,
-                        "id": p.id,
-                        "name": p.config.name or p.id,
-                        "url": p.masked_url,
-                        "priority": p.config.priority,
-                        "weight": p.config.weight,
-                        "breaker": asdict(p.breaker.snapshot()),
-                        "cordoned": p.cordoned,
-                        "head": p.head,
-                        "lag": p.lag,
-                        "in_flight": p.in_flight,
-                        "unsupported_methods": sorted(p.unsupported),
-                        "stats": p.stats.snapshot(),
-                    }
-                )
-        return _json({"providers": out})
+        return _json({"providers": provider_rows(chains)})
 
     async def events(self, request: web.Request) -> web.StreamResponse:
         """Server-Sent Events, or WebSocket frames when the client asks for an upgrade."""
         types = set(filter(None, request.query.get("types", "").split(",")))
-        bus = self.router.bus
         # Registered before the handshake so a client that got its answer misses nothing.
-        with bus.stream() as stream:
+        async with self.open_events() as stream:
             if request.headers.get("Upgrade", "").lower() == "websocket":
                 ws = web.WebSocketResponse(heartbeat=20)
                 await ws.prepare(request)
@@ -111,9 +152,9 @@ class OpsHandlers:
                             break
                         if ev is None:
                             continue
-                        d = event_to_dict(ev)
-                        if not types or d["type"] in types:
-                            await ws.send_bytes(orjson.dumps(d, default=str))
+                        kind, data = ev
+                        if not types or kind in types:
+                            await ws.send_bytes(data)
                 finally:
                     reader.cancel()
                     with contextlib.suppress(asyncio.CancelledError):
@@ -133,12 +174,10 @@ class OpsHandlers:
                     # A comment line: a client that went away is noticed by the failed write.
                     await resp.write(b": keep-alive\n\n")
                     continue
-                d = event_to_dict(ev)
-                if types and d["type"] not in types:
+                kind, data = ev
+                if types and kind not in types:
                     continue
-                await resp.write(
-                    b"event: %s\ndata: %s\n\n" % (d["type"].encode(), orjson.dumps(d, default=str))
-                )
+                await resp.write(b"event: %s\ndata: %s\n\n" % (kind.encode(), data))
 
 
 _KEEPALIVE_S = 15.0
@@ -146,7 +185,7 @@ _CLOSED = object()
 
 
 async def _next_event(
-    stream: EventStream, reader: asyncio.Task[None] | None, timeout_s: float
+    stream: EventFeed, reader: asyncio.Task[None] | None, timeout_s: float
 ) -> Any:
     """The next event; None after ``timeout_s`` of silence; _CLOSED when the reader ended."""
     getter = asyncio.create_task(stream.get())
