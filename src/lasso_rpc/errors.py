@@ -23,7 +23,9 @@
         ├── AllAttemptsFailed        -32002  (``data.attempts`` lists each attempt)
         ├── DeadlineExceeded         -32003
         ├── BodyTooLarge             -32004  (HTTP 413)
-        └── RateLimited              -32005  (HTTP 429)
+        ├── RateLimited              -32005  (HTTP 429, ``Retry-After``: ``retry_after_s``)
+        ├── Unauthorized             -32006  (HTTP 401: no valid API key)
+        └── Forbidden                -32006  (HTTP 403: this key may not use that profile)
 
     Battle framework (defined beside their code, still LassoErrors):
     ├── battle.report.schema.InvalidResult      a result JSON not following the schema
@@ -51,6 +53,7 @@ __all__ = [
     "ConfigError",
     "ConnectError",
     "ConnectionLost",
+    "Forbidden",
     "DeadlineExceeded",
     "InternalError",
     "InvalidParams",
@@ -64,6 +67,7 @@ __all__ = [
     "RequestRejected",
     "ResponseTooLarge",
     "TransportError",
+    "Unauthorized",
     "UpstreamFault",
     "error_name",
     "UpstreamTimeout",
@@ -176,6 +180,19 @@ class BodyTooLarge(RequestRejected):
 
 
 class RateLimited(RequestRejected):
+    def __init__(
+        self, message: str, *, data: Any = None, retry_after_s: float | None = None
+    ) -> None:
+        super().__init__(message, data=data)
+        #: When the client may try again (the ``Retry-After`` header), if known.
+        self.retry_after_s = retry_after_s
+
+
+class Unauthorized(RequestRejected):
+    pass
+
+
+class Forbidden(RequestRejected):
     pass
 
 

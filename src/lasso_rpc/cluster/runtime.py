@@ -19,6 +19,7 @@ from typing import Any, Protocol, runtime_checkable
 from lasso_rpc.cluster.hub_link import HubLink
 from lasso_rpc.cluster.peers import NoPeers, Peers
 from lasso_rpc.cluster.records import new_node_id
+from lasso_rpc.cluster.redis_guard import RedisGuard
 from lasso_rpc.cluster.sync import StateSync
 from lasso_rpc.errors import LassoError
 from lasso_rpc.observability.events import StateBackendChanged
@@ -54,6 +55,12 @@ class Cluster:
         self.peers = peers
         self._router = router
         self.sync = StateSync(router, peers, node_id=self.node_id, reloader=reloader)
+
+    @property
+    def redis_guard(self) -> RedisGuard | None:
+        """The Redis connection (and its breaker) when the state is in Redis."""
+        guard = getattr(self.peers, "guard", None)
+        return guard if isinstance(guard, RedisGuard) else None
 
     def _backend_changed(self, connected: bool, reason: str) -> None:
         self._router.bus.publish(

@@ -277,7 +277,7 @@ def load_config_text(texts: list[tuple[str, str]], env: Mapping[str, str] | None
     default = "default" if "default" in profiles else next(iter(profiles))
     blocks = {k: v for k, (_, v) in globals_.items() if v is not None}
     if blocks.get("access") is not None:
-        errors.extend(access_profile_errors(blocks["access"], profiles))
+        errors.extend(access_profile_errors(blocks["access"], profiles, blocks.get("state")))
         if errors:
             raise ConfigError(errors)
     return Config(profiles=profiles, default_profile=default, **blocks)

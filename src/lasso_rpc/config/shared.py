@@ -210,11 +210,17 @@ class AccessConfig(Frozen):
         return self
 
 
-def access_profile_errors(access: AccessConfig, profiles: Mapping[str, object]) -> list[str]:
-    """A key naming a profile that no file defines (checked once every file is read)."""
-    return [
+def access_profile_errors(
+    access: AccessConfig, profiles: Mapping[str, object], state: StateConfig | None = None
+) -> list[str]:
+    """Rules across blocks, checked once every file is read: a key naming a profile that no
+    file defines; keys in Redis without a Redis."""
+    errors = [
         f"access.keys[{i}].profile: unknown profile {k.profile!r}; known: "
         + ", ".join(sorted(profiles))
         for i, k in enumerate(access.keys)
         if k.profile is not None and k.profile not in profiles
     ]
+    if access.redis_keys and (state is None or state.backend != "redis"):
+        errors.append("access.redis_keys: needs state.backend redis")
+    return errors

@@ -13,6 +13,8 @@ from typing import Any
 
 from aiohttp import web
 
+from lasso_rpc.access.gate import build_gate
+from lasso_rpc.access.metrics import AccessCollector
 from lasso_rpc.cluster.hub_link import HubLink
 from lasso_rpc.cluster.metrics import ClusterCollector
 from lasso_rpc.cluster.runtime import Cluster
@@ -62,7 +64,20 @@ def build_app(
     metrics = PrometheusMetrics(router)
     router.bus.subscribe(metrics.on_event)
     router.bus.subscribe(EventLogger().on_event)
-    rpc = RpcHandler(router, ws_base=ws_base or cfg.public_ws_base)
+    gate = build_gate(
+        router.config,
+        clock=router.clock,
+        hub=cluster.hub if cluster is not None else None,
+        guard=cluster.redis_guard if cluster is not None else None,
+    )
+    if gate is not None:
+        metrics.registry.register(AccessCollector(gate))
+
+        async def close_gate(app: web.Application) -> None:
+            await gate.aclose()
+
+        app.on_cleanup.append(close_gate)
+    rpc = RpcHandler(router, ws_base=ws_base or cfg.public_ws_base, gate=gate)
     app[RPC_KEY] = rpc
     views = ClusterViews(cluster.hub, router, metrics) if cluster and cluster.hub else None
     if cluster is not None:

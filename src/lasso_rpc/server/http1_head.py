@@ -24,6 +24,7 @@ _TOKEN = b"!#$%&'*+-.^_`|~0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqr
 _CONTENT_LENGTH, _TRANSFER_ENCODING, _CONNECTION, _UPGRADE, _EXPECT, _META, _REQUEST_ID, _HOST = (
     range(8)
 )
+_KEY, _AUTHORIZATION = 8, 9
 _HEADERS = {
     b"host": _HOST,
     b"content-length": _CONTENT_LENGTH,
@@ -33,6 +34,8 @@ _HEADERS = {
     b"expect": _EXPECT,
     b"x-lasso-include-meta": _META,
     b"x-request-id": _REQUEST_ID,
+    b"x-lasso-key": _KEY,
+    b"authorization": _AUTHORIZATION,
 }
 
 
@@ -48,6 +51,7 @@ class RequestHead(msgspec.Struct, frozen=True):
     expect_continue: bool
     start: int
     end: int
+    key: str | None = None  # API key: X-Lasso-Key, else Authorization: Bearer
 
 
 class HandOff:
@@ -86,6 +90,8 @@ def parse_head(buf: bytes | bytearray) -> RequestHead | HandOff | None:
     request_id: str | None = None
     expect_continue = False
     host = False
+    key: str | None = None
+    bearer: str | None = None
     for line in lines[1:]:
         c = line.find(b":")
         # No colon, a folded line, or a name that is not an RFC 9110 token: not for this parser.
@@ -121,6 +127,12 @@ def parse_head(buf: bytes | bytearray) -> RequestHead | HandOff | None:
                 return _HANDOFF  # echoed in a response header: let aiohttp judge it
             if request_id is None:
                 request_id = v.decode("utf-8", "surrogateescape")
+        elif k == _KEY:
+            if key is None:
+                key = v.decode("utf-8", "surrogateescape")
+        elif k == _AUTHORIZATION:
+            if bearer is None and v[:7].lower() == b"bearer ":
+                bearer = v[7:].strip(b" \t").decode("utf-8", "surrogateescape")
         elif k == _EXPECT and v.lower() == b"100-continue":
             expect_continue = True
         else:  # Transfer-Encoding, Upgrade, another Expect
@@ -133,7 +145,16 @@ def parse_head(buf: bytes | bytearray) -> RequestHead | HandOff | None:
         return _HANDOFF
     start = i + 4
     return RequestHead(
-        tail, query, meta, request_id, keep_alive, http10, expect_continue, start, start + length
+        tail,
+        query,
+        meta,
+        request_id,
+        keep_alive,
+        http10,
+        expect_continue,
+        start,
+        start + length,
+        key if key is not None else bearer,
     )
 
 
