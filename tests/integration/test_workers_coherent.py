@@ -114,3 +114,26 @@ async def test_the_event_stream_carries_every_workers_events(node: RouterProcess
             await _fresh(node.url + "/rpc/ethereum")
         await asyncio.wait_for(task, 10)
     assert seen == {0, 1}
+
+
+async def test_a_quota_is_one_quota_whichever_worker_counts_it(
+    fleet: MockFleet, tmp_path: Path
+) -> None:
+    path = tmp_path / "q.yaml"
+    key = "worker-quota-key-01"
+    path.write_text(
+        fleet_config(fleet, extra={"access": {"keys": [{"key": key, "quota": {"requests": 5}}]}})
+    )
+    async with RouterProcess(path, workers=2, startup_timeout_s=90) as n:
+        pids: dict[str, list[int]] = {}
+        for _ in range(12):  # new connections: both workers count
+            async with aiohttp.ClientSession() as http:
+                status, _, resp = await rpc(
+                    http,
+                    n.url + "/rpc/ethereum?include_meta=headers",
+                    headers={"X-Lasso-Key": key},
+                )
+            pid = resp.headers.get("X-Lasso-Request-Id", "refused").split("-")[0]
+            pids.setdefault(pid, []).append(status)
+        statuses = [s for ss in pids.values() for s in ss]
+        assert statuses.count(200) == 5 and statuses.count(429) == 7

@@ -27,7 +27,8 @@ from lasso_rpc.battle.measure.collector import Collector
 from lasso_rpc.battle.providers.anvil import AnvilNode
 from lasso_rpc.battle.providers.faultproxy import FaultProxy
 from lasso_rpc.battle.providers.fleet import MockFleet
-from lasso_rpc.battle.providers.router_host import start_router
+from lasso_rpc.battle.providers.router_cluster import ClusterHost, start_cluster
+from lasso_rpc.battle.providers.router_host import RouterHost, start_router
 from lasso_rpc.battle.records import SubscriptionRecord
 from lasso_rpc.battle.report.schema import SCHEMA
 from lasso_rpc.battle.result import BattleResult, new_run_id
@@ -97,9 +98,15 @@ async def run_scenario(sc: ScenarioSpec, *, progress: ProgressFn | None = None) 
             if pid in ws_urls:
                 ws_urls[pid] = proxy.ws_url.rstrip("/") + (urlsplit(ws_urls[pid]).path or "/")
         token = secrets.token_hex(16)
-        host = await start_router(
-            router_config(sc, router_urls, token, chain_id, ws_urls), process=sc.router_opts.process
-        )
+        config_yaml = router_config(sc, router_urls, token, chain_id, ws_urls)
+        opts = sc.router_opts
+        host: RouterHost
+        if opts.clustered:
+            host = await start_cluster(
+                config_yaml, nodes=opts.nodes, workers=opts.workers, state=opts.state
+            )
+        else:
+            host = await start_router(config_yaml, process=opts.process)
         stack.push_async_callback(host.aclose)
         ctx = ScenarioContext(
             router_host=host,
@@ -112,7 +119,12 @@ async def run_scenario(sc: ScenarioSpec, *, progress: ProgressFn | None = None) 
             rng=random.Random(rng.random()),
             session=session,
         )
-        await wait_until_ready(session, host.url, CHAIN, timeout_s=30.0)
+        node_urls = [host.url]
+        if isinstance(host, ClusterHost):
+            ctx.router_nodes, ctx.redis = list(host.nodes), host.redis
+            node_urls = host.node_urls
+        for url in node_urls:
+            await wait_until_ready(session, url, CHAIN, timeout_s=30.0)
         for hook in sc.setup_hooks:
             extra = await hook(ctx)
             if extra:
@@ -130,6 +142,9 @@ async def run_scenario(sc: ScenarioSpec, *, progress: ProgressFn | None = None) 
         stack.push_async_callback(collector.aclose)
         if host.bus is not None:
             collector.attach_bus(host.bus)
+        elif isinstance(host, ClusterHost):
+            for events_url in host.event_urls:
+                await collector.attach_stream(events_url)
         else:
             await collector.attach_stream(host.url.replace("http", "ws", 1) + "/api/events")
         total_s = max(w.duration_s for w in sc.workloads)

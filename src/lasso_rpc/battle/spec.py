@@ -42,6 +42,16 @@ class RouterOptions:
     strategy: str = "fastest"
     process: bool = False
     routing: Mapping[str, Any] = field(default_factory=dict)
+    #: Router nodes behind one balancer (>1: subprocesses sharing ``state``).
+    nodes: int = 1
+    #: ``serve --workers N`` per node (>1: subprocesses).
+    workers: int = 1
+    #: Where the nodes share state: "memory" (nothing shared between nodes) or "redis".
+    state: str = "memory"
+
+    @property
+    def clustered(self) -> bool:
+        return self.nodes > 1 or self.workers > 1 or self.state == "redis"
 
 
 @dataclass(frozen=True, slots=True)
@@ -82,8 +92,25 @@ class ScenarioSpec:
         opts = AnvilOptions(nodes, block_time_s, chain_id)
         return dataclasses.replace(self, anvil_opts=opts, fleet=None)
 
-    def router(self, *, strategy: str = "fastest", process: bool = False, **routing: Any) -> Self:
-        return dataclasses.replace(self, router_opts=RouterOptions(strategy, process, routing))
+    def router(
+        self,
+        *,
+        strategy: str = "fastest",
+        process: bool = False,
+        nodes: int = 1,
+        workers: int = 1,
+        state: str | None = None,
+        **routing: Any,
+    ) -> Self:
+        """``nodes``/``workers`` > 1 run ``lasso-rpc serve`` subprocesses; ``state`` is
+        "memory" or "redis" (default: redis when there are several nodes)."""
+        if nodes < 1 or workers < 1:
+            raise ValueError("router: nodes and workers must be >= 1")
+        st = state or ("redis" if nodes > 1 else "memory")
+        if st not in ("memory", "redis"):
+            raise ValueError(f"router: state must be memory or redis, got {st!r}")
+        opts = RouterOptions(strategy, process, routing, nodes, workers, st)
+        return dataclasses.replace(self, router_opts=opts)
 
     def setup(self, hook: SetupHook) -> Self:
         return dataclasses.replace(self, setup_hooks=(*self.setup_hooks, hook))
@@ -149,6 +176,9 @@ class ScenarioSpec:
                 "strategy": self.router_opts.strategy,
                 "process": self.router_opts.process,
                 "routing": dict(self.router_opts.routing),
+                "nodes": self.router_opts.nodes,
+                "workers": self.router_opts.workers,
+                "state": self.router_opts.state,
             },
             "providers": providers,
             "anvil": dataclasses.asdict(self.anvil_opts) if self.anvil_opts else None,
@@ -197,11 +227,13 @@ class ScenarioSpec:
         strategy = router.pop("strategy", "fastest")
         process = bool(router.pop("process", False))
         routing = dict(router.pop("routing", {}) or {})
+        cluster = {k: router.pop(k) for k in ("nodes", "workers", "state") if k in router}
         if router:
             raise ValueError(
-                f"unknown router keys {sorted(router)}; valid: process, routing, strategy"
+                f"unknown router keys {sorted(router)}; valid: nodes, process, routing, "
+                "state, strategy, workers"
             )
-        s = s.router(strategy=strategy, process=process, **routing)
+        s = s.router(strategy=strategy, process=process, **cluster, **routing)
         loads = d.get("workloads") or ([d["workload"]] if d.get("workload") else [])
         if isinstance(loads, Mapping):
             loads = [loads]
