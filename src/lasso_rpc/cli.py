@@ -227,5 +227,14 @@ def _register_battle() -> None:
 _register_battle()
 
 
+def _register_keys() -> None:
+    from lasso_rpc.access.cli import keys_app
+
+    app.add_typer(keys_app, name="keys")
+
+
+_register_keys()
+
+
 def main() -> None:
     app()

@@ -191,3 +191,36 @@ async def test_limits_fail_open_while_redis_is_down(
             await asyncio.sleep(0.05)
         codes = [(await rpc(http, a.url + "/rpc/ethereum", headers=headers))[0] for _ in range(3)]
         assert codes == [200, 200, 429]  # counted again once Redis is back
+
+
+async def test_keys_add_stores_only_the_hash_and_limits(
+    fleet: MockFleet, redis_server: RedisServer, tmp_path: Any
+) -> None:
+    import hashlib
+    import os
+    import sys
+
+    from redis.asyncio import Redis
+
+    path = tmp_path / "r.yaml"
+    path.write_text(
+        fleet_config(fleet, extra={"state": {"backend": "redis", "url": redis_server.url}})
+    )
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "lasso_rpc", "keys", "add", "--config", str(path),
+        "--key-env", "NEW_KEY", "--name", "cli", "--rps", "5", "--quota", "1000",
+        env={**os.environ, "NEW_KEY": "cli-added-key-0004"},
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+    )  # fmt: skip
+    out, err = await proc.communicate()
+    assert proc.returncode == 0, err.decode()
+    field = hashlib.sha256(b"cli-added-key-0004").hexdigest()
+    assert field in out.decode()
+    redis = Redis.from_url(redis_server.url)
+    try:
+        stored = await redis.hgetall("lasso:keys")
+    finally:
+        await redis.aclose()
+    assert list(stored) == [field.encode()]
+    assert b"cli-added-key" not in stored[field.encode()]
+    assert b'"rps":5.0' in stored[field.encode()] and b'"requests":1000' in stored[field.encode()]
