@@ -34,8 +34,12 @@ async def supervise(procs: Sequence[BaseProcess], hub_socks: Sequence[socket.soc
 
     for s in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
         loop.add_signal_handler(s, forward, s)
+    def exited(sentinel: int) -> None:
+        loop.remove_reader(sentinel)  # level-triggered: once is enough
+        one_exited.set()
+
     for proc in procs:
-        loop.add_reader(proc.sentinel, one_exited.set)
+        loop.add_reader(proc.sentinel, exited, proc.sentinel)
     try:
         await one_exited.wait()
         await asyncio.sleep(0)  # exit codes of workers that ended together
