@@ -72,3 +72,13 @@ def test_a_method_rule_must_limit_something() -> None:
     with pytest.raises(ConfigError) as exc:
         _load("access:\n  keys:\n    - {key: '${K1}', methods: [{methods: [eth_getLogs]}]}\n")
     assert any("methods[0]: give rate_limit, quota or both" in e for e in exc.value.errors)
+
+
+def test_the_nodes_example_config_loads() -> None:
+    from pathlib import Path
+
+    from lasso_rpc.config import load_config
+
+    cfg = load_config(Path(__file__).resolve().parents[2] / "examples/configs/nodes.yaml")
+    assert cfg.state.backend == "redis"
+    assert cfg.access is not None and cfg.access.keys[0].name == "acme"
