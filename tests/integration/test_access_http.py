@@ -224,3 +224,42 @@ async def test_keys_add_stores_only_the_hash_and_limits(
     assert list(stored) == [field.encode()]
     assert b"cli-added-key" not in stored[field.encode()]
     assert b'"rps":5.0' in stored[field.encode()] and b'"requests":1000' in stored[field.encode()]
+
+
+async def test_a_frozen_redis_costs_a_few_timeouts_then_nothing(
+    fleet: MockFleet, redis_server: RedisServer, http: aiohttp.ClientSession
+) -> None:
+    text = fleet_config(
+        fleet,
+        extra={
+            "state": {
+                "backend": "redis",
+                "url": redis_server.url,
+                "retry_ms": 100,
+                "timeout_ms": 25,
+            },
+            **access(on_state_down="local"),
+        },
+    )
+    async with RouterServer(load_config_text([("a.yaml", text)]), port=0) as a:
+        headers = {"X-Lasso-Key": OTHER}  # quota 2 a day, enforced per node while Redis is away
+        assert (await rpc(http, a.url + "/rpc/ethereum", headers=headers))[0] == 200
+        redis_server.pause()  # SIGSTOP: connections open, nothing answered
+        try:
+            codes = [
+                (await rpc(http, a.url + "/rpc/ethereum", headers=headers))[0] for _ in range(6)
+            ]
+            assert codes == [200, 200, 429, 429, 429, 429]  # local buckets: a fresh quota of 2
+            assert a.cluster is not None and not a.cluster.sync.status().connected
+            async with http.get(a.url + "/metrics") as r:
+                metrics = await r.text()
+            assert 'lasso_access_fallbacks_total{mode="local",store="redis"} 6.0' in metrics
+            guard = a.cluster.redis_guard
+            assert guard is not None and guard.errors == 3  # then no call until a probe answers
+        finally:
+            redis_server.resume()
+        for _ in range(100):
+            if a.cluster.sync.status().connected:
+                break
+            await asyncio.sleep(0.05)
+        assert a.cluster.sync.status().connected
