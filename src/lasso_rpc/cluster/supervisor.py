@@ -34,6 +34,7 @@ async def supervise(procs: Sequence[BaseProcess], hub_socks: Sequence[socket.soc
 
     for s in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
         loop.add_signal_handler(s, forward, s)
+
     def exited(sentinel: int) -> None:
         loop.remove_reader(sentinel)  # level-triggered: once is enough
         one_exited.set()
