@@ -27,13 +27,14 @@ app = typer.Typer(
 )
 
 
-def _reuse_port_socket(host: str, port: int) -> socket.socket:
+def _reuse_port_socket(host: str, port: int, *, listen: bool = True) -> socket.socket:
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
     sock = socket.socket(family, socket.SOCK_STREAM)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
     sock.bind((host, port))
-    sock.listen(1024)
+    if listen:
+        sock.listen(1024)
     sock.setblocking(False)
     return sock
 
@@ -151,7 +152,9 @@ def serve(
         run_coro(_serve(config, h, p, None))
         return
     # Hold the port so every worker binds the same one, even when asked for port 0.
-    holder = _reuse_port_socket(h, p)
+    # Bound, not listening (so it takes no connection), and kept until the workers are gone:
+    # no other program can take the port while the workers start.
+    holder = _reuse_port_socket(h, p, listen=False)
     p = holder.getsockname()[1]
     from lasso_rpc.cluster.supervisor import supervise
 
@@ -164,10 +167,12 @@ def serve(
     ]
     for proc in procs:
         proc.start()
-    holder.close()
     for _, child_end in pairs:
         child_end.close()
-    code = run_coro(supervise(procs, [hub_end for hub_end, _ in pairs]))
+    try:
+        code = run_coro(supervise(procs, [hub_end for hub_end, _ in pairs]))
+    finally:
+        holder.close()
     if code:
         typer.echo("a worker exited with an error; all workers stopped", err=True)
         raise typer.Exit(code)
