@@ -13,6 +13,8 @@ provider.health   a provider's head, lag or cordon changed
 subscription.failover  a multiplexed subscription moved to another provider
 config.reloaded   a new configuration was swapped in (or rejected: ``ok=False``)
 chaos.injected    the battle framework injected a fault (``chaos.reverted`` when undone)
+stats.summary     a few times a second while a dashboard follows the router: counts of the
+                  interval, provider state, sampled routing decisions (``dashboard/summary.py``)
 ================  =====================================================================
 """
 
@@ -71,6 +73,8 @@ def is_provider_fault(outcome: str) -> bool:
 
 class Event(msgspec.Struct, frozen=True, kw_only=True):
     kind: ClassVar[str] = "event"
+    #: Published on a timer rather than on a change (logged at debug only).
+    periodic: ClassVar[bool] = False
     ts: float  # wall-clock seconds
 
 
@@ -151,9 +155,8 @@ def event_to_dict(ev: Event) -> dict[str, Any]:
         d["attempts"] = [msgspec.structs.asdict(a) for a in ev.attempts]
         d["explanation"] = decision.explain() if decision is not None else None
     else:
-        d = msgspec.structs.asdict(ev)
-        if isinstance(ev, ChaosEvent):
-            d["details"] = dict(ev.details)
+        # Nested values (a summary's digests, chaos details) become plain dicts and lists.
+        d = msgspec.to_builtins(ev, enc_hook=str)
     kind = ev.kind
     if isinstance(ev, ChaosEvent) and ev.reverted:
         kind = "chaos.reverted"

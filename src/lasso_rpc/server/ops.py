@@ -10,6 +10,7 @@ from typing import Any
 import orjson
 from aiohttp import WSMsgType, web
 
+from lasso_rpc.dashboard.feed import SummaryFeed
 from lasso_rpc.observability.events import EventStream, event_to_dict
 from lasso_rpc.observability.metrics import PrometheusMetrics
 from lasso_rpc.router import Router
@@ -25,9 +26,13 @@ def _json(data: Any, status: int = 200) -> web.Response:
 
 
 class OpsHandlers:
-    def __init__(self, router: Router, metrics: PrometheusMetrics) -> None:
+    def __init__(
+        self, router: Router, metrics: PrometheusMetrics, *, summaries: SummaryFeed | None = None
+    ) -> None:
         self.router = router
         self.metrics = metrics
+        #: Runs while a stream asks for ``stats.summary`` (the dashboard's feed).
+        self.summaries = summaries
 
     async def health(self, request: web.Request) -> web.Response:
         return _json({"status": "ok"})
@@ -114,8 +119,14 @@ class OpsHandlers:
         """Server-Sent Events, or WebSocket frames when the client asks for an upgrade."""
         types = set(filter(None, request.query.get("types", "").split(",")))
         bus = self.router.bus
+        feed = self.summaries
+        summaries = (
+            feed.hold()
+            if feed is not None and "stats.summary" in types
+            else contextlib.nullcontext()
+        )
         # Registered before the handshake so a client that got its answer misses nothing.
-        with bus.stream() as stream:
+        with bus.stream() as stream, summaries:
             if request.headers.get("Upgrade", "").lower() == "websocket":
                 ws = web.WebSocketResponse(heartbeat=20)
                 await ws.prepare(request)

@@ -84,9 +84,11 @@ class HeadTracker:
         timeout = probe_timeout_ms(self._poll_ms) / 1000.0
         try:
             resp = await p.transport.post(_HEAD_PROBE, timeout_s=timeout)
-            reply = decode_upstream(resp.body)
-            if resp.status != 200 or not isinstance(reply.result, msgspec.Raw):
+            if resp.status != 200:
                 raise ValueError(f"HTTP {resp.status}")
+            reply = decode_upstream(resp.body)
+            if not isinstance(reply.result, msgspec.Raw):
+                raise ValueError("answered with an error")
             head = int(msgspec.json.decode(bytes(reply.result)), 16)
         except (
             TransportError,
@@ -124,5 +126,7 @@ class HeadTracker:
 
 def _describe(exc: Exception) -> str:
     """A failed poll in a few words for /ready (URLs masked)."""
+    if isinstance(exc, msgspec.MsgspecError):
+        return f"not a JSON-RPC answer ({exc})"[:160]
     text = redact(str(exc)) or type(exc).__name__
     return text if len(text) <= 160 else text[:157] + "..."
