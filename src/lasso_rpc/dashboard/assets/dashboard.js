@@ -16,7 +16,8 @@
     battle: params.has("battle"),
     chains: new Map(), providers: new Map(), nodes: new Map(), subs: new Map(),
     points: [], marks: [], openChaos: new Map(), decisions: [], events: [],
-    expanded: new Set(), t0: null, now: null, lastSummaryAt: 0, connected: false,
+    expanded: new Set(), t0: Number(params.get("t0")) || null, now: null, lastSummaryAt: 0,
+    connected: false,
   };
 
   // -- helpers ----------------------------------------------------------------------------
@@ -412,7 +413,8 @@
     line((p) => p.p95, P, "p95");
     svg.append(sv("line", {x1: L, x2: W - R, y1: H - B, y2: H - B, class: "axis"}));
     document.getElementById("timeline-note").textContent = S.battle
-      ? "seconds since the first event seen; shaded: chaos windows" : "";
+      ? (params.get("t0") ? "seconds since the battle's router started" : "seconds since the page saw the first event")
+        + "; shaded: chaos windows" : "";
   }
 
   // -- start --------------------------------------------------------------------------------
