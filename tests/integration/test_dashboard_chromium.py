@@ -170,9 +170,18 @@ async def test_dashboard_shows_every_provider_and_a_breaker_opened_within_one_se
         assert origins == {url.split("/")[2]}, page.requests
         assert all(u.startswith(url) for u in page.requests), page.requests
 
+        target = os.environ.get("LASSO_DASHBOARD_SCREENSHOT")
+        if target:  # the picture for docs/: more history, the chaos reverted, the breaker closed
+            await asyncio.sleep(8)
+            body = {"action": "kill_provider", "target": "gamma", "reverted": True}
+            await _control(http, url, "/api/control/chaos", body)
+            await _control(
+                http, url, "/api/control/breaker/close", {"chain": "ethereum", "provider": "beta"}
+            )
+            await asyncio.sleep(6)
         await asyncio.sleep(1.5)  # a little history on the timeline
         shot = tmp_path / "dashboard.png"
         await page.screenshot(shot, width=1400, height=1500)
         assert shot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and shot.stat().st_size > 60_000
-        if target := os.environ.get("LASSO_DASHBOARD_SCREENSHOT"):
+        if target:
             shutil.copyfile(shot, target)

@@ -438,10 +438,11 @@ async def test_health_ready_and_event_stream(
     # Ready once a health poll answered (the first round runs just after start).
     for _ in range(100):
         async with http.get(s.url + "/ready") as r:
-            if r.status == 200:
-                break
+            status, ready = r.status, (await r.json())["ready"]
+        if status == 200:
+            break
         await asyncio.sleep(0.02)
-    assert r.status == 200 and (await r.json())["ready"] is True
+    assert status == 200 and ready is True
     async with http.get(s.url + "/api/events?types=request.finished") as r:
         assert r.headers["Content-Type"].startswith("text/event-stream")
         await r.content.readline()

@@ -26,7 +26,7 @@ from lasso_rpc.dashboard.summary import (
     StatsSummary,
     SubscriptionDigest,
 )
-from lasso_rpc.observability.events import Event, RequestFinished, is_provider_fault
+from lasso_rpc.observability.events import ANSWERED_OUTCOMES, Event, RequestFinished
 from lasso_rpc.upstream.readiness import chain_readiness
 
 if TYPE_CHECKING:
@@ -146,20 +146,20 @@ class SummaryFeed:
         if len(c.latencies) < _LATENCIES_PER_TICK:
             c.latencies.append(ev.latency_ms)
         providers = self._providers
+        profile, chain, answered_by = ev.profile, ev.chain, ev.provider
         for a in ev.attempts:
-            pk = (ev.profile, ev.chain, a.provider)
+            pk = (profile, chain, a.provider)
             n = providers.get(pk)
             if n is None:
                 n = providers[pk] = [0, 0, 0, 0]
             n[0] += 1
-            if is_provider_fault(a.outcome):
+            outcome = a.outcome
+            if outcome not in ANSWERED_OUTCOMES:  # a provider fault
                 n[1] += 1
+            elif a.provider == answered_by and outcome != "cancelled":  # the answer returned
+                n[2] += 1
             if a.hedged:
                 n[3] += 1
-        if ev.provider is not None:
-            n = providers.get((ev.profile, ev.chain, ev.provider))
-            if n is not None:
-                n[2] += 1
         self._recent.append(ev)
 
     # -- once per tick ----------------------------------------------------------------------

@@ -23,7 +23,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Collection, Iterator
 from typing import Any, ClassVar
 
 import msgspec
@@ -195,8 +195,12 @@ class EventBus:
             s.put(event)
 
     @contextlib.contextmanager
-    def stream(self, maxsize: int = 10_000) -> Iterator[EventStream]:
-        s = EventStream(maxsize)
+    def stream(
+        self, maxsize: int = 10_000, kinds: Collection[str] | None = None
+    ) -> Iterator[EventStream]:
+        """A queue of the events published from now on; only those of ``kinds`` if given (a
+        follower of breaker changes then costs the request path one set lookup per call)."""
+        s = EventStream(maxsize, kinds)
         self._streams.append(s)
         try:
             yield s
@@ -208,13 +212,17 @@ class EventBus:
 
 
 class EventStream:
-    __slots__ = ("_queue", "dropped")
+    __slots__ = ("_queue", "dropped", "kinds")
 
-    def __init__(self, maxsize: int) -> None:
+    def __init__(self, maxsize: int, kinds: Collection[str] | None = None) -> None:
         self._queue: asyncio.Queue[Event] = asyncio.Queue(maxsize)
         self.dropped = 0
+        #: Event kinds (``Event.kind``) let through; None: all.
+        self.kinds = None if kinds is None else frozenset(kinds)
 
     def put(self, event: Event) -> None:
+        if self.kinds is not None and event.kind not in self.kinds:
+            return
         if self._queue.full():
             self._queue.get_nowait()
             self.dropped += 1

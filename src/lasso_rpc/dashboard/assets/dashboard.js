@@ -167,11 +167,13 @@
       logEvent(d.ts, cls, `breaker ${d.chain}/${d.provider}: ${d.from_state} → ${d.to_state} (${d.reason})`);
       if (d.to_state === "open") S.marks.push({t: d.ts, kind: "brk", label: d.provider});
     } else if (type === "provider.health") {
+      let cordonChanged = false;
       for (const p of providersNamed(d.chain, d.provider)) {
+        cordonChanged = cordonChanged || p.cordoned !== d.cordoned;
         p.head = d.head; p.lag = d.lag; p.cordoned = d.cordoned; p.eventAt = Date.now();
       }
-      logEvent(d.ts, "", `${d.chain}/${d.provider}: head ${fmt(d.head, 0)}, lag ${fmt(d.lag, 0)}` +
-        (d.cordoned ? ", cordoned" : ""));
+      // Lag moves with every block (it is in the table); a cordon is worth a line.
+      if (cordonChanged) logEvent(d.ts, "fo", `${d.chain}/${d.provider} ${d.cordoned ? "cordoned" : "uncordoned"}`);
     } else if (type === "subscription.failover") {
       const what = d.reorg ? "reorg" : d.from_provider === d.to_provider ? "gap repaired" : "failover";
       logEvent(d.ts, d.gap ? "err" : "fo", `subscription ${d.chain} ${d.subscription}: ${what} ` +
