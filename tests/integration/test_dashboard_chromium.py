@@ -165,6 +165,24 @@ async def test_dashboard_shows_every_provider_and_a_breaker_opened_within_one_se
             "?.textContent"
         )
 
+        # Several router processes (workers, nodes): their summaries add up.
+        await page.evaluate(
+            "(() => { const S = window.lassoDashboard.state; const mine = [...S.nodes.values()][0].s;"
+            " window.lassoDashboard.onEvent('stats.summary', {...mine, node: 'elsewhere:1',"
+            " ts: S.now, interval_s: 1, decisions: [], subscriptions: [],"
+            " chains: mine.chains.map((c) => ({...c, requests: 1000, errors: 0})),"
+            " providers: mine.providers.map((p) => ({...p, attempts: 1000}))}); })()"
+        )
+        assert await page.wait_for(
+            "document.getElementById('nodes').textContent === '2 router processes'"
+        )
+        # ("head" comes first in a card; requests/s second)
+        shown = await page.evaluate(
+            "[...document.querySelectorAll('.chain-card[data-chain=\"local/base\"] .figures b')]"
+            ".map((b) => b.textContent)"
+        )
+        assert float(shown[1].replace(",", "")) >= 1000, shown
+
         assert page.console == []
         origins = {u.split("/")[2] for u in page.requests if u.startswith("http")}
         assert origins == {url.split("/")[2]}, page.requests

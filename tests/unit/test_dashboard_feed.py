@@ -15,7 +15,13 @@ from lasso_rpc.config.dashboard import DashboardConfig
 from lasso_rpc.dashboard.feed import SummaryFeed
 from lasso_rpc.dashboard.page import DashboardPage
 from lasso_rpc.dashboard.summary import StatsSummary
-from lasso_rpc.observability.events import Attempt, RequestFinished, event_to_dict
+from lasso_rpc.observability.events import (
+    Attempt,
+    BreakerChanged,
+    EventBus,
+    RequestFinished,
+    event_to_dict,
+)
 from lasso_rpc.observability.logs import event_level
 from lasso_rpc.router import Router
 from lasso_rpc.routing.decision import Decision
@@ -181,3 +187,23 @@ def test_the_page_is_for_loopback_unless_enabled() -> None:
     assert closed.allowed(_request("127.0.0.1")) and closed.allowed(_request("::1"))
     assert not closed.allowed(_request("10.1.2.3"))
     assert DashboardPage(DashboardConfig(enabled=True)).allowed(_request("10.1.2.3"))
+
+
+def test_bus_streams_of_some_kinds_get_only_those() -> None:
+    bus = EventBus()
+    call = _finished(1, 5.0, _ok("alpha"))
+    opened = BreakerChanged(
+        ts=1.0, chain="ethereum", provider="alpha", transport="http",
+        from_state="closed", to_state="open", reason="x",
+    )  # fmt: skip
+    with (
+        bus.stream(kinds={"breaker.changed"}) as breakers,
+        bus.stream(kinds={"breaker.changed", "request.finished"}) as both,
+        bus.stream() as everything,
+    ):
+        bus.publish(call)
+        bus.publish(opened)
+        assert breakers._queue.qsize() == 1 and breakers._queue.get_nowait() is opened
+        assert both._queue.qsize() == 2 and everything._queue.qsize() == 2
+    assert bus._by_kind == {} and bus._unfiltered == [] and bus._streams == []
+    bus.publish(call)  # nothing left to feed

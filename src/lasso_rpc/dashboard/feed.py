@@ -46,12 +46,16 @@ def _percentile(sorted_ms: list[float], q: float) -> float | None:
 
 
 class _ChainCounts:
-    __slots__ = ("cache", "errors", "failovers", "hedged", "latencies", "requests")
+    """One chain's counts of the interval; ``providers``: id -> [attempts, faults, answered,
+    hedges]."""
+
+    __slots__ = ("cache", "errors", "failovers", "hedged", "latencies", "providers", "requests")
 
     def __init__(self) -> None:
         self.requests = self.errors = self.failovers = self.hedged = 0
         self.latencies: list[float] = []
         self.cache: dict[str, int] = {}
+        self.providers: dict[str, list[int]] = {}
 
 
 class SummaryFeed:
@@ -76,9 +80,8 @@ class SummaryFeed:
         self._last_ms = router.clock.now_ms()
 
     def _reset(self) -> None:
-        self._chains: dict[tuple[str, str], _ChainCounts] = {}
-        #: (profile, chain, provider) -> [attempts, failures, answered, hedges]
-        self._providers: dict[tuple[str, str, str], list[int]] = {}
+        #: profile -> chain -> counts of the interval
+        self._chains: dict[str, dict[str, _ChainCounts]] = {}
         self._recent: deque[RequestFinished] = deque(maxlen=_RECENT)
         self._notable: deque[RequestFinished] = deque(maxlen=_NOTABLE)
 
@@ -124,39 +127,44 @@ class SummaryFeed:
     # -- the hot part: once per request -----------------------------------------------------
 
     def on_event(self, ev: Event) -> None:
-        if not isinstance(ev, RequestFinished):
+        if type(ev) is not RequestFinished and not isinstance(ev, RequestFinished):
             return
-        key = (ev.profile, ev.chain)
-        c = self._chains.get(key)
+        chains = self._chains.get(ev.profile)
+        if chains is None:
+            chains = self._chains[ev.profile] = {}
+        c = chains.get(ev.chain)
         if c is None:
-            c = self._chains[key] = _ChainCounts()
+            c = chains[ev.chain] = _ChainCounts()
         c.requests += 1
-        if ev.status == "error":
-            c.errors += 1
-            self._notable.append(ev)
-        elif ev.failover:
-            self._notable.append(ev)
         if ev.failover:
             c.failovers += 1
+            self._notable.append(ev)
+        elif ev.status == "error":
+            self._notable.append(ev)
+        if ev.status == "error":
+            c.errors += 1
         if ev.hedged:
             c.hedged += 1
         cache = getattr(ev, "cache", None)  # a cache outcome, once requests carry one
         if cache is not None:
             c.cache[cache] = c.cache.get(cache, 0) + 1
-        if len(c.latencies) < _LATENCIES_PER_TICK:
-            c.latencies.append(ev.latency_ms)
-        providers = self._providers
-        profile, chain, answered_by = ev.profile, ev.chain, ev.provider
+        latencies = c.latencies
+        if len(latencies) < _LATENCIES_PER_TICK:
+            latencies.append(ev.latency_ms)
+        providers = c.providers
+        answered_by = ev.provider
         for a in ev.attempts:
-            pk = (profile, chain, a.provider)
-            n = providers.get(pk)
+            n = providers.get(a.provider)
             if n is None:
-                n = providers[pk] = [0, 0, 0, 0]
+                n = providers[a.provider] = [0, 0, 0, 0]
             n[0] += 1
             outcome = a.outcome
-            if outcome not in ANSWERED_OUTCOMES:  # a provider fault
+            if outcome == "ok":
+                if a.provider == answered_by:
+                    n[2] += 1
+            elif outcome not in ANSWERED_OUTCOMES:  # a provider fault
                 n[1] += 1
-            elif a.provider == answered_by and outcome != "cancelled":  # the answer returned
+            elif outcome == "client_error" and a.provider == answered_by:
                 n[2] += 1
             if a.hedged:
                 n[3] += 1
@@ -170,7 +178,7 @@ class SummaryFeed:
         now = clock.now_ms()
         interval_s = max(1e-3, (now - self._last_ms) / 1000.0)
         self._last_ms = now
-        chains_counts, providers_counts = self._chains, self._providers
+        counts = self._chains
         recent, notable = self._recent, self._notable
         self._reset()
         chains: list[ChainDigest] = []
@@ -183,7 +191,7 @@ class SummaryFeed:
                 poll_ms=rt.routing.head_poll_ms,
                 now_ms=now,
             )
-            c = chains_counts.get((rt.profile, rt.name)) or _ChainCounts()
+            c = counts.get(rt.profile, {}).get(rt.name) or _ChainCounts()
             lat = sorted(c.latencies)
             chains.append(
                 ChainDigest(
@@ -201,7 +209,7 @@ class SummaryFeed:
                 )
             )
             for p, health in zip(rt.providers.values(), ready.providers, strict=True):
-                n = providers_counts.get((rt.profile, rt.name, p.id)) or [0, 0, 0, 0]
+                n = c.providers.get(p.id) or [0, 0, 0, 0]
                 providers.append(
                     ProviderDigest(
                         profile=rt.profile,

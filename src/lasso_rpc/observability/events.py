@@ -179,7 +179,11 @@ class EventBus:
 
     def __init__(self) -> None:
         self._handlers: list[Handler] = []
-        self._streams: list[EventStream] = []
+        self._streams: list[EventStream] = []  # every stream (unfiltered ones get every event)
+        #: Streams of a few kinds, by kind: a publish costs one dict lookup however many
+        #: filtered streams (dashboard pages) are open.
+        self._by_kind: dict[str, list[EventStream]] = {}
+        self._unfiltered: list[EventStream] = []
 
     def subscribe(self, handler: Handler) -> Callable[[], None]:
         self._handlers.append(handler)
@@ -191,21 +195,35 @@ class EventBus:
                 h(event)
             except Exception:
                 log.exception("event handler %r failed", h)
-        for s in self._streams:
+        for s in self._unfiltered:
             s.put(event)
+        if self._by_kind:
+            for s in self._by_kind.get(event.kind, ()):
+                s.put(event)
 
     @contextlib.contextmanager
     def stream(
         self, maxsize: int = 10_000, kinds: Collection[str] | None = None
     ) -> Iterator[EventStream]:
         """A queue of the events published from now on; only those of ``kinds`` if given (a
-        follower of breaker changes then costs the request path one set lookup per call)."""
+        follower of breaker changes costs the request path nothing)."""
         s = EventStream(maxsize, kinds)
         self._streams.append(s)
+        lists = (
+            [self._unfiltered]
+            if s.kinds is None
+            else [self._by_kind.setdefault(k, []) for k in s.kinds]
+        )
+        for group in lists:
+            group.append(s)
         try:
             yield s
         finally:
             self._streams.remove(s)
+            for group in lists:
+                group.remove(s)
+            for k in [k for k, group in self._by_kind.items() if not group]:
+                del self._by_kind[k]
 
     def __repr__(self) -> str:
         return f"EventBus(handlers={len(self._handlers)}, streams={len(self._streams)})"
@@ -221,8 +239,6 @@ class EventStream:
         self.kinds = None if kinds is None else frozenset(kinds)
 
     def put(self, event: Event) -> None:
-        if self.kinds is not None and event.kind not in self.kinds:
-            return
         if self._queue.full():
             self._queue.get_nowait()
             self.dropped += 1

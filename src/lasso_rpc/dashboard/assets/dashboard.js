@@ -420,6 +420,8 @@
   }
 
   // -- start --------------------------------------------------------------------------------
+  // For the console and tests: what the page knows, and how it takes an event.
+  window.lassoDashboard = {state: S, onEvent};
   setInterval(status, 1000);
   connect();
   loadChains().then(loadProviders).catch((e) => console.error(e)).finally(() => {
