@@ -189,14 +189,28 @@ async def test_dashboard_shows_every_provider_and_a_breaker_opened_within_one_se
         assert all(u.startswith(url) for u in page.requests), page.requests
 
         target = os.environ.get("LASSO_DASHBOARD_SCREENSHOT")
-        if target:  # the picture for docs/: more history, the chaos reverted, the breaker closed
-            await asyncio.sleep(8)
-            body = {"action": "kill_provider", "target": "gamma", "reverted": True}
-            await _control(http, url, "/api/control/chaos", body)
+        if target:  # the picture for docs/: a fresh page that sees a breaker and a chaos window
             await _control(
                 http, url, "/api/control/breaker/close", {"chain": "ethereum", "provider": "beta"}
             )
+            page = await browser.open(url + "/dashboard")
+            await asyncio.sleep(4)
+            await _control(
+                http, url, "/api/control/breaker/open", {"chain": "ethereum", "provider": "gamma"}
+            )
+            await _control(
+                http, url, "/api/control/chaos", {"action": "kill_provider", "target": "gamma"}
+            )
             await asyncio.sleep(6)
+            body = {"action": "kill_provider", "target": "gamma", "reverted": True}
+            await _control(http, url, "/api/control/chaos", body)
+            await _control(
+                http, url, "/api/control/breaker/close", {"chain": "ethereum", "provider": "gamma"}
+            )
+            await asyncio.sleep(5)
+            await page.evaluate(
+                "document.querySelector('tr.provider[data-key=\"local/ethereum/alpha\"]').click()"
+            )
         await asyncio.sleep(1.5)  # a little history on the timeline
         shot = tmp_path / "dashboard.png"
         await page.screenshot(shot, width=1400, height=1500)
