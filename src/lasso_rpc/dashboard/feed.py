@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import math
 import os
 import socket
@@ -33,6 +34,8 @@ if TYPE_CHECKING:
     from lasso_rpc.router import Router
 
 __all__ = ["SummaryFeed"]
+
+log = logging.getLogger("lasso_rpc.dashboard")
 
 _LATENCIES_PER_TICK = 4096  # per chain: enough for the percentiles of a busy 250 ms
 _RECENT = 6  # sampled decisions per tick
@@ -111,7 +114,12 @@ class SummaryFeed:
             while self._holds > 0:
                 await asyncio.sleep(self.interval_ms / 1000.0)
                 if self._holds > 0:
-                    self._router.bus.publish(self.tick())
+                    try:
+                        summary = self.tick()
+                    except Exception:  # a bug here must not end the feed for every page
+                        log.exception("dashboard summary failed")
+                        continue
+                    self._router.bus.publish(summary)
         finally:
             if self._unsubscribe is not None:
                 self._unsubscribe()
