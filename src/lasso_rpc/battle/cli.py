@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+import time
 from pathlib import Path
 from typing import Annotated
 
@@ -17,6 +18,7 @@ from lasso_rpc.aio import run_coro
 from lasso_rpc.battle.catalogue import UnknownScenario, builtin_scenarios, find_scenario
 from lasso_rpc.battle.measure.baseline import Thresholds, compare
 from lasso_rpc.battle.report.console import print_slo_table
+from lasso_rpc.battle.report.files import ReportPaths
 from lasso_rpc.battle.report.schema import InvalidResult, load_result
 from lasso_rpc.errors import ConfigError
 
@@ -35,6 +37,12 @@ def run(
     process: Annotated[
         bool | None, typer.Option("--process/--in-process", help="Where the router runs")
     ] = None,
+    live: Annotated[
+        bool,
+        typer.Option(
+            "--live", help="Print the URL of the router's live dashboard, following the battle"
+        ),
+    ] = False,
 ) -> None:
     """Run a scenario; exit code 0 only when every SLO holds."""
     from lasso_rpc.battle.scenario import Scenario  # the whole framework: imported on use
@@ -67,10 +75,15 @@ def run(
         def progress(done: float, total: float) -> None:
             bar.update(task, completed=done, total=total)
 
-        result = run_coro(sc.run(progress=progress))
+        def on_router(url: str) -> None:
+            bar.console.print(f"live dashboard: {live_url(url)}", markup=False, highlight=False)
+
+        result = run_coro(sc.run(progress=progress, on_router=on_router if live else None))
     paths = result.write_reports(out)
     print_slo_table(result.data, _console)
-    _console.print(f"reports: {paths}")
+    _console.print(report_lines(paths), markup=False, highlight=False)
+    if live:
+        _console.print("(the router has stopped; an open dashboard keeps the run's data)")
     code = 0 if result.passed else 1
     if baseline is not None:
         cmp = compare(result.data, load_result(baseline), Thresholds())
@@ -78,6 +91,24 @@ def run(
         if cmp.regressed:
             code = 1
     raise typer.Exit(code)
+
+
+def live_url(router_url: str) -> str:
+    """The dashboard in battle mode: the timeline covers the whole run from now."""
+    return f"{router_url}/dashboard?battle&t0={time.time():.3f}"
+
+
+def report_lines(paths: ReportPaths) -> str:
+    """Where the reports went, one per line (not a Python repr)."""
+    rows = [
+        ("JSON", paths.json),
+        ("Markdown", paths.markdown),
+        ("HTML", paths.html),
+        ("JUnit", paths.junit),
+    ]
+    width = max(len(k) for k, _ in rows)
+    lines = [f"  {k.ljust(width)}  {p}" for k, p in rows]
+    return "reports:\n" + "\n".join(lines) + f"\n  (and latest.* copies in {paths.json.parent})"
 
 
 @battle_app.command("compare")

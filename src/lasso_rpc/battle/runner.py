@@ -12,6 +12,7 @@ import contextlib
 import random
 import secrets
 import time
+from collections.abc import Callable
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -77,7 +78,14 @@ def _needs_proxy(sc: ScenarioSpec) -> set[str]:
     return ids
 
 
-async def run_scenario(sc: ScenarioSpec, *, progress: ProgressFn | None = None) -> BattleResult:
+async def run_scenario(
+    sc: ScenarioSpec,
+    *,
+    progress: ProgressFn | None = None,
+    on_router: Callable[[str], None] | None = None,
+) -> BattleResult:
+    """Run ``sc``; ``on_router(url)`` is called once its router listens (``battle run --live``
+    prints ``url/dashboard`` from it)."""
     run_id, started_at = new_run_id(sc.slug)
     rng = random.Random(sc.seed)
     loop = asyncio.get_running_loop()
@@ -101,6 +109,8 @@ async def run_scenario(sc: ScenarioSpec, *, progress: ProgressFn | None = None) 
             router_config(sc, router_urls, token, chain_id, ws_urls), process=sc.router_opts.process
         )
         stack.push_async_callback(host.aclose)
+        if on_router is not None:
+            on_router(host.url)
         ctx = ScenarioContext(
             router_host=host,
             provider_urls=provider_urls,

@@ -6,6 +6,7 @@ is ``battle.runner.run_scenario``.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from lasso_rpc.aio import run_coro
@@ -23,10 +24,16 @@ class Scenario(ScenarioSpec):
     ``await Scenario("x").providers(...).workload(...).chaos(...).slo(...).run()``.
     """
 
-    async def run(self, *, progress: ProgressFn | None = None) -> BattleResult:
-        """Validate, then run everything; ``progress(elapsed_s, total_s)`` while it runs."""
+    async def run(
+        self,
+        *,
+        progress: ProgressFn | None = None,
+        on_router: Callable[[str], None] | None = None,
+    ) -> BattleResult:
+        """Validate, then run everything; ``progress(elapsed_s, total_s)`` while it runs,
+        ``on_router(url)`` once the router listens."""
         self.validate()
-        return await run_scenario(self, progress=progress)
+        return await run_scenario(self, progress=progress, on_router=on_router)
 
     def run_sync(self, *, progress: ProgressFn | None = None) -> BattleResult:
         """``run()`` from synchronous code, on its own event loop."""

@@ -10,11 +10,13 @@ from typing import Any
 import orjson
 from aiohttp import WSMsgType, web
 
+from lasso_rpc.dashboard.feed import SummaryFeed
 from lasso_rpc.observability.events import EventStream, event_to_dict
 from lasso_rpc.observability.metrics import PrometheusMetrics
-from lasso_rpc.resilience.breaker import BreakerState
 from lasso_rpc.router import Router
 from lasso_rpc.upstream.chain import ChainRuntime
+from lasso_rpc.upstream.probe import health_window_ms
+from lasso_rpc.upstream.readiness import chain_readiness, provider_readiness
 
 __all__ = ["OpsHandlers"]
 
@@ -24,25 +26,39 @@ def _json(data: Any, status: int = 200) -> web.Response:
 
 
 class OpsHandlers:
-    def __init__(self, router: Router, metrics: PrometheusMetrics) -> None:
+    def __init__(
+        self, router: Router, metrics: PrometheusMetrics, *, summaries: SummaryFeed | None = None
+    ) -> None:
         self.router = router
         self.metrics = metrics
+        #: Runs while a stream asks for ``stats.summary`` (the dashboard's feed).
+        self.summaries = summaries
 
     async def health(self, request: web.Request) -> web.Response:
         return _json({"status": "ok"})
 
     async def ready(self, request: web.Request) -> web.Response:
+        """200 when every chain has a provider that answered a health poll within its window;
+        503 otherwise, with ``reasons`` saying which chain and why each provider is out."""
         chains = {}
-        ok = True
+        reasons = []
+        now = self.router.clock.now_ms()
         for c in self.router.chains():
-            usable = [
-                p.id
-                for p in c.providers.values()
-                if not p.cordoned and p.breaker.state is not BreakerState.OPEN
-            ]
-            chains[f"{c.profile}/{c.name}"] = {"usable_providers": usable}
-            ok = ok and bool(usable)
-        return _json({"ready": ok, "chains": chains}, 200 if ok else 503)
+            r = chain_readiness(
+                c.profile, c.name, c.providers.values(), poll_ms=c.routing.head_poll_ms, now_ms=now
+            )
+            chains[f"{c.profile}/{c.name}"] = {
+                "ready": r.ready,
+                "usable_providers": r.usable,
+                "window_ms": r.window_ms,
+                "providers": {
+                    p.provider: {"usable": p.usable, "reason": p.reason} for p in r.providers
+                },
+            }
+            if r.reason is not None:
+                reasons.append(r.reason)
+        ok = not reasons
+        return _json({"ready": ok, "reasons": reasons, "chains": chains}, 200 if ok else 503)
 
     async def metrics_text(self, request: web.Request) -> web.Response:
         return web.Response(
@@ -72,8 +88,11 @@ class OpsHandlers:
             [self.router.resolve(chain_key, profile)] if chain_key else self.router.chains()
         )
         out = []
+        now = self.router.clock.now_ms()
         for c in chains:
+            window = health_window_ms(c.routing.head_poll_ms)
             for p in c.providers.values():
+                health = provider_readiness(p, now_ms=now, window_ms=window)
                 out.append(
                     {
                         "profile": c.profile,
@@ -88,6 +107,8 @@ class OpsHandlers:
                         "head": p.head,
                         "lag": p.lag,
                         "in_flight": p.in_flight,
+                        "usable": health.usable,
+                        "health": health.reason,
                         "unsupported_methods": sorted(p.unsupported),
                         "stats": p.stats.snapshot(),
                     }
@@ -98,8 +119,16 @@ class OpsHandlers:
         """Server-Sent Events, or WebSocket frames when the client asks for an upgrade."""
         types = set(filter(None, request.query.get("types", "").split(",")))
         bus = self.router.bus
+        feed = self.summaries
+        summaries = (
+            feed.hold()
+            if feed is not None and "stats.summary" in types
+            else contextlib.nullcontext()
+        )
+        # Filtered at the bus: a stream of a few types costs the request path nothing more.
+        kinds = {"chaos.injected" if t == "chaos.reverted" else t for t in types} or None
         # Registered before the handshake so a client that got its answer misses nothing.
-        with bus.stream() as stream:
+        with bus.stream(kinds=kinds) as stream, summaries:
             if request.headers.get("Upgrade", "").lower() == "websocket":
                 ws = web.WebSocketResponse(heartbeat=20)
                 await ws.prepare(request)
