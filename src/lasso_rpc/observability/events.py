@@ -192,8 +192,11 @@ class EventBus:
             s.put(event)
 
     @contextlib.contextmanager
-    def stream(self, maxsize: int = 10_000) -> Iterator[EventStream]:
-        s = EventStream(maxsize)
+    def stream(
+        self, maxsize: int = 10_000, *, accept: Callable[[Event], bool] | None = None
+    ) -> Iterator[EventStream]:
+        """A bounded queue of the events ``accept`` lets in (all by default)."""
+        s = EventStream(maxsize, accept)
         self._streams.append(s)
         try:
             yield s
@@ -205,17 +208,28 @@ class EventBus:
 
 
 class EventStream:
-    __slots__ = ("_queue", "dropped")
+    """Numbers every event it lets in (1, 2, ...), so a reader can tell what was dropped."""
 
-    def __init__(self, maxsize: int) -> None:
-        self._queue: asyncio.Queue[Event] = asyncio.Queue(maxsize)
+    __slots__ = ("_accept", "_queue", "dropped", "seq")
+
+    def __init__(self, maxsize: int, accept: Callable[[Event], bool] | None = None) -> None:
+        self._queue: asyncio.Queue[tuple[int, Event]] = asyncio.Queue(maxsize)
+        self._accept = accept
         self.dropped = 0
+        self.seq = 0
 
     def put(self, event: Event) -> None:
+        if self._accept is not None and not self._accept(event):
+            return
         if self._queue.full():
             self._queue.get_nowait()
             self.dropped += 1
-        self._queue.put_nowait(event)
+        self.seq += 1
+        self._queue.put_nowait((self.seq, event))
 
     async def get(self) -> Event:
+        return (await self._queue.get())[1]
+
+    async def get_numbered(self) -> tuple[int, Event]:
+        """The next event and its number (a jump in the numbers: events dropped)."""
         return await self._queue.get()
