@@ -116,7 +116,7 @@ class Contender:
             return value
         if isinstance(value, str):
             kind, _, arg = value.partition(":")
-            return cls._of(kind, arg or None, None, "", where)
+            return cls._of(kind, arg or None, {}, "", where)
         if isinstance(value, Mapping):
             label = str(value.get("label", ""))
             rest = {k: v for k, v in value.items() if k != "label"}
