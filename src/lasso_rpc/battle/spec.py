@@ -262,9 +262,9 @@ class ScenarioSpec:
                 f"unknown router keys {sorted(router)}; valid: process, routing, strategy"
             )
         s = s.router(strategy=strategy, process=process, **routing)
-        loads = d.get("workloads") or ([d["workload"]] if d.get("workload") else [])
+        loads = d.get("workloads") or d.get("workload") or []
         if isinstance(loads, Mapping):
-            loads = [loads]
+            loads = [loads]  # one workload; to_dict writes the list
         s = s.workload(*(_workload_from_dict(w) for w in loads))
         s = s.chaos(*(chaos_from_dict(c) for c in d.get("chaos") or []))
         slo = d.get("slo") or d.get("slos")
