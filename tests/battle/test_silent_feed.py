@@ -48,9 +48,7 @@ async def test_a_feed_silently_stopped_after_failover_fails_max_gap_count() -> N
     sc = (
         Scenario("silent feed")
         .providers(
-            MockFleetSpec.of(
-                alpha={"latency_ms": 2}, beta={"latency_ms": 5}, block_time_ms=200
-            )
+            MockFleetSpec.of(alpha={"latency_ms": 2}, beta={"latency_ms": 5}, block_time_ms=200)
         )
         .router(strategy="fastest")
         .setup(fault)

@@ -165,6 +165,11 @@ def _providers(
     use_router = any(b.served for b in rb)
     served = [b.served for b in rb] if use_router else [b.providers for b in data.client_buckets]
     served = [*served, *({} for _ in range(n - len(served)))]
+    if n and len(served) > n:  # router events past the load window (clock skew): last bucket
+        tail: dict[str, int] = {}
+        for extra in served[n - 1 :]:
+            _add_counts(tail, extra)
+        served = [*served[: n - 1], tail]
     attempts: dict[str, dict[str, int]] = {}
     for b in rb:
         for prov, outcomes in b.attempts.items():

@@ -172,8 +172,7 @@ def _figures(d: Mapping[str, Any]) -> list[tuple[str, go.Figure]]:
         ("chart-latency", _latency(d)),
         ("chart-throughput", _throughput(d)),
     ]
-    if "hedged" in d["timeseries"] or d["summary"].get("hedged"):
-        figs.append(("chart-hedging", charts.hedging(d)))
+    figs.append(("chart-hedging", charts.hedging(d)))
     figs += [
         ("chart-share", _share(d, colors(providers))),
         ("chart-breakers", _breakers(d, providers)),
