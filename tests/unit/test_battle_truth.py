@@ -67,6 +67,20 @@ def test_a_healthy_feed_and_one_that_catches_up_late() -> None:
     assert lt.uptime == pytest.approx(1 - 2.505 / 10.1)
 
 
+def test_a_block_mined_as_the_client_subscribes_is_not_owed_but_a_dead_feed_misses_all() -> None:
+    mined = {1: 100.2, 2: 100.6, 3: 101.0, 4: 101.4}
+    raced, dead = FeedLog(), FeedLog()
+    for log in (raced, dead):
+        log.subscribed(100.0)
+    for n in (2, 3, 4):  # block 1 came 0.2 s after the subscription: the router was subscribing
+        raced.got(n, mined[n] + 0.01)
+    f = judge_feed(raced, mined, end=103.0)
+    g = judge_feed(dead, mined, end=103.0)
+    assert f is not None and g is not None
+    assert (f.expected, f.missed) == (3, 0)
+    assert (g.expected, g.missed, g.behind_s) == (3, 3, pytest.approx(2.4))
+
+
 def test_a_client_that_never_subscribed_has_no_figures() -> None:
     assert judge_feed(FeedLog(), chain(3), end=200.0) is None
 
@@ -231,3 +245,28 @@ def test_in_process_system_samples_are_not_the_routers() -> None:
     assert shared.summary.router_rss_mb_max is None and shared.process_scope == "battle"
     assert shared.to_dict()["system_scope"] == "battle" and len(shared.system) == 3
     assert own.summary.router_rss_mb_max == 300.0
+
+
+def test_the_router_process_is_sampled_with_its_workers() -> None:
+    """``serve --workers N`` is a process tree: RSS and CPU are summed over it."""
+    import os
+    import subprocess
+    import sys
+
+    import psutil
+
+    from lasso_rpc.battle.measure.sampler import SystemSampler
+
+    code = "import sys; b = b'x' * 60 * 2**20; print('ready', flush=True); sys.stdin.read()"
+    child = subprocess.Popen(
+        [sys.executable, "-c", code], stdin=subprocess.PIPE, stdout=subprocess.PIPE
+    )
+    try:
+        assert child.stdout is not None and child.stdout.readline() == b"ready\n"
+        sampler = SystemSampler(os.getpid())
+        own = psutil.Process().memory_info().rss / 2**20
+        sample = sampler.sample(0.0)
+        assert sample is not None and sample.rss_mb >= own + 55
+    finally:
+        child.kill()
+        child.wait()

@@ -34,6 +34,10 @@ __all__ = ["ChainTruth", "FeedFigures", "FeedLog", "judge_feed", "poll_heads"]
 LATE_AFTER_S = 1.0
 #: Blocks mined this close to the end are not expected yet (still in flight to the client).
 END_GRACE_S = 1.0
+#: Nor are blocks mined right after the subscription was confirmed: the router may still be
+#: subscribing upstream (a block mined at the same moment as the subscribe call is owed by no
+#: one). A feed that never starts still misses everything after.
+START_GRACE_S = 0.5
 
 
 class ChainTruth:
@@ -108,7 +112,7 @@ class FeedLog:
 
 @dataclass(frozen=True, slots=True)
 class FeedFigures:
-    expected: int  # blocks mined while subscribed (up to END_GRACE_S before the end)
+    expected: int  # blocks mined while subscribed (but within the start and end graces)
     missed: int  # ... that never arrived
     max_stall_s: float  # longest time a mined block waited for the client (or the end)
     behind_s: float  # at the end: how long the chain had a block the client lacked
@@ -124,15 +128,19 @@ def judge_feed(
     only: Callable[[int], bool] | None = None,
     late_after_s: float = LATE_AFTER_S,
     grace_s: float = END_GRACE_S,
+    start_grace_s: float = START_GRACE_S,
 ) -> FeedFigures | None:
     """The client's figures against ``mined`` (number → first seen), up to ``end``; None when
-    it never subscribed. ``only`` restricts the expected blocks (logs: blocks with a match)."""
+    it never subscribed. ``only`` restricts the expected blocks (logs: blocks with a match).
+    Owed: blocks mined from ``start_grace_s`` after its first confirmed subscription to
+    ``grace_s`` before the end (the stall and uptime look at every block up to the end)."""
     start = log.first_ack
     if start is None:
         return None
     window = max(0.0, end - start)
     blocks: Iterable[tuple[int, float]] = sorted(mined.items())
-    due = [(n, t) for n, t in blocks if start <= t <= end and (only is None or only(n))]
+    owed = start + start_grace_s
+    due = [(n, t) for n, t in blocks if owed <= t <= end and (only is None or only(n))]
     expected = [n for n, t in due if t <= end - grace_s]
     missed = sum(1 for n in expected if not log.has(n))
     highs = log.high_n

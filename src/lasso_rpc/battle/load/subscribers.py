@@ -33,6 +33,7 @@ import orjson
 
 from lasso_rpc.battle.load.feed_truth import (
     END_GRACE_S,
+    START_GRACE_S,
     ChainTruth,
     FeedLog,
     judge_feed,
@@ -325,7 +326,9 @@ def _window(truth: ChainTruth | None, start: float, end: float) -> tuple[int, in
     """The block numbers mined while subscribed (up to the end's grace)."""
     if truth is None:
         return None
-    numbers = [n for n, t in truth.mined.items() if start <= t <= end - END_GRACE_S]
+    numbers = [
+        n for n, t in truth.mined.items() if start + START_GRACE_S <= t <= end - END_GRACE_S
+    ]
     return (numbers[0], numbers[-1]) if numbers else None
 
 
