@@ -326,9 +326,7 @@ def _window(truth: ChainTruth | None, start: float, end: float) -> tuple[int, in
     """The block numbers mined while subscribed (up to the end's grace)."""
     if truth is None:
         return None
-    numbers = [
-        n for n, t in truth.mined.items() if start + START_GRACE_S <= t <= end - END_GRACE_S
-    ]
+    numbers = [n for n, t in truth.mined.items() if start + START_GRACE_S <= t <= end - END_GRACE_S]
     return (numbers[0], numbers[-1]) if numbers else None
 
 

@@ -40,6 +40,9 @@ class Thresholds:
     ws_uptime_drop: float = 0.01  # absolute
     stall_growth: float = 0.5
     stall_floor_s: float = 1.0
+    cpu_growth: float = 0.30  # router CPU mean
+    cpu_floor_pct: float = 5.0
+    rss_trend_floor_pct: float = 5.0  # router RSS growth over the run, in points
 
     @classmethod
     def from_dict(cls, d: Mapping[str, Any] | None, *, path: str = "thresholds") -> Thresholds:
@@ -173,7 +176,12 @@ def _rules(t: Thresholds) -> list[tuple[str, tuple[str, ...], float, float, Bett
         ("failovers", ("failovers",), t.failover_growth, t.failover_floor, "lower"),
         ("failover_latency_p95_ms", ("failover_latency_ms", "p95"), *lat, "lower"),
         ("router_rss_mb_max", ("router_rss_mb_max",), t.rss_growth, t.rss_floor_mb, "lower"),
+        ("latency_p90_ms", ("latency_ms", "p90"), *lat, "lower"),
+        ("latency_p999_ms", ("latency_ms", "p999"), *lat, "lower"),
         ("latency_max_ms", ("latency_ms", "max"), *lat, "lower"),
+        ("failover_latency_max_ms", ("failover_latency_ms", "max"), *lat, "lower"),
+        ("router_cpu_pct_mean", ("router_cpu_pct_mean",), t.cpu_growth, t.cpu_floor_pct, "lower"),
+        ("router_rss_growth_pct", ("router_rss_growth_pct",), 0.0, t.rss_trend_floor_pct, "lower"),
         ("errors", ("errors",), t.errors_growth, t.errors_floor, "lower"),
         ("ws_gaps", ("ws", "gaps"), 0.0, 0.0, "lower"),
         ("ws_duplicates", ("ws", "duplicates"), 0.0, 0.0, "lower"),
