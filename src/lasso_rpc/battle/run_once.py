@@ -26,7 +26,13 @@ from lasso_rpc.battle.drive import Drive, drive
 from lasso_rpc.battle.measure.analysis import Analysis
 from lasso_rpc.battle.measure.analyzer import analyze
 from lasso_rpc.battle.measure.collector import Collector
-from lasso_rpc.battle.measure.upstream_view import ProviderCalls, provider_calls, upstream_view
+from lasso_rpc.battle.measure.data import CollectedData
+from lasso_rpc.battle.measure.upstream_view import (
+    ProviderCalls,
+    UpstreamView,
+    provider_calls,
+    upstream_view,
+)
 from lasso_rpc.battle.measure.validity import unanswered
 from lasso_rpc.battle.providers.anvil import AnvilNode
 from lasso_rpc.battle.providers.faultproxy import FaultProxy
@@ -170,11 +176,11 @@ async def run_once(
 
 def _view(
     sc: ScenarioSpec,
-    data: Any,
+    data: CollectedData,
     received: dict[str, ProviderCalls],
     requests: int,
     contender: Contender,
-) -> Any:
+) -> UpstreamView:
     errors: dict[str, int] = {}
     for b in data.client_buckets:
         for k, v in b.errors_by_class.items():

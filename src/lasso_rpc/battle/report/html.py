@@ -153,7 +153,10 @@ def _system(d: Mapping[str, Any]) -> go.Figure:
                     line={"color": "#636efa"}, secondary_y=False)  # fmt: skip
     fig.add_scatter(x=t, y=[s.get("cpu_pct") for s in samples], name="CPU (%)", mode="lines",
                     line={"color": "#ff7f0e"}, secondary_y=True)  # fmt: skip
-    layout(fig, "Router process: memory and CPU", y_title="MB")
+    title = "Router process: memory and CPU"
+    if d.get("system_scope") == "battle":
+        title = "Battle process (the router ran in it): memory and CPU"
+    layout(fig, title, y_title="MB")
     fig.update_yaxes(title_text="CPU %", secondary_y=True, rangemode="tozero", **SECONDARY)
     fig.update_yaxes(rangemode="tozero", secondary_y=False)
     time_axis(fig, d)
