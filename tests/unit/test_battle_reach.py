@@ -315,3 +315,46 @@ def test_html_draws_one_band_per_overlap_a_chaos_lane_per_event_and_the_hedges()
     assert hedging["layout"]["title"]["text"] == "Hedging: 15 hedged requests"
     share = hedging["data"][1]["y"]
     assert share[10] == pytest.approx(300 / d["timeseries"]["requests"][10])
+
+
+def test_reports_show_an_invalid_run_its_ground_truth_and_the_starved_client() -> None:
+    from lasso_rpc.battle.report.html import render_html
+    from lasso_rpc.battle.report.junit import render_junit
+    from lasso_rpc.battle.report.markdown import render_markdown
+
+    d = copy.deepcopy(SAMPLE)
+    d["passed"] = False
+    d["validity"] = {"valid": False, "reasons": ["the router's event stream dropped 34 events"],
+                     "max_generator_lag_ms": 250.0}  # fmt: skip
+    d["telemetry"] = {"source": "stream", "events_lost": 34, "stream_reconnects": 0,
+                      "decode_errors": 0, "out_of_range": 0, "router_requests": 2966,
+                      "answered_by_router": 3000}  # fmt: skip
+    d["load"] = [{"workload": 0, "sender": "loadgen", "transport": "http", "sent": 3000,
+                  "completed": 3000, "cancelled": 0, "delayed_by_cap": 0,
+                  "generator_lag_ms_p99": 1.5, "generator_lag_ms_max": 4.0}]  # fmt: skip
+    d["upstream"] = {"methods": ["eth_blockNumber"], "providers": {"alpha": {"claimed": 10,
+                     "received": 12}}, "received_total": 12, "claimed_total": 10,
+                     "requests": 10, "calls_per_request": 1.2, "unclaimed": 2,
+                     "consistent": False}  # fmt: skip
+    d["summary"]["ws"] = {"clients": 2, "events": 30, "gaps": 9, "duplicates": 0, "reorgs": 0,
+                          "uptime": 0.7, "truth": "chain", "gaps_in_stream": 0,
+                          "expected_blocks": 40, "max_stall_s": 9.0, "stalled_clients": 1,
+                          "connected": 1.0}  # fmt: skip
+    sub = {"client": 0, "kind": "newHeads", "events": 11, "gaps": 9, "duplicates": 0,
+           "reorgs": 0, "expected_blocks": 20, "max_stall_s": 9.0, "behind_s": 9.0,
+           "uptime": 0.4}  # fmt: skip
+    d["subscribers"] = [sub, dict(sub, client=1, events=19, gaps=0, behind_s=0.0, uptime=1.0)]
+    page = render_html(d)
+    assert '<span class="badge fail">INVALID</span>' in page and "INVALID RUN" in page
+    assert "dropped 34 events" in page and "INCONSISTENT (2 unclaimed)" in page
+    assert "<td>router events from</td><td>stream</td>" in page
+    ws = page[page.index("<h2>WebSocket subscribers</h2>") :]
+    assert "longest stall 9 s, stalled at the end 1" in ws
+    assert ws.count('<tr><td class="num">0</td><td>newHeads</td>') == 1  # only the victim
+    md = render_markdown(d)
+    assert md.startswith("# Battle: Provider failover — FAIL ❌ (INVALID RUN)")
+    assert "## ⚠️ Invalid run" in md and "- the router's event stream dropped 34 events" in md
+    assert "| request events / requests the router answered | 2966 / 3000 |" in md
+    assert "alpha 10/12; 1.2 per request (INCONSISTENT)" in md
+    junit = render_junit(d)
+    assert 'name="valid run (ground truth complete, generator on time)"' in junit
