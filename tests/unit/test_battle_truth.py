@@ -81,8 +81,12 @@ def test_a_block_mined_as_the_client_subscribes_is_not_owed_but_a_dead_feed_miss
     assert (g.expected, g.missed, g.behind_s) == (3, 3, pytest.approx(2.4))
 
 
-def test_a_client_that_never_subscribed_has_no_figures() -> None:
-    assert judge_feed(FeedLog(), chain(3), end=200.0) is None
+def test_a_client_whose_subscription_was_never_confirmed_missed_everything() -> None:
+    assert judge_feed(FeedLog(), chain(3), end=200.0) is None  # it never even tried
+    refused = FeedLog()
+    refused.trying(99.0)
+    f = judge_feed(refused, chain(10), end=110.0)
+    assert f is not None and (f.expected, f.missed, f.uptime) == (10, 10, pytest.approx(2 / 11))
 
 
 def test_polled_truth_fills_the_numbers_a_poll_skipped_and_ignores_reorgs() -> None:

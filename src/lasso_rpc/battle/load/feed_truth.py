@@ -84,13 +84,18 @@ async def poll_heads(truth: ChainTruth, url: str, *, interval_s: float = 0.2) ->
 class FeedLog:
     """What one client received: new highest numbers with their times, and number ranges."""
 
-    __slots__ = ("first_ack", "high_n", "high_t", "ranges")
+    __slots__ = ("first_ack", "first_try", "high_n", "high_t", "ranges")
 
     def __init__(self) -> None:
+        self.first_try: float | None = None  # the client first asked for a subscription
         self.first_ack: float | None = None  # its first subscription was confirmed
         self.high_n = array("q")
         self.high_t = array("d")
         self.ranges: list[list[int]] = []  # [lo, hi] of numbers received, in arrival order
+
+    def trying(self, at: float) -> None:
+        if self.first_try is None:
+            self.first_try = at
 
     def subscribed(self, at: float) -> None:
         if self.first_ack is None:
@@ -131,10 +136,11 @@ def judge_feed(
     start_grace_s: float = START_GRACE_S,
 ) -> FeedFigures | None:
     """The client's figures against ``mined`` (number → first seen), up to ``end``; None when
-    it never subscribed. ``only`` restricts the expected blocks (logs: blocks with a match).
-    Owed: blocks mined from ``start_grace_s`` after its first confirmed subscription to
-    ``grace_s`` before the end (the stall and uptime look at every block up to the end)."""
-    start = log.first_ack
+    it never even tried. ``only`` restricts the expected blocks (logs: blocks with a match).
+    Owed: blocks mined from ``start_grace_s`` after its first confirmed subscription (or its
+    first try, when no subscription was ever confirmed: it missed everything) to ``grace_s``
+    before the end (the stall and uptime look at every block up to the end)."""
+    start = log.first_ack if log.first_ack is not None else log.first_try
     if start is None:
         return None
     window = max(0.0, end - start)

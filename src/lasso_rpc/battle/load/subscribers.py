@@ -164,6 +164,7 @@ class _Subscriber:
         subscribed: _Countdown,
     ) -> None:
         backoff = 0.05
+        self.feed.trying(time.monotonic())
         while time.monotonic() < deadline:
             since: float | None = None
             try:
@@ -279,8 +280,9 @@ class _Subscriber:
             figures = judge_feed(self.feed, truth.mined, end, only=only)
         if expected is not None:
             lo_hi = self.block_range
-            if figures is not None and self.feed.first_ack is not None:
-                lo_hi = _window(truth, self.feed.first_ack, end) or lo_hi
+            start = self.feed.first_ack or self.feed.first_try
+            if figures is not None and start is not None:
+                lo_hi = _window(truth, start, end) or lo_hi
             gaps = expected.missing(lo_hi, self.logs_seen) if lo_hi is not None else 0
             in_stream = (
                 expected.missing(self.block_range, self.logs_seen) if self.block_range else 0
