@@ -24,6 +24,7 @@ from typing import Any
 from lasso_rpc.clock import FakeClock
 from lasso_rpc.observability.events import Attempt, EventBus, RequestFinished
 from lasso_rpc.observability.metrics import PrometheusMetrics
+from lib.targets import Targets
 
 TARGET_US = 3.0
 DASHBOARD_TARGET_US = 1.5
@@ -92,15 +93,17 @@ def main() -> int:
     print(f"on_event, 1 attempt:  {us_one:.2f} µs")
     print(f"on_event, 3 attempts: {us_three:.2f} µs")
     print(f"scrape (3 chains x 3 providers x 20 methods): {best * 1000:.1f} ms, {len(body)} bytes")
-    verdict = "MET" if us_one <= TARGET_US else "MISSED"
-    print(f"target on_event (1 attempt) <= {TARGET_US} µs: {us_one:.2f} µs  {verdict}")
     extra = _dashboard_extra_us(_event("eth_getBalance", "ethereum", one), rounds, n)
-    dash = "MET" if extra <= DASHBOARD_TARGET_US else "MISSED"
-    print(
-        f"target dashboard (feed + 5 page streams) per request <= {DASHBOARD_TARGET_US} µs: "
-        f"+{extra:.2f} µs  {dash}"
+    targets = Targets()
+    targets.check(
+        f"on_event (1 attempt) <= {TARGET_US} µs", f"{us_one:.2f} µs", us_one <= TARGET_US
     )
-    return 0 if verdict == dash == "MET" else 1
+    targets.check(
+        f"dashboard (feed + 5 page streams) per request <= {DASHBOARD_TARGET_US} µs",
+        f"+{extra:.2f} µs",
+        extra <= DASHBOARD_TARGET_US,
+    )
+    return targets.report()
 
 
 def _dashboard_extra_us(ev: RequestFinished, rounds: int, n: int) -> float:

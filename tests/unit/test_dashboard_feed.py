@@ -203,7 +203,7 @@ def test_bus_streams_of_some_kinds_get_only_those() -> None:
     ):
         bus.publish(call)
         bus.publish(opened)
-        assert breakers._queue.qsize() == 1 and breakers._queue.get_nowait() is opened
+        assert breakers._queue.qsize() == 1 and breakers._queue.get_nowait()[1] is opened
         assert both._queue.qsize() == 2 and everything._queue.qsize() == 2
     assert bus._by_kind == {} and bus._unfiltered == [] and bus._streams == []
     bus.publish(call)  # nothing left to feed

@@ -203,11 +203,16 @@ class EventBus:
 
     @contextlib.contextmanager
     def stream(
-        self, maxsize: int = 10_000, kinds: Collection[str] | None = None
+        self,
+        maxsize: int = 10_000,
+        kinds: Collection[str] | None = None,
+        *,
+        accept: Callable[[Event], bool] | None = None,
     ) -> Iterator[EventStream]:
         """A queue of the events published from now on; only those of ``kinds`` if given (a
-        follower of breaker changes costs the request path nothing)."""
-        s = EventStream(maxsize, kinds)
+        follower of breaker changes costs the request path nothing), and of those only the
+        ones ``accept`` lets in."""
+        s = EventStream(maxsize, kinds, accept)
         self._streams.append(s)
         lists = (
             [self._unfiltered]
@@ -230,19 +235,35 @@ class EventBus:
 
 
 class EventStream:
-    __slots__ = ("_queue", "dropped", "kinds")
+    """Numbers every event it lets in (1, 2, ...), so a reader can tell what was dropped."""
 
-    def __init__(self, maxsize: int, kinds: Collection[str] | None = None) -> None:
-        self._queue: asyncio.Queue[Event] = asyncio.Queue(maxsize)
+    __slots__ = ("_accept", "_queue", "dropped", "kinds", "seq")
+
+    def __init__(
+        self,
+        maxsize: int,
+        kinds: Collection[str] | None = None,
+        accept: Callable[[Event], bool] | None = None,
+    ) -> None:
+        self._queue: asyncio.Queue[tuple[int, Event]] = asyncio.Queue(maxsize)
+        self._accept = accept
         self.dropped = 0
+        self.seq = 0
         #: Event kinds (``Event.kind``) let through; None: all.
         self.kinds = None if kinds is None else frozenset(kinds)
 
     def put(self, event: Event) -> None:
+        if self._accept is not None and not self._accept(event):
+            return
         if self._queue.full():
             self._queue.get_nowait()
             self.dropped += 1
-        self._queue.put_nowait(event)
+        self.seq += 1
+        self._queue.put_nowait((self.seq, event))
 
     async def get(self) -> Event:
+        return (await self._queue.get())[1]
+
+    async def get_numbered(self) -> tuple[int, Event]:
+        """The next event and its number (a jump in the numbers: events dropped)."""
         return await self._queue.get()

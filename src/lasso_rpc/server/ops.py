@@ -11,7 +11,7 @@ import orjson
 from aiohttp import WSMsgType, web
 
 from lasso_rpc.dashboard.feed import SummaryFeed
-from lasso_rpc.observability.events import EventStream, event_to_dict
+from lasso_rpc.observability.events import ChaosEvent, Event, EventStream, event_to_dict
 from lasso_rpc.observability.metrics import PrometheusMetrics
 from lasso_rpc.router import Router
 from lasso_rpc.upstream.chain import ChainRuntime
@@ -127,8 +127,11 @@ class OpsHandlers:
         )
         # Filtered at the bus: a stream of a few types costs the request path nothing more.
         kinds = {"chaos.injected" if t == "chaos.reverted" else t for t in types} or None
+        # Every frame carries ``seq``: the stream drops its oldest events when the reader is
+        # slow, and a jump in ``seq`` tells the reader how many it lost.
+        accept = (lambda ev: _event_type(ev) in types) if types else None
         # Registered before the handshake so a client that got its answer misses nothing.
-        with bus.stream(kinds=kinds) as stream, summaries:
+        with bus.stream(kinds=kinds, accept=accept) as stream, summaries:
             if request.headers.get("Upgrade", "").lower() == "websocket":
                 ws = web.WebSocketResponse(heartbeat=20)
                 await ws.prepare(request)
@@ -140,9 +143,9 @@ class OpsHandlers:
                             break
                         if ev is None:
                             continue
-                        d = event_to_dict(ev)
-                        if not types or d["type"] in types:
-                            await ws.send_bytes(orjson.dumps(d, default=str))
+                        d = event_to_dict(ev[1])
+                        d["seq"] = ev[0]
+                        await ws.send_bytes(orjson.dumps(d, default=str))
                 finally:
                     reader.cancel()
                     with contextlib.suppress(asyncio.CancelledError):
@@ -162,15 +165,21 @@ class OpsHandlers:
                     # A comment line: a client that went away is noticed by the failed write.
                     await resp.write(b": keep-alive\n\n")
                     continue
-                d = event_to_dict(ev)
-                if types and d["type"] not in types:
-                    continue
+                d = event_to_dict(ev[1])
+                d["seq"] = ev[0]
                 await resp.write(
                     b"event: %s\ndata: %s\n\n" % (d["type"].encode(), orjson.dumps(d, default=str))
                 )
 
 
 _KEEPALIVE_S = 15.0
+
+
+def _event_type(ev: Event) -> str:
+    """The frame ``type`` of an event (``event_to_dict``'s, without building the dict)."""
+    return "chaos.reverted" if isinstance(ev, ChaosEvent) and ev.reverted else ev.kind
+
+
 _CLOSED = object()
 
 
@@ -178,7 +187,7 @@ async def _next_event(
     stream: EventStream, reader: asyncio.Task[None] | None, timeout_s: float
 ) -> Any:
     """The next event; None after ``timeout_s`` of silence; _CLOSED when the reader ended."""
-    getter = asyncio.create_task(stream.get())
+    getter = asyncio.create_task(stream.get_numbered())
     waiting: set[asyncio.Future[Any]] = {getter} if reader is None else {getter, reader}
     try:
         done, _ = await asyncio.wait(
