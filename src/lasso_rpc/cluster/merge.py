@@ -120,6 +120,8 @@ def merge_providers(per_worker: Iterable[tuple[int, list[dict[str, Any]]]]) -> l
                 continue
             have["workers"].append(mine)
             have["in_flight"] = have.get("in_flight", 0) + row.get("in_flight", 0)
+            if "usable" in row:  # usable somewhere: the cluster can still route to it
+                have["usable"] = bool(have.get("usable")) or bool(row["usable"])
             heads = [h for h in (have.get("head"), row.get("head")) if h is not None]
             if heads and row.get("head") == max(heads) != have.get("head"):
                 have["head"], have["lag"] = row.get("head"), row.get("lag")

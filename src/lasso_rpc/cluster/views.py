@@ -34,6 +34,7 @@ from lasso_rpc.server.ops import EventFeed, provider_rows
 __all__ = ["ClusterEvents", "ClusterViews"]
 
 _JSON = "application/json"
+_SUMMARY = "stats.summary"
 
 
 class ClusterViews:
@@ -44,8 +45,12 @@ class ClusterViews:
         self._router = router
         self._metrics = metrics
         link.on_query("metrics", lambda: metrics_snapshot(metrics.registry))
-        link.on_query("providers", lambda: orjson.dumps(provider_rows(router.chains())))
+        link.on_query("providers", self._own_providers)
         self.events = ClusterEvents(link, router.bus)
+
+    def _own_providers(self) -> bytes:
+        router = self._router
+        return orjson.dumps(provider_rows(router.chains(), router.clock.now_ms()))
 
     async def _gather(
         self, what: str, own: Callable[[], bytes]
@@ -77,9 +82,7 @@ class ClusterViews:
         if chain_key:
             rt = self._router.resolve(chain_key, request.query.get("profile"))
             wanted = (rt.profile, rt.name)
-        answers, missing = await self._gather(
-            "providers", lambda: orjson.dumps(provider_rows(self._router.chains()))
-        )
+        answers, missing = await self._gather("providers", self._own_providers)
         rows = merge_providers((w, orjson.loads(data)) for w, data in answers if data)
         if wanted is not None:
             rows = [r for r in rows if (r["profile"], r["chain"]) == wanted]
@@ -88,19 +91,27 @@ class ClusterViews:
 
 
 class _Feed:
-    __slots__ = ("_queue", "dropped")
+    """One ``/api/events`` client's frames: its types only, numbered (``seq``) as it gets them."""
 
-    def __init__(self, maxsize: int) -> None:
+    __slots__ = ("_queue", "dropped", "seq", "types")
+
+    def __init__(self, maxsize: int, types: set[str]) -> None:
         self._queue: asyncio.Queue[tuple[str, bytes]] = asyncio.Queue(maxsize)
+        self.types = types
         self.dropped = 0
+        self.seq = 0
 
     def put(self, item: tuple[str, bytes]) -> None:
+        if self.types and item[0] not in self.types:
+            return
         if self._queue.full():
             self._queue.get_nowait()
             self.dropped += 1
-        self._queue.put_nowait(item)
+        self.seq += 1
+        kind, data = item
+        self._queue.put_nowait((kind, b'{"seq":%d,' % self.seq + data[1:]))
 
-    async def get(self) -> tuple[str, bytes]:
+    async def next_frame(self) -> tuple[str, bytes]:
         return await self._queue.get()
 
 
@@ -122,8 +133,8 @@ class ClusterEvents:
         link.on_events = self._incoming
 
     @contextlib.asynccontextmanager
-    async def open(self) -> AsyncIterator[EventFeed]:
-        feed = _Feed(self._maxsize)
+    async def open(self, types: set[str]) -> AsyncIterator[EventFeed]:
+        feed = _Feed(self._maxsize, types)
         self._feeds.add(feed)
         try:
             if len(self._feeds) == 1:
@@ -149,7 +160,13 @@ class ClusterEvents:
     def _on_event(self, ev: Event) -> None:
         d: dict[str, Any] = event_to_dict(ev)
         d["worker"] = self._link.worker
-        self._buffer.append((d["type"], orjson.dumps(d, default=str)))
+        item = (d["type"], orjson.dumps(d, default=str))
+        if ev.kind == _SUMMARY:
+            # The dashboard's summary is this worker's own (its feed runs where the page's
+            # stream is): it goes to this worker's clients only, not to the others'.
+            self._incoming([item])
+            return
+        self._buffer.append(item)
         if self._timer is None:
             self._timer = asyncio.get_running_loop().call_later(self._flush_s, self._flush)
 

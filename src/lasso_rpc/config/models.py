@@ -17,6 +17,7 @@ from typing import Annotated, Literal
 from pydantic import Field, ValidationInfo, field_validator, model_validator
 
 from lasso_rpc.config.base import Frozen
+from lasso_rpc.config.dashboard import DashboardConfig
 from lasso_rpc.config.describe import Expect
 from lasso_rpc.config.server import ClientRateLimit, ControlConfig, ServerConfig
 from lasso_rpc.config.shared import AccessConfig, StateConfig
@@ -30,6 +31,7 @@ __all__ = [
     "ClientRateLimit",
     "Config",
     "ControlConfig",
+    "DashboardConfig",
     "HedgeConfig",
     "MethodsConfig",
     "ProfileConfig",
@@ -390,6 +392,11 @@ class ProfileFile(ProfileConfig):
         "read at start.",
         examples=[{"keys": [{"key": "${ACME_KEY}", "rate_limit": {"rps": 50}}]}],
     )
+    dashboard: DashboardConfig | None = Field(
+        default=None,
+        description="The live page at /dashboard. In at most one file; read at start.",
+        examples=[{"enabled": True}],
+    )
 
 
 class Config(Frozen):
@@ -398,3 +405,4 @@ class Config(Frozen):
     server: ServerConfig = ServerConfig()
     state: StateConfig = StateConfig()
     access: AccessConfig | None = None
+    dashboard: DashboardConfig = DashboardConfig()

@@ -94,6 +94,8 @@ access:                           # API keys and client limits; off when absent
   anonymous: true
   redis_keys: false
   on_state_down: open
+dashboard:                        # in one file only; loopback clients always get the page
+  enabled: false
 """
 
 #: Loaded by the generator: the "Errors" section shows what check-config really prints for it.

@@ -20,6 +20,8 @@ from lasso_rpc.cluster.metrics import ClusterCollector
 from lasso_rpc.cluster.runtime import Cluster
 from lasso_rpc.cluster.views import ClusterViews
 from lasso_rpc.config.models import Config
+from lasso_rpc.dashboard.feed import SummaryFeed
+from lasso_rpc.dashboard.page import DashboardPage
 from lasso_rpc.observability.logs import EventLogger
 from lasso_rpc.observability.metrics import PrometheusMetrics
 from lasso_rpc.router import Router
@@ -35,6 +37,7 @@ __all__ = ["RouterServer", "build_app", "subscription_manager"]
 ROUTER_KEY = web.AppKey("router", Router)
 RPC_KEY = web.AppKey("rpc", RpcHandler)
 SUBSCRIPTIONS_KEY = web.AppKey("subscriptions", SubscriptionManager)
+SUMMARY_KEY = web.AppKey("summaries", SummaryFeed)
 
 
 def subscription_manager(router: Router) -> SubscriptionManager:
@@ -82,12 +85,21 @@ def build_app(
     views = ClusterViews(cluster.hub, router, metrics) if cluster and cluster.hub else None
     if cluster is not None:
         metrics.registry.register(ClusterCollector(cluster))
-    ops = OpsHandlers(router, metrics, views.events.open if views is not None else None)
+    manager = subscriptions or subscription_manager(router)
+    app[SUBSCRIPTIONS_KEY] = manager
+    summaries = SummaryFeed(router, subscriptions=manager.feeds)
+    app[SUMMARY_KEY] = summaries
+    app.on_cleanup.append(lambda _app: summaries.aclose())
+    ops = OpsHandlers(
+        router,
+        metrics,
+        summaries=summaries,
+        events=views.events.open if views is not None else None,
+    )
     control = ControlHandlers(
         router, cfg.control, reloader, cluster.settle if cluster is not None else None
     )
-    manager = subscriptions or subscription_manager(router)
-    app[SUBSCRIPTIONS_KEY] = manager
+    dashboard = DashboardPage(router.config.dashboard, subscriptions=manager.feeds)
     ws = WsEndpoint(router, rpc, manager)
     app.on_shutdown.append(ws.on_shutdown)  # closes client sockets, then the manager
     app.add_routes(
@@ -101,6 +113,7 @@ def build_app(
             web.get("/api/providers", views.providers if views else ops.providers),
             web.get("/api/events", ops.events),
             *control.routes(),
+            *dashboard.routes(),
         ]
     )
     return app

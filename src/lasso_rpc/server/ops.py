@@ -11,13 +11,15 @@ from typing import Any, Protocol
 import orjson
 from aiohttp import WSMsgType, web
 
-from lasso_rpc.observability.events import EventBus, EventStream, event_to_dict
+from lasso_rpc.dashboard.feed import SummaryFeed
+from lasso_rpc.observability.events import ChaosEvent, Event, EventBus, EventStream, event_to_dict
 from lasso_rpc.observability.metrics import PrometheusMetrics
-from lasso_rpc.resilience.breaker import BreakerState
 from lasso_rpc.router import Router
 from lasso_rpc.upstream.chain import ChainRuntime
+from lasso_rpc.upstream.probe import health_window_ms
+from lasso_rpc.upstream.readiness import chain_readiness, provider_readiness
 
-__all__ = ["EventFeed", "LocalEvents", "OpsHandlers", "provider_rows"]
+__all__ = ["EventFeed", "LocalEvents", "OpsHandlers", "event_type", "provider_rows"]
 
 
 def _json(data: Any, status: int = 200) -> web.Response:
@@ -25,20 +27,27 @@ def _json(data: Any, status: int = 200) -> web.Response:
 
 
 class EventFeed(Protocol):
-    """What ``/api/events`` reads: (type, JSON object) frames, oldest first."""
+    """What ``/api/events`` reads: (type, JSON object with its ``seq``) frames, oldest first."""
 
-    async def get(self) -> tuple[str, bytes]: ...
+    async def next_frame(self) -> tuple[str, bytes]: ...
+
+
+OpenEvents = Callable[[set[str]], contextlib.AbstractAsyncContextManager[EventFeed]]
 
 
 class LocalEvents:
-    """This process's bus as an ``/api/events`` feed (``views.ClusterEvents``: every worker's)."""
+    """This process's bus as an ``/api/events`` feed (``cluster.views.ClusterEvents``: every
+    worker's)."""
 
     def __init__(self, bus: EventBus) -> None:
         self._bus = bus
 
     @contextlib.asynccontextmanager
-    async def open(self) -> AsyncIterator[EventFeed]:
-        with self._bus.stream() as stream:
+    async def open(self, types: set[str]) -> AsyncIterator[EventFeed]:
+        # Filtered at the bus: a stream of a few types costs the request path nothing more.
+        kinds = {"chaos.injected" if t == "chaos.reverted" else t for t in types} or None
+        accept = (lambda ev: event_type(ev) in types) if types else None
+        with self._bus.stream(kinds=kinds, accept=accept) as stream:
             yield _LocalFeed(stream)
 
 
@@ -48,16 +57,22 @@ class _LocalFeed:
     def __init__(self, stream: EventStream) -> None:
         self._stream = stream
 
-    async def get(self) -> tuple[str, bytes]:
-        d = event_to_dict(await self._stream.get())
+    async def next_frame(self) -> tuple[str, bytes]:
+        # Every frame carries ``seq``: the stream drops its oldest events when the reader is
+        # slow, and a jump in ``seq`` tells the reader how many it lost.
+        seq, ev = await self._stream.get_numbered()
+        d = event_to_dict(ev)
+        d["seq"] = seq
         return d["type"], orjson.dumps(d, default=str)
 
 
-def provider_rows(chains: Iterable[ChainRuntime]) -> list[dict[str, Any]]:
-    """What ``/api/providers`` lists for ``chains``."""
+def provider_rows(chains: Iterable[ChainRuntime], now_ms: float) -> list[dict[str, Any]]:
+    """What ``/api/providers`` lists for ``chains`` (also each worker's part of a merged list)."""
     out = []
     for c in chains:
+        window = health_window_ms(c.routing.head_poll_ms)
         for p in c.providers.values():
+            health = provider_readiness(p, now_ms=now_ms, window_ms=window)
             out.append(
                 {
                     "profile": c.profile,
@@ -72,6 +87,8 @@ def provider_rows(chains: Iterable[ChainRuntime]) -> list[dict[str, Any]]:
                     "head": p.head,
                     "lag": p.lag,
                     "in_flight": p.in_flight,
+                    "usable": health.usable,
+                    "health": health.reason,
                     "unsupported_methods": sorted(p.unsupported),
                     "stats": p.stats.snapshot(),
                 }
@@ -84,28 +101,42 @@ class OpsHandlers:
         self,
         router: Router,
         metrics: PrometheusMetrics,
-        events: Callable[[], contextlib.AbstractAsyncContextManager[EventFeed]] | None = None,
+        *,
+        summaries: SummaryFeed | None = None,
+        events: OpenEvents | None = None,
     ) -> None:
         self.router = router
         self.metrics = metrics
+        #: Runs while a stream asks for ``stats.summary`` (the dashboard's feed).
+        self.summaries = summaries
         #: Where /api/events reads from: this process's bus unless a cluster view is given.
-        self.open_events = events or LocalEvents(router.bus).open
+        self.open_events: OpenEvents = events or LocalEvents(router.bus).open
 
     async def health(self, request: web.Request) -> web.Response:
         return _json({"status": "ok"})
 
     async def ready(self, request: web.Request) -> web.Response:
+        """200 when every chain has a provider that answered a health poll within its window;
+        503 otherwise, with ``reasons`` saying which chain and why each provider is out."""
         chains = {}
-        ok = True
+        reasons = []
+        now = self.router.clock.now_ms()
         for c in self.router.chains():
-            usable = [
-                p.id
-                for p in c.providers.values()
-                if not p.cordoned and p.breaker.state is not BreakerState.OPEN
-            ]
-            chains[f"{c.profile}/{c.name}"] = {"usable_providers": usable}
-            ok = ok and bool(usable)
-        return _json({"ready": ok, "chains": chains}, 200 if ok else 503)
+            r = chain_readiness(
+                c.profile, c.name, c.providers.values(), poll_ms=c.routing.head_poll_ms, now_ms=now
+            )
+            chains[f"{c.profile}/{c.name}"] = {
+                "ready": r.ready,
+                "usable_providers": r.usable,
+                "window_ms": r.window_ms,
+                "providers": {
+                    p.provider: {"usable": p.usable, "reason": p.reason} for p in r.providers
+                },
+            }
+            if r.reason is not None:
+                reasons.append(r.reason)
+        ok = not reasons
+        return _json({"ready": ok, "reasons": reasons, "chains": chains}, 200 if ok else 503)
 
     async def metrics_text(self, request: web.Request) -> web.Response:
         return web.Response(
@@ -134,61 +165,74 @@ class OpsHandlers:
         chains: list[ChainRuntime] = (
             [self.router.resolve(chain_key, profile)] if chain_key else self.router.chains()
         )
-        return _json({"providers": provider_rows(chains)})
+        return _json({"providers": provider_rows(chains, self.router.clock.now_ms())})
 
     async def events(self, request: web.Request) -> web.StreamResponse:
         """Server-Sent Events, or WebSocket frames when the client asks for an upgrade."""
         types = set(filter(None, request.query.get("types", "").split(",")))
+        feed = self.summaries
+        summaries = (
+            feed.hold()
+            if feed is not None and "stats.summary" in types
+            else contextlib.nullcontext()
+        )
         # Registered before the handshake so a client that got its answer misses nothing.
-        async with self.open_events() as stream:
-            if request.headers.get("Upgrade", "").lower() == "websocket":
-                ws = web.WebSocketResponse(heartbeat=20)
-                await ws.prepare(request)
-                reader = asyncio.create_task(_drain(ws))
-                try:
-                    while not ws.closed:
-                        ev = await _next_event(stream, reader, _KEEPALIVE_S)
-                        if ev is _CLOSED:
-                            break
-                        if ev is None:
-                            continue
-                        kind, data = ev
-                        if not types or kind in types:
-                            await ws.send_bytes(data)
-                finally:
-                    reader.cancel()
-                    with contextlib.suppress(asyncio.CancelledError):
-                        await reader
-                return ws
-            resp = web.StreamResponse(
-                headers={"Content-Type": "text/event-stream", "Cache-Control": "no-cache"}
-            )
-            await resp.prepare(request)
-            await resp.write(b": lasso-rpc event stream\n\n")
-            while True:
-                transport = request.transport
-                if transport is None or transport.is_closing():
-                    return resp
-                ev = await _next_event(stream, None, _KEEPALIVE_S)
-                if ev is None:
-                    # A comment line: a client that went away is noticed by the failed write.
-                    await resp.write(b": keep-alive\n\n")
-                    continue
-                kind, data = ev
-                if types and kind not in types:
-                    continue
-                await resp.write(b"event: %s\ndata: %s\n\n" % (kind.encode(), data))
+        async with self.open_events(types) as stream:
+            with summaries:
+                return await self._stream_events(request, stream)
+
+    async def _stream_events(self, request: web.Request, stream: EventFeed) -> web.StreamResponse:
+        if request.headers.get("Upgrade", "").lower() == "websocket":
+            ws = web.WebSocketResponse(heartbeat=20)
+            await ws.prepare(request)
+            reader = asyncio.create_task(_drain(ws))
+            try:
+                while not ws.closed:
+                    ev = await _next_event(stream, reader, _KEEPALIVE_S)
+                    if ev is _CLOSED:
+                        break
+                    if ev is None:
+                        continue
+                    await ws.send_bytes(ev[1])
+            finally:
+                reader.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await reader
+            return ws
+        resp = web.StreamResponse(
+            headers={"Content-Type": "text/event-stream", "Cache-Control": "no-cache"}
+        )
+        await resp.prepare(request)
+        await resp.write(b": lasso-rpc event stream\n\n")
+        while True:
+            transport = request.transport
+            if transport is None or transport.is_closing():
+                return resp
+            ev = await _next_event(stream, None, _KEEPALIVE_S)
+            if ev is None:
+                # A comment line: a client that went away is noticed by the failed write.
+                await resp.write(b": keep-alive\n\n")
+                continue
+            kind, data = ev
+            await resp.write(b"event: %s\ndata: %s\n\n" % (kind.encode(), data))
 
 
 _KEEPALIVE_S = 15.0
+
+
+def event_type(ev: Event) -> str:
+    """The frame ``type`` of an event (``event_to_dict``'s, without building the dict)."""
+    return "chaos.reverted" if isinstance(ev, ChaosEvent) and ev.reverted else ev.kind
+
+
 _CLOSED = object()
 
 
 async def _next_event(
     stream: EventFeed, reader: asyncio.Task[None] | None, timeout_s: float
 ) -> Any:
-    """The next event; None after ``timeout_s`` of silence; _CLOSED when the reader ended."""
-    getter = asyncio.create_task(stream.get())
+    """The next frame; None after ``timeout_s`` of silence; _CLOSED when the reader ended."""
+    getter = asyncio.create_task(stream.next_frame())
     waiting: set[asyncio.Future[Any]] = {getter} if reader is None else {getter, reader}
     try:
         done, _ = await asyncio.wait(
