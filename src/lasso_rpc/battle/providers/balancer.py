@@ -2,9 +2,9 @@
 
 Each client connection goes to the next node in turn; a node that refuses the connection (it
 was killed) is skipped, and the next one tried, as any L4 balancer with connect retries does.
-A connection already going to a node that dies breaks, as it would behind a real balancer:
-the client sees the reset, and its next connection lands on a live node. Counts connections
-per node, so a battle can show how load was spread.
+A connection already going to a node that dies is reset, as behind a real balancer: the
+client sees it at once (not on its next request), and its next connection lands on a live
+node. Counts connections per node, so a battle can show how load was spread.
 """
 
 from __future__ import annotations
@@ -54,11 +54,22 @@ class NodeBalancer:
             writer.close()
             return
         up_reader, up_writer = upstream
+        pipes = [
+            asyncio.ensure_future(_pipe(reader, up_writer)),
+            asyncio.ensure_future(_pipe(up_reader, writer)),
+        ]
         try:
-            await asyncio.gather(_pipe(reader, up_writer), _pipe(up_reader, writer))
+            # HTTP needs no half-close: when either side ends, both do, at once (a node that
+            # died resets its clients' connections, so none is reused for a request it loses).
+            await asyncio.wait(pipes, return_when=asyncio.FIRST_COMPLETED)
         finally:
+            for p in pipes:
+                p.cancel()
             for w in (writer, up_writer):
-                w.close()
+                transport = w.transport
+                if transport is not None and not transport.is_closing():
+                    transport.abort()
+            await asyncio.gather(*pipes, return_exceptions=True)
 
     async def _connect(self) -> tuple[asyncio.StreamReader, asyncio.StreamWriter] | None:
         for _ in range(len(self.targets)):
@@ -95,17 +106,7 @@ class NodeBalancer:
 
 
 async def _pipe(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-    try:
+    with contextlib.suppress(ConnectionError, OSError):
         while data := await reader.read(_CHUNK):
             writer.write(data)
             await writer.drain()
-    except (ConnectionError, OSError):
-        pass
-    finally:
-        # A half-close passes on (the other direction may still carry an answer); a reset
-        # of one side ends both when the other notices.
-        with contextlib.suppress(OSError, RuntimeError):
-            if writer.can_write_eof():
-                writer.write_eof()
-            else:
-                writer.close()
