@@ -43,12 +43,11 @@ async def supervise(procs: Sequence[BaseProcess], hub_socks: Sequence[socket.soc
         loop.add_reader(proc.sentinel, exited, proc.sentinel)
     try:
         await one_exited.wait()
-        await asyncio.sleep(0)  # exit codes of workers that ended together
-        failed = [
-            code for proc in procs if (code := _exitcode(proc)) not in (None, 0, -signal.SIGTERM)
-        ]
         forward(signal.SIGTERM)
         await asyncio.gather(*(asyncio.to_thread(proc.join) for proc in procs))
+        # Exit codes are read once every worker is reaped: the first one's may not be known
+        # the moment its sentinel fires. A worker stopped by our SIGTERM ends with 0 (or -15).
+        failed = [p.exitcode for p in procs if p.exitcode not in (0, -signal.SIGTERM)]
         return 1 if failed else 0
     finally:
         for proc in procs:
@@ -56,8 +55,3 @@ async def supervise(procs: Sequence[BaseProcess], hub_socks: Sequence[socket.soc
         hub_task.cancel()
         with contextlib.suppress(asyncio.CancelledError, Exception):
             await hub_task
-
-
-def _exitcode(proc: BaseProcess) -> int | None:
-    proc.join(0)
-    return proc.exitcode
