@@ -4,6 +4,10 @@ One task per chain polls ``eth_blockNumber`` on every provider each ``head_poll_
 also the breaker's background probe: a provider that stops answering opens its breaker with no
 user traffic, and the poll is the probe that closes it again. A lag change is published as a
 ``provider.health`` event (through the ``publish_health`` hook the chain passes in).
+
+With ``watch_blocks(listener)`` (the response cache needs block hashes to see reorgs) the probe is
+``eth_getBlockByNumber("latest", false)`` instead, and each answer's number, hash and parent
+hash go to the listener as well.
 """
 
 from __future__ import annotations
@@ -22,6 +26,18 @@ from lasso_rpc.upstream.provider import ProviderRuntime
 __all__ = ["HeadTracker"]
 
 _HEAD_PROBE = b'{"jsonrpc":"2.0","id":0,"method":"eth_blockNumber","params":[]}'
+_BLOCK_PROBE = b'{"jsonrpc":"2.0","id":0,"method":"eth_getBlockByNumber","params":["latest",false]}'
+#: (provider, number, hash, parent hash) of each head block a probe saw.
+BlockListener = Callable[[ProviderRuntime, int, str, str], None]
+
+
+class _Head(msgspec.Struct):
+    number: str
+    hash: str
+    parentHash: str
+
+
+_head_decoder = msgspec.json.Decoder(_Head)
 
 
 class HeadTracker:
@@ -41,6 +57,11 @@ class HeadTracker:
         self._publish_health = publish_health
         self.consensus_head: int | None = None
         self._task: asyncio.Task[None] | None = None
+        self._on_block: BlockListener | None = None
+
+    def watch_blocks(self, listener: BlockListener) -> None:
+        """Probe with the head block (not only its number) and report each one seen."""
+        self._on_block = listener
 
     def start(self) -> None:
         if self._task is None:
@@ -70,12 +91,20 @@ class HeadTracker:
         if not breaker.closed and not breaker.acquire():
             return
         timeout = min(self._poll_ms, 5000) / 1000.0
+        on_block = self._on_block
+        block: _Head | None = None
         try:
-            resp = await p.transport.post(_HEAD_PROBE, timeout_s=timeout)
+            resp = await p.transport.post(
+                _HEAD_PROBE if on_block is None else _BLOCK_PROBE, timeout_s=timeout
+            )
             reply = decode_upstream(resp.body)
             if resp.status != 200 or not isinstance(reply.result, msgspec.Raw):
                 raise ValueError(f"HTTP {resp.status}")
-            head = int(msgspec.json.decode(bytes(reply.result)), 16)
+            if on_block is None:
+                head = int(msgspec.json.decode(bytes(reply.result)), 16)
+            else:
+                block = _head_decoder.decode(bytes(reply.result))
+                head = int(block.number, 16)
         except (
             TransportError,
             ValueError,
@@ -87,6 +116,8 @@ class HeadTracker:
             return
         breaker.record(None)
         p.head = head
+        if on_block is not None and block is not None:
+            on_block(p, head, block.hash, block.parentHash)
 
     def _update_lag(self) -> None:
         providers = self._providers.values()
