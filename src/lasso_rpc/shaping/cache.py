@@ -20,6 +20,7 @@ clients spacing their JSON differently share entries. Values are the raw ``resul
 from __future__ import annotations
 
 import fnmatch
+import re
 from dataclasses import dataclass, field
 
 import orjson
@@ -33,16 +34,16 @@ from lasso_rpc.shaping.testing import reorg_safety_on
 
 __all__ = ["CacheStats", "Placement", "ResponseCache", "cache_key"]
 
-_BLANKS = (b" ", b"\n", b"\t", b"\r")
+_BLANK = re.compile(rb"[ \t\r\n]")
 
 
 def cache_key(method: str, params: bytes) -> bytes:
-    if any(b in params for b in _BLANKS):
+    if _BLANK.search(params) is not None:
         try:
             params = orjson.dumps(orjson.loads(params))
         except orjson.JSONDecodeError:
             pass
-    return b"%s\x00%s" % (method.encode(), params)
+    return method.encode() + b"\x00" + params
 
 
 @dataclass(slots=True)

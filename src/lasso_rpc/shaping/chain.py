@@ -13,6 +13,7 @@ with no attempts of its own).
 from __future__ import annotations
 
 import fnmatch
+from collections.abc import Awaitable
 from typing import TYPE_CHECKING
 
 import msgspec
@@ -64,18 +65,19 @@ class ChainShaping:
 
     # -- the entry point -------------------------------------------------------------------
 
-    async def execute(self, ctx: CallContext, call: Call) -> CallOutcome:
+    def execute(self, ctx: CallContext, call: Call) -> Awaitable[CallOutcome]:
+        """The answer to one call (a coroutine: one frame on the path without cache)."""
         if call.method in _RANGE_METHODS:
-            split = await self._split(ctx, call)
-            if split is not None:
-                return split
+            return self._ranged(ctx, call)
         if self.cache is None:
-            out = await self._upstream(ctx, call)
-        else:
-            out = await self._cached(ctx, call)
-        if call.method == "eth_blockNumber" and self._cfg.monotonic_block_number and out.ok:
-            out = self._monotonic(out)
-        return out
+            return self._upstream(ctx, call)
+        return self._cached(ctx, call)
+
+    async def _ranged(self, ctx: CallContext, call: Call) -> CallOutcome:
+        split = await self._split(ctx, call)
+        if split is not None:
+            return split
+        return await self._piece(ctx, call)
 
     # -- cache -----------------------------------------------------------------------------
 
@@ -119,7 +121,8 @@ class ChainShaping:
     def _hit(self, ctx: CallContext, call: Call, value: bytes, t0: float) -> CallOutcome:
         latency = self._clock.now_ms() - t0
         self._publish(ctx, call, latency, "ok", None, "cache", cache="HIT")
-        return CallOutcome(True, value, "cache", (), False, latency, CACHE_DECISION, "HIT")
+        out = CallOutcome(True, value, "cache", (), False, latency, CACHE_DECISION, "HIT")
+        return self._monotonic(out) if call.method == "eth_blockNumber" else out
 
     # -- dedup and the pipeline ------------------------------------------------------------
 
@@ -130,9 +133,10 @@ class ChainShaping:
         method = call.method
         pipeline = self._pipeline
         if inflight is None or not self._shareable(method):
-            return await pipeline.execute(ctx, call)
-        if key is None:
-            key = cache_key(method, call.params)
+            out = await pipeline.execute(ctx, call)
+            return self._monotonic(out) if method == "eth_blockNumber" else out
+        if key is None:  # the raw params: identical requests in flight are byte-identical
+            key = method.encode() + b"\x00" + call.params
         if ctx.route.pin is not None:
             key = b"%s\x00%s" % (ctx.route.pin.encode(), key)
         t0 = 0.0
@@ -144,7 +148,7 @@ class ChainShaping:
                 try:
                     out = await pipeline.execute(ctx, call)
                     result = out
-                    return out
+                    return self._monotonic(out) if method == "eth_blockNumber" else out
                 except DeadlineExceeded:
                     raise  # followers have deadlines of their own: they try again
                 except Exception as exc:
@@ -163,9 +167,10 @@ class ChainShaping:
                 latency = self._clock.now_ms() - t0
                 status = "ok" if shared.ok else "client_error"
                 self._publish(ctx, call, latency, status, None, shared.provider, coalesced=True)
-                return msgspec.structs.replace(
+                out = msgspec.structs.replace(
                     shared, attempts=(), latency_ms=latency, coalesced=True
                 )
+                return self._monotonic(out) if method == "eth_blockNumber" else out
 
     def _shareable(self, method: str) -> bool:
         ok = self._dedupable.get(method)
@@ -242,6 +247,8 @@ class ChainShaping:
     # -- monotonic heads -------------------------------------------------------------------
 
     def _monotonic(self, out: CallOutcome) -> CallOutcome:
+        if not out.ok or not self._cfg.monotonic_block_number:
+            return out
         raw = bytes(out.payload)
         try:
             n = int(raw.strip(b'" '), 16)
