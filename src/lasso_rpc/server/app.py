@@ -22,6 +22,7 @@ from lasso_rpc.server.http1 import FrontDoor
 from lasso_rpc.server.ops import OpsHandlers
 from lasso_rpc.server.rpc import RpcHandler
 from lasso_rpc.server.ws import WsEndpoint
+from lasso_rpc.shaping.metrics import ShapingCollector
 from lasso_rpc.subscriptions.manager import SubscriptionManager
 
 __all__ = ["RouterServer", "build_app", "subscription_manager"]
@@ -55,6 +56,7 @@ def build_app(
     app = web.Application(client_max_size=max_body + 1024)
     app[ROUTER_KEY] = router
     metrics = PrometheusMetrics(router)
+    metrics.registry.register(ShapingCollector(router.shaper))
     router.bus.subscribe(metrics.on_event)
     router.bus.subscribe(EventLogger().on_event)
     rpc = RpcHandler(router, ws_base=ws_base or cfg.public_ws_base)

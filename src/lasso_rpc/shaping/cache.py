@@ -32,7 +32,7 @@ from lasso_rpc.shaping.ledger import BlockLedger
 from lasso_rpc.shaping.store import FINALITIES, CacheEntry, CacheStore
 from lasso_rpc.shaping.testing import reorg_safety_on
 
-__all__ = ["CacheStats", "Placement", "ResponseCache", "cache_key"]
+__all__ = ["Placement", "ResponseCache", "ShapingStats", "cache_key"]
 
 _BLANK = re.compile(rb"[ \t\r\n]")
 
@@ -47,8 +47,9 @@ def cache_key(method: str, params: bytes) -> bytes:
 
 
 @dataclass(slots=True)
-class CacheStats:
-    """Counters by finality class (read by the metrics collector at scrape time)."""
+class ShapingStats:
+    """Counters of one chain of a profile, kept across reloads (read by ``shaping.metrics``
+    when /metrics is scraped)."""
 
     hits: dict[str, int] = field(default_factory=lambda: dict.fromkeys(FINALITIES, 0))
     misses: dict[str, int] = field(default_factory=lambda: dict.fromkeys(FINALITIES, 0))
@@ -56,6 +57,10 @@ class CacheStats:
     reorg_evictions: dict[str, int] = field(default_factory=lambda: dict.fromkeys(FINALITIES, 0))
     bypassed: int = 0
     stale_refused: int = 0  # entries found but not served (reorg, head moved, unconfirmed)
+    reorgs: int = 0
+    dedup_leaders: int = 0  # calls that went upstream with dedup on
+    dedup_followers: int = 0  # calls answered by an identical call in flight
+    log_splits: int = 0  # eth_getLogs/trace_filter requests answered in pieces
 
 
 @dataclass(frozen=True, slots=True)
@@ -74,13 +79,14 @@ class ResponseCache:
         namespace: str,
         ledger: BlockLedger,
         watch: HeadWatch,
+        stats: ShapingStats,
     ) -> None:
         self.config = config
         self.store = store
         self.namespace = namespace
         self.ledger = ledger
         self.watch = watch
-        self.stats = CacheStats()
+        self.stats = stats
         self._policies: dict[tuple[str, str], CachePolicy | None] = {}
 
     def policy(self, method: str, finality: str) -> CachePolicy | None:

@@ -25,7 +25,7 @@ from lasso_rpc.resilience.call import CallContext, CallOutcome
 from lasso_rpc.resilience.methods import is_write_method
 from lasso_rpc.routing.decision import Decision
 from lasso_rpc.shaping.blockrefs import NEVER, block_range, is_never_cached
-from lasso_rpc.shaping.cache import ResponseCache, cache_key
+from lasso_rpc.shaping.cache import ResponseCache, ShapingStats, cache_key
 from lasso_rpc.shaping.dedup import RETRY, InFlight, Result
 from lasso_rpc.shaping.logsplit import merge_arrays, plan_range, split_run, with_range
 
@@ -49,8 +49,10 @@ class ChainShaping:
         cache: ResponseCache | None,
         bus: EventBus,
         clock: Clock,
+        stats: ShapingStats,
     ) -> None:
         self.chain = chain
+        self.stats = stats
         self.cache = cache
         self._pipeline = pipeline
         self._bus = bus
@@ -61,7 +63,6 @@ class ChainShaping:
         self._exclude = tuple(cfg.dedup_exclude)
         self._dedupable: dict[str, bool] = {}
         self.floor = -1  # the highest eth_blockNumber answered so far
-        self.splits = 0
 
     # -- the entry point -------------------------------------------------------------------
 
@@ -89,7 +90,7 @@ class ChainShaping:
             return _mark(await self._upstream(ctx, call), "BYPASS")
         refs = cache.refs(method, call.params)
         if refs is NEVER:
-            cache.stats.bypassed += 1
+            self.stats.bypassed += 1
             return _mark(await self._upstream(ctx, call), "BYPASS")
         key = cache_key(method, call.params)
         arrived = self._clock.now_ms()
@@ -111,7 +112,7 @@ class ChainShaping:
                 head=head,
                 now_wall_ms=self._clock.wall_s() * 1000.0,
             )
-        cache.stats.misses[fin or "unknown"] += 1
+        self.stats.misses[fin or "unknown"] += 1
         return _mark(out, "BYPASS" if ctx.bypass_cache else "MISS")
 
     def _lagging(self, provider: str) -> bool:
@@ -144,6 +145,7 @@ class ChainShaping:
             waiters = inflight.waiters(key)
             if waiters is None:
                 waiters = inflight.begin(key)
+                self.stats.dedup_leaders += 1
                 result: Result = RETRY
                 try:
                     out = await pipeline.execute(ctx, call)
@@ -158,6 +160,7 @@ class ChainShaping:
                     inflight.end(key, waiters, result)
             if not t0:
                 t0 = self._clock.now_ms()
+                self.stats.dedup_followers += 1
             try:
                 shared = await inflight.follow(waiters, t0 + ctx.chain.routing.request_timeout_ms)
             except RequestRejected as exc:
@@ -229,7 +232,7 @@ class ChainShaping:
     def _merged(self, outs: list[CallOutcome], t0: float) -> CallOutcome:
         if len(outs) == 1:
             return outs[0]
-        self.splits += 1
+        self.stats.log_splits += 1
         first = outs[0]
         providers = list(dict.fromkeys(o.provider for o in outs))
         caches = {o.cache for o in outs}

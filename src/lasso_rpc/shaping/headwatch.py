@@ -138,15 +138,24 @@ class HeadWatch:
             walk = self._walk
             if walk is not None and not walk.done():
                 await asyncio.shield(walk)
-            if self._clock.now_ms() - self._finalized_at >= self._finalized_every_ms:
+            if self._finalized_due():
                 await self._refresh_finalized(p)
             if not ledger.walking:
                 ledger.confirmed_ms = max(ledger.confirmed_ms, started)
             return True
         return False
 
-    async def _refresh_finalized(self, p: ProviderRuntime) -> None:
+    def _finalized_due(self) -> bool:
+        return self._clock.now_ms() - self._finalized_at >= self._finalized_every_ms
+
+    async def _refresh_finalized(self, p: ProviderRuntime | None) -> None:
+        """The providers' `finalized` block (``p``, else the best provider)."""
         try:
+            if p is None:
+                providers = self._providers()
+                if not providers:
+                    return
+                p = providers[0]
             fin = await self._fetch(p, "finalized")
         except _Unusable:
             return
@@ -167,6 +176,9 @@ class HeadWatch:
             if conflict is not None:
                 self.start_walk(conflict)
                 return False
+        if confirms and self._finalized_due():
+            self._finalized_at = self._clock.now_ms()  # one refresh at a time
+            self._spawn(self._refresh_finalized(None))
         if confirms and blocks and not ledger.walking:
             # Only a head at or one past the known one says nothing was replaced in between.
             top = blocks[0].number

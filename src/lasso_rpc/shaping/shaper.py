@@ -17,7 +17,7 @@ from lasso_rpc.jsonrpc.codec import Call
 from lasso_rpc.observability.events import ChainReorg, EventBus
 from lasso_rpc.resilience.call import CallContext, CallOutcome
 from lasso_rpc.shaping.blockrefs import Named
-from lasso_rpc.shaping.cache import ResponseCache
+from lasso_rpc.shaping.cache import ResponseCache, ShapingStats
 from lasso_rpc.shaping.chain import ChainShaping
 from lasso_rpc.shaping.headwatch import HeadWatch
 from lasso_rpc.shaping.ledger import BlockLedger
@@ -55,10 +55,18 @@ class Shaper:
         self._clock = clock
         self._store_factory = store_factory or memory_store(clock)
         self._chains: dict[ChainRuntime, ChainShaping] = {}
+        #: By (profile, chain): counters survive reloads (Prometheus counters never go back).
+        self.stats: dict[tuple[str, str], ShapingStats] = {}
         self.stores: dict[str, CacheStore] = {}  # by profile slug, for the profiles with a cache
+        #: Evictions counted by stores a reload replaced, by (namespace, finality).
+        self.retired_evictions: dict[tuple[str, str], int] = {}
 
     def store_for(self, slug: str, cfg: CacheConfig) -> CacheStore:
         """A new store for a profile (a reload starts with an empty cache)."""
+        old = self.stores.get(slug)
+        if old is not None:  # its eviction counts live on in the totals
+            for key, n in old.stats().evictions.items():
+                self.retired_evictions[key] = self.retired_evictions.get(key, 0) + n
         store = self._store_factory(slug, cfg)
         self.stores[slug] = store
         return store
@@ -67,6 +75,7 @@ class Shaper:
         self, chain: ChainRuntime, cache_cfg: CacheConfig, store: CacheStore | None
     ) -> None:
         cache = None
+        stats = self.stats.setdefault((chain.profile, chain.name), ShapingStats())
         if cache_cfg.enabled and store is not None:
             ledger = BlockLedger(finality_depth=chain.config.finality_depth)
             namespace = f"{chain.profile}/{chain.name}"
@@ -81,10 +90,15 @@ class Shaper:
                 clock=self._clock,
                 on_reorg=on_reorg,
             )
-            cache = ResponseCache(cache_cfg, store, namespace, ledger, watch)
+            cache = ResponseCache(cache_cfg, store, namespace, ledger, watch, stats)
             chain.watch_blocks(_HeadFeed(watch, ledger))
         self._chains[chain] = ChainShaping(
-            chain, pipeline=self._pipeline, cache=cache, bus=self._bus, clock=self._clock
+            chain,
+            pipeline=self._pipeline,
+            cache=cache,
+            bus=self._bus,
+            clock=self._clock,
+            stats=stats,
         )
 
     def shaping(self, chain: ChainRuntime) -> ChainShaping | None:
@@ -105,11 +119,12 @@ class Shaper:
         if cs is None or cs.cache is None:
             return
         cache = cs.cache
+        cs.stats.reorgs += 1
         evicted = 0
         if reorg_safety_on():
             evicted = await cache.store.evict_from(cache.namespace, fork)
             if evicted > 0:
-                cache.stats.reorg_evictions["unfinalized"] += evicted
+                cs.stats.reorg_evictions["unfinalized"] += evicted
         self._bus.publish(
             ChainReorg(
                 ts=self._clock.wall_s(),
