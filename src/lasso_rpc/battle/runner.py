@@ -12,6 +12,7 @@ import contextlib
 import random
 import secrets
 import time
+from collections.abc import Callable
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -24,11 +25,12 @@ from lasso_rpc.battle.load.subscribe_workload import SubscribeWorkload
 from lasso_rpc.battle.load.subscribers import run_subscribers
 from lasso_rpc.battle.measure.analyzer import analyze
 from lasso_rpc.battle.measure.collector import Collector
+from lasso_rpc.battle.measure.staleness import ChainTruth
 from lasso_rpc.battle.providers.anvil import AnvilNode
 from lasso_rpc.battle.providers.faultproxy import FaultProxy
 from lasso_rpc.battle.providers.fleet import MockFleet
 from lasso_rpc.battle.providers.router_host import start_router
-from lasso_rpc.battle.records import SubscriptionRecord
+from lasso_rpc.battle.records import RequestRecord, SubscriptionRecord
 from lasso_rpc.battle.report.schema import SCHEMA
 from lasso_rpc.battle.result import BattleResult, new_run_id
 from lasso_rpc.battle.spec import ProgressFn, ScenarioSpec
@@ -44,10 +46,11 @@ def router_config(
 ) -> str:
     routing: dict[str, Any] = {"default_strategy": sc.router_opts.strategy, "head_poll_ms": 500}
     routing.update(sc.router_opts.routing)
-    doc = {
+    doc: dict[str, Any] = {
         "name": f"Battle: {sc.name}",
         "slug": "battle",
         "routing": routing,
+        **({"cache": dict(sc.router_opts.cache)} if sc.router_opts.cache else {}),
         "chains": {
             CHAIN: {
                 "chain_id": chain_id,
@@ -120,6 +123,7 @@ async def run_scenario(sc: ScenarioSpec, *, progress: ProgressFn | None = None) 
 
         t0 = loop.time()
         ctx.t0 = t0
+        truth = _truth(sc, fleet, t0)
         collector = Collector(
             start=t0,
             bucket_s=sc.bucket_s,
@@ -135,12 +139,19 @@ async def run_scenario(sc: ScenarioSpec, *, progress: ProgressFn | None = None) 
         total_s = max(w.duration_s for w in sc.workloads)
         wall0 = time.time()
         subscriptions: list[SubscriptionRecord] = []
-        await _drive(subscriptions, sc, ctx, collector, host.url, t0, total_s, rng, progress)
+        await _drive(subscriptions, sc, ctx, collector, host.url, t0, total_s, rng, progress, truth)
         data = collector.snapshot()
         duration = loop.time() - t0
+        truth.close()
+        upstream = sum(p.requests_received for p in fleet) if fleet is not None else None
+        figures = truth.figures(upstream)
 
     analysis = analyze(
-        data, chaos=list(ctx.timeline), subscriptions=subscriptions or None, duration_s=duration
+        data,
+        chaos=list(ctx.timeline),
+        subscriptions=subscriptions or None,
+        duration_s=duration,
+        truth=figures,
     )
     assert sc.slos is not None
     verdicts = sc.slos.evaluate(analysis)
@@ -193,6 +204,7 @@ async def _drive(
     total_s: float,
     rng: random.Random,
     progress: ProgressFn | None,
+    truth: ChainTruth,
 ) -> None:
     """Workloads and chaos in one task group; chaos is cut short (and reverted) at the end."""
     async with asyncio.TaskGroup() as tg:
@@ -222,7 +234,8 @@ async def _drive(
                     base_url=url,
                     clock_start=t0,
                     rng=random.Random(rng.random()),
-                    on_record=collector.record,
+                    on_record=_both(collector.record, truth.record),
+                    inspect=truth.inspect if truth.check else None,
                 )
                 loads.append(tg.create_task(run))
         for done in await asyncio.gather(*loads):
@@ -235,6 +248,28 @@ async def _drive(
         for helper in (sampler, forwarder, ticker):
             if helper is not None:
                 helper.cancel()
+
+
+def _truth(sc: ScenarioSpec, fleet: MockFleet | None, t0: float) -> ChainTruth:
+    """Counts from the start: client requests, provider calls (counters reset now) and, when
+    the scenario reorgs the chain or has a stale-answer SLO, every answer against the chain."""
+    if fleet is not None:
+        for p in fleet:
+            p.reset_counters()
+    check = any(a.action == "reorg" for a in sc.chaos_actions) or (
+        sc.slos is not None and "max_stale_answers" in sc.slos.targets
+    )
+    return ChainTruth(fleet.chain if fleet is not None else None, t0, check=check)
+
+
+def _both(
+    a: Callable[[RequestRecord], None], b: Callable[[RequestRecord], None]
+) -> Callable[[RequestRecord], None]:
+    def both(rec: RequestRecord) -> None:
+        a(rec)
+        b(rec)
+
+    return both
 
 
 async def _tick(ctx: ScenarioContext, total_s: float, progress: ProgressFn) -> None:

@@ -64,12 +64,15 @@ class CacheConfig(Frozen):
         examples=[[{"methods": ["eth_getLogs"], "finality": "unfinalized", "ttl_ms": 10000}]],
     )
     head_check_ms: Annotated[int, Field(ge=0)] = Field(
-        default=250,
-        description="An unfinalized or realtime entry is served only while the chain head "
-        "(number and hash) was confirmed upstream at most this long ago (and at most half a "
-        "block time); otherwise the hit waits for one shared check of the head, and a reorg "
-        "found there evicts first. 0: a check made after the request arrived, for every such "
-        "hit (no window in which a reorg is unseen; a hit costs a round trip).",
+        default=0,
+        description="How old the confirmation of the chain head (number and hash, asked "
+        "upstream) may be when an unfinalized or realtime entry is served. 0: a check sent "
+        "after the request arrived, shared by every hit waiting for it, so a reorg is always "
+        "seen (and evicted) before a replaced block could be served; such a hit costs one round "
+        "trip but no upstream call of its own. Above 0 (at most half a block time is used): "
+        "faster hits, but for that long after a reorg a replaced block may still be served. "
+        "Finalized entries are never checked.",
+        examples=[0],
     )
 
 

@@ -112,7 +112,8 @@ class ChainShaping:
                 head=head,
                 now_wall_ms=self._clock.wall_s() * 1000.0,
             )
-        self.stats.misses[fin or "unknown"] += 1
+        if not out.coalesced:  # a follower is counted as such (dedup), not as a miss
+            self.stats.misses[fin or "unknown"] += 1
         return _mark(out, "BYPASS" if ctx.bypass_cache else "MISS")
 
     def _lagging(self, provider: str) -> bool:

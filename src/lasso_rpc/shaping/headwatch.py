@@ -35,6 +35,7 @@ from lasso_rpc.upstream.provider import ProviderRuntime
 __all__ = ["HeadWatch"]
 
 _MAX_WALK = 128
+_WALK_BATCH = 8
 _CHECK_TIMEOUT_S = 3.0
 
 
@@ -93,21 +94,17 @@ class HeadWatch:
                 await asyncio.shield(task)
             task = self._check
         if task is None or task.done() or (self.check_ms == 0 and self._check_started < arrived_ms):
-            task = self._check = self._spawn(self._check_head())
+            # Its start is now, before it runs: callers arriving later know to start another.
+            self._check_started = self._clock.now_ms()
+            task = self._check = self._spawn(self._check_head(self._check_started))
         try:
             if not await asyncio.shield(task):
                 return False
         except Exception:
             return False
-        walk = self._walk
-        if walk is not None and not walk.done():
-            with contextlib.suppress(Exception):
-                await asyncio.shield(walk)
-        return self.fresh(arrived_ms)
+        return self.fresh(arrived_ms)  # False while a fork search runs: the caller misses
 
-    async def _check_head(self) -> bool:
-        started = self._clock.now_ms()
-        self._check_started = started
+    async def _check_head(self, started: float) -> bool:
         self.checks += 1
         for p in self._providers():
             try:
@@ -234,6 +231,7 @@ class HeadWatch:
         if ledger.hashes.get(height) == top.hash:
             return height + 1, []
         fork, block, canonical = height, top, [top]
+        ahead: dict[int, Named | None] = {}
         for _ in range(_MAX_WALK):
             below = fork - 1
             if below < 0 or ledger.is_final(below):
@@ -241,7 +239,11 @@ class HeadWatch:
             known = ledger.hashes.get(below)
             if known is not None and known == (block.parent or "").lower():
                 return fork, canonical
-            nxt = await self._fetch(p, hex(below))
+            if below not in ahead:  # the next few heights down, fetched at once
+                heights = range(below, max(below - _WALK_BATCH, -1), -1)
+                got = await asyncio.gather(*(self._fetch(p, hex(h)) for h in heights))
+                ahead = dict(zip(heights, got, strict=True))
+            nxt = ahead[below]
             if nxt is None:
                 raise _Unusable
             if known is not None and known == nxt.hash:

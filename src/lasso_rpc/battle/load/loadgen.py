@@ -102,8 +102,10 @@ class _Run:
         clock_start: float,
         on_record: Callable[[RequestRecord], None],
         progress: Callable[[int], None] | None,
+        inspect: Callable[[float, bytes], None] | None = None,
     ) -> None:
         self.loop = asyncio.get_running_loop()
+        self.inspect = inspect
         self.transport = transport
         self.t0 = clock_start
         self.on_record = on_record
@@ -183,6 +185,8 @@ class _Run:
             if exc is None:
                 response = task.result()
                 reply = classify_reply(response.status, response.body)
+                if self.inspect is not None and reply.outcome == "ok":
+                    self.inspect(started - self.t0, response.body)
             else:
                 reply = classify_exception(exc)
             self.completed += 1
@@ -268,6 +272,7 @@ async def run_workload(
     on_record: Callable[[RequestRecord], None],
     progress: Callable[[int], None] | None = None,
     stop: asyncio.Event | None = None,
+    inspect: Callable[[float, bytes], None] | None = None,
 ) -> LoadStats:
     """Send ``workload`` to ``base_url`` (the router, e.g. ``http://127.0.0.1:4000``), open loop.
 
@@ -276,14 +281,15 @@ async def run_workload(
     every record as it ends (an exception from it stops the run and is raised here);
     ``progress`` gets the number of finished requests about every 100 ms. Setting ``stop`` (or
     cancelling this call) ends the run early: unsent requests are dropped, unfinished ones are
-    recorded as cancelled.
+    recorded as cancelled. ``inspect(start_s, body)`` sees the body of every answered request
+    (the chain-truth check of ``measure.staleness``).
     """
     if workload.transport != "http":
         raise NotImplementedError("run_workload sends over HTTP only (WebSocket: not yet)")
     transport = HttpPoolTransport(
         meta_url(base_url, workload.target_path), pool_size=workload.max_in_flight
     )
-    run = _Run(workload, transport, clock_start, on_record, progress)
+    run = _Run(workload, transport, clock_start, on_record, progress, inspect)
     began = time.monotonic()
     if stop is not None and stop.is_set():
         await transport.aclose()

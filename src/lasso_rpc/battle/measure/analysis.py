@@ -8,6 +8,7 @@ from typing import Any
 
 from lasso_rpc.battle.measure.data import BreakerRecord, SubscriptionFailoverRecord
 from lasso_rpc.battle.measure.recovery import RULE
+from lasso_rpc.battle.measure.staleness import TruthFigures
 from lasso_rpc.battle.records import SystemSample
 
 __all__ = [
@@ -124,6 +125,8 @@ class Analysis:
     #: The router's subscription timeline: real failovers, plus reorgs and unclosable gaps
     #: (those are marked with from == to and ``reorg``/``gap``).
     subscription_events: tuple[SubscriptionFailoverRecord, ...] = ()
+    #: Answers against the chain's truth, upstream calls at the mock providers (mock fleets).
+    truth: TruthFigures | None = None
 
     def to_dict(self) -> dict[str, Any]:
         s = self.summary
@@ -176,6 +179,7 @@ class Analysis:
             "system": [_fields(x) for x in self.system],
             "subscription_failovers": [_fields(x) for x in self.subscription_events],
             "histogram": self.histogram,
+            "truth": self.truth.to_dict() if self.truth is not None else None,
         }
 
 

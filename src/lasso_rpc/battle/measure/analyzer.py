@@ -39,6 +39,7 @@ from lasso_rpc.battle.measure.histograms import (
     release_histogram,
 )
 from lasso_rpc.battle.measure.recovery import RecoveryRule
+from lasso_rpc.battle.measure.staleness import TruthFigures
 from lasso_rpc.battle.records import ChaosRecord, SubscriptionRecord, SystemSample
 from lasso_rpc.observability.events import is_provider_fault
 
@@ -170,6 +171,7 @@ def analyze(
     chaos: Sequence[ChaosRecord],
     subscriptions: Sequence[SubscriptionRecord] | None,
     duration_s: float,
+    truth: TruthFigures | None = None,
 ) -> Analysis:
     """Every figure of the report from one run's collected data (see the module docstring)."""
     bs = data.bucket_s
@@ -232,4 +234,5 @@ def analyze(
         baseline_error_rate=base_err,
         baseline_p95_ms=base_p95,
         subscription_events=data.subscription_failovers,
+        truth=truth,
     )

@@ -16,6 +16,9 @@ max_rss_mb                 <=  router RSS peak; needs system samples
 max_rss_growth_pct         <=  router RSS, last 10 % of samples vs first 10 %; needs 2 samples
 min_throughput_rps         >=  client requests / run duration
 max_error_count            <=  client requests with outcome "error"
+max_stale_answers          <=  answers naming a block a reorg had replaced before the request
+                               was sent (``measure.staleness``); needs a mock fleet's chain and
+                               at least one answer naming a block
 =========================  ==  ===============================================================
 
 A target that cannot be measured in the run fails with a "not measured" message: an SLO must be
@@ -61,6 +64,15 @@ def _recovery(a: Analysis) -> float | str:
     return max(c.recovery_s for c in a.chaos if c.recovery_s is not None)
 
 
+def _stale(a: Analysis) -> float | str:
+    t = a.truth
+    if t is None or t.stale_answers is None:
+        return "not measured (answers are checked against a mock fleet's chain only)"
+    if not t.answers_checked:
+        return "not measured (no answer named a block)"
+    return float(t.stale_answers)
+
+
 def _optional(value: float | None, why: str) -> float | str:
     return value if value is not None else f"not measured ({why})"
 
@@ -84,6 +96,7 @@ _KEYS: dict[str, tuple[str, Reader]] = {
     ),
     "min_throughput_rps": (">=", lambda a: a.summary.throughput_rps),
     "max_error_count": ("<=", lambda a: float(a.summary.errors)),
+    "max_stale_answers": ("<=", _stale),
 }
 SLO_KEYS = tuple(_KEYS)
 

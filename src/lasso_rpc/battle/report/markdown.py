@@ -50,6 +50,29 @@ def _summary_rows(s: Mapping[str, Any]) -> list[list[Any]]:
     return rows
 
 
+def _truth_rows(t: Mapping[str, Any]) -> list[str]:
+    rows: list[list[Any]] = []
+    if t.get("upstream_calls") is not None:
+        saved = t.get("upstream_saved_pct")
+        rows.append(
+            [
+                "upstream calls saved",
+                f"{fmt(saved, '%')} (client requests {t['client_requests']}, calls received "
+                f"by the providers {t['upstream_calls']}, router head polls included)",
+            ]
+        )
+    if t.get("stale_answers") is not None:
+        rows.append(
+            [
+                "stale answers (vs the chain)",
+                f"{t['stale_answers']} of {t['answers_checked']} answers naming a block "
+                f"({t.get('reorgs', 0)} reorgs; {fmt(t.get('grace_s'), 's')} grace after each)",
+            ]
+        )
+    rows += [["stale example", e] for e in t.get("examples") or ()]
+    return _table(["figure", "value"], rows) if rows else []
+
+
 def render_markdown(d: Result) -> str:
     """A Markdown summary: verdict, SLOs, numbers, chaos and breaker timelines, provider share."""
     validate_result(d)
@@ -73,6 +96,8 @@ def render_markdown(d: Result) -> str:
     ]  # fmt: skip
     out += _table(["SLO", "target", "actual", "", "note"], slo_rows) if slo_rows else ["(none)", ""]
     out += ["## Summary", "", *_table(["metric", "value"], _summary_rows(s))]
+    if truth := d.get("truth"):
+        out += ["## Upstream calls and the chain's truth", "", *_truth_rows(truth)]
     if d["chaos"]:
         rows = [
             [fmt(c["at_s"], "s"), fmt(c["end_s"], "s"), c["action"], c.get("target") or "—",
