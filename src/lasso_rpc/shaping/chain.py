@@ -172,7 +172,7 @@ class ChainShaping:
                 status = "ok" if shared.ok else "client_error"
                 self._publish(ctx, call, latency, status, None, shared.provider, coalesced=True)
                 out = msgspec.structs.replace(
-                    shared, attempts=(), latency_ms=latency, coalesced=True
+                    shared, attempts=(), hedged=False, latency_ms=latency, coalesced=True
                 )
                 return self._monotonic(out) if method == "eth_blockNumber" else out
 
