@@ -267,5 +267,44 @@ async def test_cache_over_websocket_and_in_metrics(
     assert upstream(fleet, "eth_getBlockByNumber") == 1
     text = await (await http.get(server.url + "/metrics")).text()
     assert 'lasso_cache_hits_total{chain="ethereum",finality="finalized"} 2.0' in text
+    # The bypass header on the handshake holds for every call on that socket.
+    bypass = {"X-Lasso-Cache-Bypass": "1"}
+    async with http.ws_connect(server.url + "/ws/rpc/ethereum", headers=bypass) as ws:
+        for i in range(2):
+            msg = {
+                "jsonrpc": "2.0",
+                "id": i,
+                "method": "eth_getBlockByNumber",
+                "params": ["0x11", False],
+            }
+            await ws.send_bytes(orjson.dumps(msg))
+            assert orjson.loads((await ws.receive()).data)["result"]["number"] == "0x11"
+    assert upstream(fleet, "eth_getBlockByNumber") == 3
     assert 'lasso_cache_misses_total{chain="ethereum",finality="finalized"} 1.0' in text
     assert 'lasso_cache_bytes{profile="local"}' in text
+
+
+async def test_old_state_goes_to_the_archive_provider_while_it_is_usable(
+    fleet: MockFleet, make_router: RouterFactory, http: aiohttp.ClientSession
+) -> None:
+    server = await make_router(
+        routing={"head_poll_ms": 100, "default_strategy": "round-robin"},
+        providers={"alpha": {"archive": True}},
+    )
+    await ready(server)
+    addr = "0x" + "33" * 20
+    old, recent = hex(fleet.chain.head_number - 129), hex(fleet.chain.head_number - 2)
+    reset(fleet)
+    for i in range(12):
+        await call(http, server, "eth_getBalance", [addr, old], id=i)
+    assert fleet["alpha"].method_counts["eth_getBalance"] == 12
+    reset(fleet)
+    for i in range(12):
+        await call(http, server, "eth_getBalance", [addr, recent], id=i)
+    assert all(p.method_counts.get("eth_getBalance", 0) == 4 for p in fleet)  # spread
+    server.router.cordon("ethereum", "alpha", True)  # no archive left: everyone again
+    reset(fleet)
+    for i in range(6):
+        body, _ = await call(http, server, "eth_getBalance", [addr, old], id=i)
+        assert "result" in body
+    assert fleet["alpha"].method_counts.get("eth_getBalance", 0) == 0

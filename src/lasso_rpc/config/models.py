@@ -262,7 +262,10 @@ class ProviderConfig(Frozen):
         examples=[2000],
     )
     archive: bool = Field(
-        default=False, description="Marks an archive node. Accepted; routing does not use it yet."
+        default=False,
+        description="An archive node: state reads of old blocks "
+        "(routing.shaping.archive_after_blocks) go to archive providers only while one is "
+        "usable.",
     )
     rate_limit_rps: Annotated[float, Field(gt=0)] | None = Field(
         default=None,

@@ -31,6 +31,7 @@ routing:                          # defaults for every chain below
     dedup: true
     dedup_exclude: ["eth_estimateGas"]
     monotonic_block_number: true
+    archive_after_blocks: 128
     logs_max_block_range: 100000
     logs_split_concurrency: 4
 cache:                             # the profile's response cache

@@ -96,6 +96,12 @@ class ShapingConfig(Frozen):
         "answering lags the one before it by a block (the highest number answered so far is "
         "returned instead).",
     )
+    archive_after_blocks: Annotated[int, Field(ge=0)] = Field(
+        default=128,
+        description="A state read (eth_getBalance, eth_call, ...) at a block more than this "
+        "many blocks behind the head goes to the providers marked `archive` only, while one of "
+        "them is usable (a full node answers such reads with 'missing trie node').",
+    )
     logs_max_block_range: Annotated[int, Field(ge=1)] | None = Field(
         default=None,
         description="Hard maximum of the block range of one eth_getLogs/trace_filter request; "

@@ -24,6 +24,7 @@ from lasso_rpc.observability.events import EventBus, RequestFinished
 from lasso_rpc.resilience.call import CallContext, CallOutcome
 from lasso_rpc.resilience.methods import is_write_method
 from lasso_rpc.routing.decision import Decision
+from lasso_rpc.shaping.archive import ArchiveRouting
 from lasso_rpc.shaping.blockrefs import NEVER, block_range, is_never_cached
 from lasso_rpc.shaping.cache import ResponseCache, ShapingStats, cache_key
 from lasso_rpc.shaping.dedup import RETRY, InFlight, Result
@@ -63,11 +64,18 @@ class ChainShaping:
         self._exclude = tuple(cfg.dedup_exclude)
         self._dedupable: dict[str, bool] = {}
         self.floor = -1  # the highest eth_blockNumber answered so far
+        archive = ArchiveRouting(chain, cfg.archive_after_blocks)
+        self._archive = archive if archive.enabled else None
 
     # -- the entry point -------------------------------------------------------------------
 
     def execute(self, ctx: CallContext, call: Call) -> Awaitable[CallOutcome]:
         """The answer to one call (a coroutine: one frame on the path without cache)."""
+        if self._archive is not None and ctx.route.pin is None:
+            avoid = self._archive.avoid(call.method, call.params)
+            if avoid:
+                route = msgspec.structs.replace(ctx.route, avoid=ctx.route.avoid | avoid)
+                ctx = msgspec.structs.replace(ctx, route=route)
         if call.method in _RANGE_METHODS:
             return self._ranged(ctx, call)
         if self.cache is None:
