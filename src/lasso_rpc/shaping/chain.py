@@ -27,7 +27,7 @@ from lasso_rpc.routing.decision import Decision
 from lasso_rpc.shaping.archive import ArchiveRouting
 from lasso_rpc.shaping.blockrefs import NEVER, block_range, is_never_cached
 from lasso_rpc.shaping.cache import ResponseCache, ShapingStats, cache_key
-from lasso_rpc.shaping.dedup import RETRY, InFlight, Result
+from lasso_rpc.shaping.dedup import RETRY, InFlight, Result, Waiters
 from lasso_rpc.shaping.logsplit import merge_arrays, plan_range, split_run, with_range
 
 if TYPE_CHECKING:
@@ -61,6 +61,7 @@ class ChainShaping:
         cfg = chain.routing.shaping
         self._cfg = cfg
         self.inflight = InFlight(clock) if cfg.dedup else None
+        self._flights = self.inflight.flights if self.inflight is not None else {}
         self._exclude = tuple(cfg.dedup_exclude)
         self._dedupable: dict[str, bool] = {}
         self.floor = -1  # the highest eth_blockNumber answered so far
@@ -139,39 +140,57 @@ class ChainShaping:
     async def _upstream(
         self, ctx: CallContext, call: Call, key: bytes | None = None
     ) -> CallOutcome:
-        inflight = self.inflight
+        """Through in-flight dedup to the pipeline. The leader's path is written out inline
+        (no helper calls): it is every uncached call's path."""
         method = call.method
-        pipeline = self._pipeline
-        if inflight is None or not self._shareable(method):
-            out = await pipeline.execute(ctx, call)
+        shareable = self._dedupable.get(method)
+        if shareable is None:
+            shareable = self._shareable(method)
+        if not shareable:  # also every call when dedup is off
+            out = await self._pipeline.execute(ctx, call)
             return self._monotonic(out) if method == "eth_blockNumber" else out
         if key is None:  # the raw params: identical requests in flight are byte-identical
             key = method.encode() + b"\x00" + call.params
         if ctx.route.pin is not None:
             key = b"%s\x00%s" % (ctx.route.pin.encode(), key)
-        t0 = 0.0
+        flights = self._flights
+        waiters = flights.get(key)
+        if waiters is not None:
+            return await self._follow(ctx, call, key, waiters)
+        waiters = flights[key] = []
+        self.stats.dedup_leaders += 1
+        try:
+            out = await self._pipeline.execute(ctx, call)
+        except DeadlineExceeded:
+            self._release(key, waiters, RETRY)  # followers have deadlines of their own
+            raise
+        except Exception as exc:
+            self._release(key, waiters, exc)
+            raise
+        except BaseException:  # cancelled: the followers go on without this client
+            self._release(key, waiters, RETRY)
+            raise
+        if flights.get(key) is waiters:
+            del flights[key]
+        if waiters:
+            self._release(key, waiters, out)
+        return self._monotonic(out) if method == "eth_blockNumber" else out
+
+    def _release(self, key: bytes, waiters: Waiters, result: Result) -> None:
+        assert self.inflight is not None
+        self.inflight.end(key, waiters, result)
+
+    async def _follow(
+        self, ctx: CallContext, call: Call, key: bytes, waiters: Waiters
+    ) -> CallOutcome:
+        inflight = self.inflight
+        assert inflight is not None
+        t0 = self._clock.now_ms()
+        self.stats.dedup_followers += 1
+        deadline = t0 + ctx.chain.routing.request_timeout_ms
         while True:
-            waiters = inflight.waiters(key)
-            if waiters is None:
-                waiters = inflight.begin(key)
-                self.stats.dedup_leaders += 1
-                result: Result = RETRY
-                try:
-                    out = await pipeline.execute(ctx, call)
-                    result = out
-                    return self._monotonic(out) if method == "eth_blockNumber" else out
-                except DeadlineExceeded:
-                    raise  # followers have deadlines of their own: they try again
-                except Exception as exc:
-                    result = exc
-                    raise
-                finally:  # cancelled: RETRY, the followers go on without this client
-                    inflight.end(key, waiters, result)
-            if not t0:
-                t0 = self._clock.now_ms()
-                self.stats.dedup_followers += 1
             try:
-                shared = await inflight.follow(waiters, t0 + ctx.chain.routing.request_timeout_ms)
+                shared = await inflight.follow(waiters, deadline)
             except RequestRejected as exc:
                 self._publish(ctx, call, self._clock.now_ms() - t0, "error", exc, None)
                 raise
@@ -182,12 +201,17 @@ class ChainShaping:
                 out = msgspec.structs.replace(
                     shared, attempts=(), hedged=False, latency_ms=latency, coalesced=True
                 )
-                return self._monotonic(out) if method == "eth_blockNumber" else out
+                return self._monotonic(out) if call.method == "eth_blockNumber" else out
+            # The leader gave up on its own account: lead now, or follow whoever leads.
+            again = self._flights.get(key)
+            if again is None:
+                return await self._upstream(ctx, call, key if ctx.route.pin is None else None)
+            waiters = again
 
     def _shareable(self, method: str) -> bool:
         ok = self._dedupable.get(method)
         if ok is None:
-            ok = not (
+            ok = self.inflight is not None and not (
                 is_write_method(method)
                 or is_never_cached(method)
                 or any(fnmatch.fnmatchcase(method, g) for g in self._exclude)

@@ -19,7 +19,7 @@ from lasso_rpc.clock import Clock
 from lasso_rpc.errors import DeadlineExceeded
 from lasso_rpc.resilience.call import CallOutcome
 
-__all__ = ["RETRY", "InFlight", "Retry"]
+__all__ = ["RETRY", "InFlight", "Result", "Retry", "Waiters"]
 
 
 class Retry:
@@ -37,27 +37,28 @@ Waiters = list["asyncio.Future[Result]"]
 class InFlight:
     def __init__(self, clock: Clock) -> None:
         self._clock = clock
-        self._flights: dict[bytes, Waiters] = {}
+        #: key -> the followers of the call in flight (the leader may use it directly).
+        self.flights: dict[bytes, Waiters] = {}
         self.leaders = 0
         self.followers = 0
 
     def __len__(self) -> int:
-        return len(self._flights)
+        return len(self.flights)
 
     def waiters(self, key: bytes) -> Waiters | None:
         """The followers' list of the call in flight for ``key``, or None (nobody leads)."""
-        return self._flights.get(key)
+        return self.flights.get(key)
 
     def begin(self, key: bytes) -> Waiters:
         waiters: Waiters = []
-        self._flights[key] = waiters
+        self.flights[key] = waiters
         self.leaders += 1
         return waiters
 
     def end(self, key: bytes, waiters: Waiters, result: Result) -> None:
         """The leader is done: ``result`` is its outcome, its error, or ``RETRY``."""
-        if self._flights.get(key) is waiters:
-            del self._flights[key]
+        if self.flights.get(key) is waiters:
+            del self.flights[key]
         for fut in waiters:
             if not fut.done():
                 fut.set_result(result)
@@ -83,6 +84,6 @@ class InFlight:
 
     def __repr__(self) -> str:
         return (
-            f"InFlight(in_flight={len(self._flights)}, leaders={self.leaders},"
+            f"InFlight(in_flight={len(self.flights)}, leaders={self.leaders},"
             f" followers={self.followers})"
         )
