@@ -58,6 +58,7 @@ def test_request_refs(method: str, params: bytes, kind: str, lo: int, hi: int) -
         ("eth_newFilter", b"[{}]"),
         ("eth_subscribe", b'["newHeads"]'),
         ("eth_syncing", b"[]"),
+        ("eth_estimateGas", b'[{"to":"0x1"}]'),
         ("txpool_content", b"[]"),
         ("trace_filter", b'[{"fromBlock":"0x1","toBlock":"0x2","after":5}]'),
         ("eth_getBlockByNumber", b"not json"),

@@ -60,8 +60,6 @@ BLOCK_ARG = {
     "eth_getCode": 1,
     "eth_getTransactionCount": 1,
     "eth_call": 1,
-    "eth_estimateGas": 1,
-    "eth_createAccessList": 1,
     "eth_feeHistory": 1,
     "eth_getStorageAt": 2,
     "eth_getProof": 2,
@@ -127,6 +125,9 @@ _NEVER_METHODS = frozenset(
         "net_peerCount",
         "web3_clientVersion",
         "eth_chainId",
+        # Estimated against the pending state by many nodes (and wallets mean it so).
+        "eth_estimateGas",
+        "eth_createAccessList",
     }
 )
 _NEVER_PREFIXES = (
