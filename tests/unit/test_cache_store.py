@@ -4,7 +4,8 @@ bounds and admission policy."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
+from collections.abc import Callable, Coroutine
+from typing import Any
 
 import pytest
 
@@ -17,8 +18,8 @@ StoreFactory = Callable[[FakeClock], CacheStore]
 STORES: dict[str, StoreFactory] = {"memory": lambda clock: MemoryStore(1 << 20, clock=clock)}
 
 
-def run(coro):  # type: ignore[no-untyped-def]
-    return asyncio.run(coro)
+def run(coro: Coroutine[Any, Any, None]) -> None:
+    asyncio.run(coro)
 
 
 @pytest.fixture(params=sorted(STORES))
@@ -27,7 +28,9 @@ def store_and_clock(request: pytest.FixtureRequest) -> tuple[CacheStore, FakeClo
     return STORES[request.param](clock), clock
 
 
-def _entry(value: bytes = b'"0x1"', *, height: int | None = None, fin: str = "finalized"):  # type: ignore[no-untyped-def]
+def _entry(
+    value: bytes = b'"0x1"', *, height: int | None = None, fin: str = "finalized"
+) -> CacheEntry:
     return CacheEntry(value, fin, height, head=height, seq=3, stored_ms=12.5)
 
 

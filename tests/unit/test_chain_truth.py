@@ -10,7 +10,7 @@ import pytest
 
 from lasso_rpc.battle.chaos.basic_context import BasicChaosContext
 from lasso_rpc.battle.chaos.parse import chaos_from_dict
-from lasso_rpc.battle.measure.staleness import STALE_GRACE_S, ChainTruth
+from lasso_rpc.battle.measure.staleness import STALE_GRACE_S, ChainTruth, TruthFigures
 from lasso_rpc.battle.providers.chain import SimulatedChain
 from lasso_rpc.battle.providers.mock import MockProvider
 from lasso_rpc.battle.spec import ScenarioSpec
@@ -101,3 +101,25 @@ def test_scenario_router_cache_block_round_trips() -> None:
     assert ScenarioSpec.from_dict(again).router_opts == sc.router_opts
     with pytest.raises(ValueError, match="valid: cache, process, routing, strategy"):
         ScenarioSpec.from_dict({"name": "x", "router": {"cach": {}}})
+
+
+def test_reports_show_upstream_calls_saved_and_stale_answers() -> None:
+    from pathlib import Path
+
+    from lasso_rpc.battle.report.html import render_html
+    from lasso_rpc.battle.report.markdown import render_markdown
+
+    sample = Path(__file__).resolve().parents[1] / "fixtures" / "battle_result_sample.json"
+    d = orjson.loads(sample.read_bytes())
+    d["truth"] = TruthFigures(
+        1000, 250, 800, 2, 3, ("request sent at 1.000s named block 9",)
+    ).to_dict()
+    md = render_markdown(d)
+    assert (
+        "| upstream calls saved | 75 % (client requests 1000, calls received by the providers 250"
+        in md
+    )
+    assert "| stale answers (vs the chain) | 2 of 800 answers naming a block (3 reorgs" in md
+    assert "named block 9" in md
+    html = render_html(d)
+    assert "upstream calls saved" in html and "stale answers" in html
