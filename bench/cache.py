@@ -34,14 +34,11 @@ from lasso_rpc.clock import SYSTEM_CLOCK
 from lasso_rpc.shaping.cache import cache_key
 from lasso_rpc.shaping.memory import MemoryStore
 from lasso_rpc.shaping.store import CacheEntry
+from lib.targets import Targets
 
 BODY = b'{"jsonrpc":"2.0","id":1,"method":"eth_getBlockByNumber","params":["0xfff000",false]}'
 SCAN_KEYS = 1_000_000
 STORE_BYTES = 32 * 1024 * 1024
-
-
-def verdict(ok: bool) -> str:
-    return "MET" if ok else "MISSED"
 
 
 def _router(stack: c.Stack, upstream: c.Server, cache: bool) -> c.Server:
@@ -144,34 +141,22 @@ def main() -> int:
     res = _wrk_cells(args, conns)
     rows = [[name, n, r.rps, r.p50_ms, r.p99_ms, c.cpu_note(r)] for (name, n), r in res.items()]
     print(c.table(["path", "conns", "req/s", "p50 ms", "p99 ms", "CPU"], rows, "## Throughput"))
-    targets: list[list[object]] = []
-    ok = True
+    targets = Targets()
+    reported: list[list[object]] = []
     top = max(conns)
     if ("cache hit", top) in res and ("uncached", top) in res:
         ratio = res[("cache hit", top)].rps / res[("uncached", top)].rps
-        met = ratio >= 1.5
-        ok &= met
-        targets.append(
-            [f"hit throughput / uncached at {top} conns", ">= 1.5x", f"{ratio:.2f}x", verdict(met)]
+        targets.check(
+            f"hit throughput >= 1.5x uncached at {top} conns", f"{ratio:.2f}x", ratio >= 1.5
         )
     if 1 in conns:
         direct = res[("direct", 1)].p50_ms
         hit, miss = res[("cache hit", 1)].p50_ms, res[("uncached", 1)].p50_ms
-        targets.append(
-            [
-                "added p50 of a hit at 1 conn (vs the upstream direct)",
-                "reported",
-                c.delta_us(hit, direct),
-                "-",
-            ]
+        reported.append(
+            ["added p50 of a hit at 1 conn (vs the upstream direct)", c.delta_us(hit, direct)]
         )
-        targets.append(
-            [
-                "added p50 uncached at 1 conn (vs the upstream direct)",
-                "reported",
-                c.delta_us(miss, direct),
-                "-",
-            ]
+        reported.append(
+            ["added p50 uncached at 1 conn (vs the upstream direct)", c.delta_us(miss, direct)]
         )
     if not args.no_scan:
         c.pin_self()
@@ -181,23 +166,17 @@ def main() -> int:
             f"{cap:.1f} MB), RSS +{rss:.1f} MB, hot hit ratio {hot:.3f}",
             flush=True,
         )
-        met = traced <= 1.25 * cap
-        ok &= met
-        targets.append(
-            [
-                f"store memory after {SCAN_KEYS:,} distinct keys",
-                f"<= 1.25 x {cap:.0f} MB",
-                f"{traced:.1f} MB traced, RSS +{rss:.1f} MB",
-                verdict(met),
-            ]
+        targets.check(
+            f"store memory <= 1.25 x {cap:.0f} MB after {SCAN_KEYS:,} distinct keys",
+            f"{traced:.1f} MB traced, RSS +{rss:.1f} MB",
+            traced <= 1.25 * cap,
         )
-        met = hot >= 0.9
-        ok &= met
-        targets.append(
-            ["hot keys still hit during the scan", ">= 90 %", f"{100 * hot:.1f} %", verdict(met)]
+        targets.check(
+            "hot keys still hit >= 90 % during the scan", f"{100 * hot:.1f} %", hot >= 0.9
         )
-    print(c.table(["target", "goal", "this run", "verdict"], targets, "## Targets"))
-    return 0 if ok else 1
+    if reported:
+        print(c.table(["figure", "this run"], reported, "## Reported"))
+    return targets.report()
 
 
 if __name__ == "__main__":

@@ -62,6 +62,7 @@ class ChainRuntime:
             self.providers,
             poll_ms=self.routing.head_poll_ms,
             publish_health=self._publish_health,
+            clock=clock,
         )
 
     def watch_blocks(self, listener: BlockListener) -> None:
@@ -72,6 +73,11 @@ class ChainRuntime:
     def consensus_head(self) -> int | None:
         """The highest head any provider reported (None before the first poll answered)."""
         return self._heads.consensus_head
+
+    @property
+    def heads(self) -> HeadTracker:
+        """The head-polling task's owner (``poll_round``, ``rounds``)."""
+        return self._heads
 
     # -- routing -------------------------------------------------------------------------
 
