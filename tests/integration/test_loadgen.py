@@ -247,7 +247,8 @@ async def test_an_on_record_error_stops_the_run(make_router: RouterFactory) -> N
 async def test_unary_calls_over_websocket_end_in_records_filled_from_include_meta(
     make_router: RouterFactory, fleet: MockFleet
 ) -> None:
-    s = await make_router()
+    # No dedup: every call makes exactly one attempt of its own (a coalesced one makes none).
+    s = await make_router(routing={"shaping": {"dedup": False}})
     fleet.reset_counters()
     mix = {"eth_getBalance": 3, "eth_call": 2, "eth_chainId": 1}
     # 130 may be in flight: three sockets (64 calls each is the router's per-socket cap)
