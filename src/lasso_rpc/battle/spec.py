@@ -47,6 +47,8 @@ class RouterOptions:
     strategy: str = "fastest"
     process: bool = False
     routing: Mapping[str, Any] = field(default_factory=dict)
+    #: The profile's ``cache:`` block (docs/config.md); empty: no cache.
+    cache: Mapping[str, Any] = field(default_factory=dict)
     #: Router nodes behind one balancer (>1: subprocesses sharing ``state``).
     nodes: int = 1
     #: ``serve --workers N`` per node (>1: subprocesses).
@@ -107,19 +109,21 @@ class ScenarioSpec:
         *,
         strategy: str = "fastest",
         process: bool = False,
+        cache: Mapping[str, Any] | None = None,
         nodes: int = 1,
         workers: int = 1,
         state: str | None = None,
         **routing: Any,
     ) -> Self:
-        """``nodes``/``workers`` > 1 run ``lasso-rpc serve`` subprocesses; ``state`` is
-        "memory" or "redis" (default: redis when there are several nodes)."""
+        """``routing`` keys as in a profile's ``routing:``; ``cache`` its ``cache:`` block;
+        ``nodes``/``workers`` > 1 run ``lasso-rpc serve`` subprocesses; ``state`` is "memory"
+        or "redis" (default: redis when there are several nodes)."""
         if nodes < 1 or workers < 1:
             raise ValueError("router: nodes and workers must be >= 1")
         st = state or ("redis" if nodes > 1 else "memory")
         if st not in ("memory", "redis"):
             raise ValueError(f"router: state must be memory or redis, got {st!r}")
-        opts = RouterOptions(strategy, process, routing, nodes, workers, st)
+        opts = RouterOptions(strategy, process, routing, dict(cache or {}), nodes, workers, st)
         return dataclasses.replace(self, router_opts=opts)
 
     def setup(self, hook: SetupHook) -> Self:
@@ -230,6 +234,7 @@ class ScenarioSpec:
                 "strategy": self.router_opts.strategy,
                 "process": self.router_opts.process,
                 "routing": dict(self.router_opts.routing),
+                **({"cache": dict(self.router_opts.cache)} if self.router_opts.cache else {}),
                 "nodes": self.router_opts.nodes,
                 "workers": self.router_opts.workers,
                 "state": self.router_opts.state,
@@ -287,13 +292,14 @@ class ScenarioSpec:
         strategy = router.pop("strategy", "fastest")
         process = bool(router.pop("process", False))
         routing = dict(router.pop("routing", {}) or {})
+        cache = dict(router.pop("cache", {}) or {})
         cluster = {k: router.pop(k) for k in ("nodes", "workers", "state") if k in router}
         if router:
             raise ValueError(
-                f"unknown router keys {sorted(router)}; valid: nodes, process, routing, "
+                f"unknown router keys {sorted(router)}; valid: cache, nodes, process, routing, "
                 "state, strategy, workers"
             )
-        s = s.router(strategy=strategy, process=process, **cluster, **routing)
+        s = s.router(strategy=strategy, process=process, cache=cache, **cluster, **routing)
         loads = d.get("workloads") or d.get("workload") or []
         if isinstance(loads, Mapping):
             loads = [loads]  # one workload; to_dict writes the list

@@ -38,6 +38,7 @@ class Cluster:
         hub: HubLink | None = None,
         reloader: Callable[[], Any] | None = None,
         node_id: str | None = None,
+        guard: RedisGuard | None = None,
     ) -> None:
         self.node_id = node_id or new_node_id()
         self.hub = hub
@@ -46,7 +47,7 @@ class Cluster:
         if state.backend == "redis":
             from lasso_rpc.cluster.redis_peers import RedisPeers
 
-            peers = RedisPeers(state, clock=router.clock)
+            peers = RedisPeers(state, clock=router.clock, guard=guard)
             peers.guard.on_change = self._backend_changed
         elif hub is not None:
             peers = hub

@@ -15,8 +15,11 @@ from aiohttp import web
 
 from lasso_rpc.access.gate import build_gate
 from lasso_rpc.access.metrics import AccessCollector
+from lasso_rpc.clock import SYSTEM_CLOCK
 from lasso_rpc.cluster.hub_link import HubLink
 from lasso_rpc.cluster.metrics import ClusterCollector
+from lasso_rpc.cluster.redis_cache import redis_cache_stores
+from lasso_rpc.cluster.redis_guard import RedisGuard
 from lasso_rpc.cluster.runtime import Cluster
 from lasso_rpc.cluster.views import ClusterViews
 from lasso_rpc.config.models import Config
@@ -140,7 +143,17 @@ class RouterServer:
         front: str | None = None,
         hub: HubLink | None = None,
     ) -> None:
-        self.router = router or Router(config, transport_impl=transport_impl)
+        #: Redis, when the state is there: one connection (and one breaker) for the shared
+        #: state, the client limits and the response cache (``cluster/redis_cache.py``).
+        self._guard = RedisGuard(config.state) if config.state.backend == "redis" else None
+        cache_store = (
+            redis_cache_stores(self._guard, config.state.prefix, SYSTEM_CLOCK)
+            if self._guard is not None
+            else None
+        )
+        self.router = router or Router(
+            config, transport_impl=transport_impl, cache_store=cache_store
+        )
         self.host = host if host is not None else config.server.host
         self.port = port if port is not None else config.server.port
         self._reloader = reloader
@@ -163,7 +176,9 @@ class RouterServer:
 
     async def start(self) -> None:
         await self.router.start()
-        self.cluster = Cluster(self.router, hub=self._hub, reloader=self._reloader)
+        self.cluster = Cluster(
+            self.router, hub=self._hub, reloader=self._reloader, guard=self._guard
+        )
         await self.cluster.start()
         self.subscriptions = subscription_manager(self.router)
         app = build_app(
@@ -202,10 +217,10 @@ class RouterServer:
             await self._runner.cleanup()  # handed-over connections, WebSockets, on_shutdown
             self._runner = None
         self._server = None
-        if self.cluster is not None:
+        await self.router.aclose()
+        if self.cluster is not None:  # after the router: the cache may use Redis until then
             await self.cluster.aclose()
             self.cluster = None
-        await self.router.aclose()
 
     async def __aenter__(self) -> RouterServer:
         await self.start()

@@ -24,7 +24,7 @@ _TOKEN = b"!#$%&'*+-.^_`|~0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqr
 _CONTENT_LENGTH, _TRANSFER_ENCODING, _CONNECTION, _UPGRADE, _EXPECT, _META, _REQUEST_ID, _HOST = (
     range(8)
 )
-_KEY, _AUTHORIZATION = 8, 9
+_KEY, _AUTHORIZATION, _BYPASS = 8, 9, 10
 _HEADERS = {
     b"host": _HOST,
     b"content-length": _CONTENT_LENGTH,
@@ -36,6 +36,7 @@ _HEADERS = {
     b"x-request-id": _REQUEST_ID,
     b"x-lasso-key": _KEY,
     b"authorization": _AUTHORIZATION,
+    b"x-lasso-cache-bypass": _BYPASS,
 }
 
 
@@ -52,6 +53,7 @@ class RequestHead(msgspec.Struct, frozen=True):
     start: int
     end: int
     key: str | None = None  # API key: X-Lasso-Key, else Authorization: Bearer
+    cache_bypass: bool = False  # X-Lasso-Cache-Bypass: 1
 
 
 class HandOff:
@@ -89,6 +91,7 @@ def parse_head(buf: bytes | bytearray) -> RequestHead | HandOff | None:
     meta: str | None = None
     request_id: str | None = None
     expect_continue = False
+    bypass = False
     host = False
     key: str | None = None
     bearer: str | None = None
@@ -133,6 +136,8 @@ def parse_head(buf: bytes | bytearray) -> RequestHead | HandOff | None:
         elif k == _AUTHORIZATION:
             if bearer is None and v[:7].lower() == b"bearer ":
                 bearer = v[7:].strip(b" \t").decode("utf-8", "surrogateescape")
+        elif k == _BYPASS:
+            bypass = v == b"1"
         elif k == _EXPECT and v.lower() == b"100-continue":
             expect_continue = True
         else:  # Transfer-Encoding, Upgrade, another Expect
@@ -155,6 +160,7 @@ def parse_head(buf: bytes | bytearray) -> RequestHead | HandOff | None:
         start,
         start + length,
         key if key is not None else bearer,
+        bypass,
     )
 
 

@@ -15,6 +15,7 @@ from lasso_rpc.battle.chaos.actions import (
     OpenCircuitBreaker,
 )
 from lasso_rpc.battle.chaos.base import ChaosAction
+from lasso_rpc.battle.chaos.chain_actions import ReorgChain
 from lasso_rpc.battle.chaos.cluster_actions import KillRedis, KillRouterNode
 from lasso_rpc.battle.chaos.random_failures import RandomFailures
 
@@ -41,6 +42,7 @@ class Chaos:
     network = NetworkFault  # (provider, at_s, duration_s=None, latency_ms=0, ...)
     kill_router_node = KillRouterNode  # (node, at_s, duration_s=None): needs nodes=N
     kill_redis = KillRedis  # (at_s, duration_s=None): needs state="redis"
+    reorg = ReorgChain  # (depth, at_s): the mock chain replaces its last blocks
 
 
 #: action name → class: what ``chaos_from_dict`` accepts. A new action is added here and above.
@@ -52,5 +54,6 @@ ACTIONS: dict[str, type[ChaosAction]] = {
         KillProvider, FlapProvider, DegradeProvider, InjectLatency, ErrorRate, Blackhole,
         LagProvider, DropWebsockets, OpenCircuitBreaker, RandomFailures, NetworkFault,
         KillRouterNode, KillRedis,
+        ReorgChain,
     )
 }  # fmt: skip
