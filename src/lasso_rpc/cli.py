@@ -130,7 +130,10 @@ async def _serve(
     loop.add_signal_handler(signal.SIGHUP, on_hup)
     loop.add_signal_handler(signal.SIGTERM, stop.set)
     loop.add_signal_handler(signal.SIGINT, stop.set)
-    print(f"lasso-rpc listening on {server.url} (pid {os.getpid()})", file=sys.stderr, flush=True)
+    # One write of the whole line: workers start together, and print() writes the text and the
+    # newline apart, so two workers' lines could interleave on the shared stderr.
+    sys.stderr.write(f"lasso-rpc listening on {server.url} (pid {os.getpid()})\n")
+    sys.stderr.flush()
     try:
         await stop.wait()
     finally:
