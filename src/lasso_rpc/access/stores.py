@@ -47,30 +47,52 @@ class LocalStore:
 
 
 class _Batcher:
-    """Collects the checks of one loop turn; one ``send`` for them all."""
+    """Group commit: the checks that arrive while a batch is on its way go in the next one.
 
-    def __init__(self, send: Callable[[list[Sequence[Check]]], Awaitable[list[Verdict]]]) -> None:
+    At most ``max_in_flight`` sends at once; a check arriving meanwhile waits for one to end and
+    leaves with everything gathered since. Idle, a check leaves at the next loop turn; busy,
+    batches grow with the load instead of the round trips (Redis calls cost ~200 µs of CPU in
+    redis-py, whatever their size).
+    """
+
+    def __init__(
+        self,
+        send: Callable[[list[Sequence[Check]]], Awaitable[list[Verdict]]],
+        max_in_flight: int = 1,
+    ) -> None:
         self._send = send
+        self._max = max_in_flight
         self._sets: list[Sequence[Check]] = []
         self._futures: list[asyncio.Future[Verdict]] = []
         self._tasks: set[asyncio.Task[None]] = set()
+        self._scheduled = False
         self.batches = 0
 
     async def take(self, checks: Sequence[Check]) -> Verdict:
         loop = asyncio.get_running_loop()
         fut: asyncio.Future[Verdict] = loop.create_future()
-        if not self._sets:
-            loop.call_soon(self._flush)
         self._sets.append(checks)
         self._futures.append(fut)
+        if not self._scheduled and len(self._tasks) < self._max:
+            self._scheduled = True
+            loop.call_soon(self._flush)
         return await fut
 
     def _flush(self) -> None:
+        self._scheduled = False
+        if not self._sets or len(self._tasks) >= self._max:
+            return
         sets, futures = self._sets, self._futures
         self._sets, self._futures = [], []
         task = asyncio.get_running_loop().create_task(self._run(sets, futures))
         self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
+        task.add_done_callback(self._done)
+
+    def _done(self, task: asyncio.Task[None]) -> None:
+        self._tasks.discard(task)
+        if self._sets and not self._scheduled:  # what gathered meanwhile leaves now
+            self._scheduled = True
+            asyncio.get_running_loop().call_soon(self._flush)
 
     async def _run(
         self, sets: list[Sequence[Check]], futures: list[asyncio.Future[Verdict]]
