@@ -208,7 +208,7 @@ def test_snapshot_rows_for_the_providers_api() -> None:
     for i in range(1, 101):
         s.record(M, "http", float(i), i % 10 != 0, float(i))
     row = s.snapshot()["http"]["methods"][M]
-    assert set(row) == {"p50", "p95", "ewma", "success_rate", "samples"}
+    assert set(row) == {"p50", "p95", "ewma", "success_rate", "samples", "censored"}
     assert row["samples"] == 100
     assert 0.85 < row["success_rate"] < 0.95
     assert row["p50"] == 49.0  # 45th of the 90 answered: 1..99 without multiples of ten

@@ -2,7 +2,9 @@
 
 One task per chain polls ``eth_blockNumber`` on every provider each ``head_poll_ms``. The poll is
 also the breaker's background probe: a provider that stops answering opens its breaker with no
-user traffic, and the poll is the probe that closes it again. A lag change is published as a
+user traffic, and the poll is the probe that closes it again. It is the probe of an ejected
+provider too (``resilience/ejection.py``: it comes back once its poll answers), and it is spent
+from the provider's ``rate_limit_rps`` like any other request. A lag change is published as a
 ``provider.health`` event (through the ``publish_health`` hook the chain passes in).
 """
 
@@ -70,6 +72,8 @@ class HeadTracker:
         if not breaker.closed and not breaker.acquire():
             return
         timeout = min(self._poll_ms, 5000) / 1000.0
+        if p.rate_cap is not None:
+            p.rate_cap.charge()
         try:
             resp = await p.transport.post(_HEAD_PROBE, timeout_s=timeout)
             reply = decode_upstream(resp.body)
@@ -84,8 +88,10 @@ class HeadTracker:
             msgspec.ValidationError,
         ):
             breaker.record(ErrorClass.PROVIDER)
+            p.ejection.probe(False)
             return
         breaker.record(None)
+        p.ejection.probe(True)
         p.head = head
 
     def _update_lag(self) -> None:
