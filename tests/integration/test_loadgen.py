@@ -87,7 +87,13 @@ async def test_every_send_ends_in_one_record_filled_from_include_meta(
 
 
 async def test_hedged_flag_comes_from_meta(make_router: RouterFactory, fleet: MockFleet) -> None:
-    s = await make_router(routing={"hedge": {"enabled": True, "after": 50}})
+    # Every call hedged: no budget cap, and alpha is not ejected after its first lost races.
+    s = await make_router(
+        routing={
+            "hedge": {"enabled": True, "after": 50, "budget_percent": 100},
+            "ejection": {"enabled": False},
+        }
+    )
     fleet["alpha"].set_failure("hang")  # priority tries alpha first; the hedge to beta answers
     w = Workload.constant(40, 0.25, "eth_getBalance").path("/rpc/priority/ethereum")
     _, records = await run(w, s.url)

@@ -62,7 +62,6 @@ class LatencyStats:
 
     __slots__ = (
         "_alpha",
-        "censored_samples",
         "_ewma_at",
         "_fail",
         "_half_life_ms",
@@ -73,6 +72,7 @@ class LatencyStats:
         "_ring",
         "_ring_size",
         "_sorted",
+        "censored_samples",
         "ewma_ms",
         "last_ms",
         "samples",

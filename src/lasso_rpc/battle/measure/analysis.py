@@ -83,6 +83,10 @@ class ChaosOutcome:
     details: Mapping[str, Any]
     recovery_s: float | None
     recovery_after_revert_s: float | None
+    #: The target's share of upstream attempts, and of first attempts, from ``SETTLE_S`` after
+    #: the event to its revert (``measure/shares.py``); None: no provider target or no traffic.
+    target_share: float | None = None
+    target_first_share: float | None = None
 
 
 @dataclass(frozen=True, slots=True)

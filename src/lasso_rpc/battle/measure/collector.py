@@ -244,6 +244,8 @@ class Collector:
             b.hedged += 1
         if ev.provider is not None:
             bump(b.served, ev.provider)
+        if ev.attempts:
+            bump(b.first, ev.attempts[0].provider)
         for a in ev.attempts:
             outcomes = b.attempts.get(a.provider)
             if outcomes is None:

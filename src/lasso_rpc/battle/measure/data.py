@@ -40,6 +40,7 @@ class RouterBucket:
     served: Mapping[str, int] = field(default_factory=dict)  # provider → answers returned
     attempts: Mapping[str, Mapping[str, int]] = field(default_factory=dict)  # provider → outcome
     latency_hist: str | None = None  # base64 HDR of router latency, µs
+    first: Mapping[str, int] = field(default_factory=dict)  # provider → calls it was tried first
 
 
 @dataclass(frozen=True, slots=True)

@@ -16,6 +16,10 @@ max_rss_mb                 <=  router RSS peak; needs system samples
 max_rss_growth_pct         <=  router RSS, last 10 % of samples vs first 10 %; needs 2 samples
 min_throughput_rps         >=  client requests / run duration
 max_error_count            <=  client requests with outcome "error"
+max_chaos_target_share     <=  the largest share of upstream attempts (hedges included) that
+                               still went to a chaos event's target provider, from 2 s after
+                               the event to its revert (``measure/shares.py``); needs a chaos
+                               event aimed at a provider and router telemetry
 =========================  ==  ===============================================================
 
 A target that cannot be measured in the run fails with a "not measured" message: an SLO must be
@@ -61,6 +65,16 @@ def _recovery(a: Analysis) -> float | str:
     return max(c.recovery_s for c in a.chaos if c.recovery_s is not None)
 
 
+def _target_share(a: Analysis) -> float | str:
+    aimed = [c for c in a.chaos if c.target is not None]
+    if not aimed:
+        return "not measured (no chaos event aimed at a provider)"
+    unmeasured = [f"{c.action} at {c.at_s:.2f} s" for c in aimed if c.target_share is None]
+    if unmeasured:
+        return "not measured (no upstream attempts after " + ", ".join(unmeasured) + ")"
+    return max(c.target_share for c in aimed if c.target_share is not None)
+
+
 def _optional(value: float | None, why: str) -> float | str:
     return value if value is not None else f"not measured ({why})"
 
@@ -84,6 +98,7 @@ _KEYS: dict[str, tuple[str, Reader]] = {
     ),
     "min_throughput_rps": (">=", lambda a: a.summary.throughput_rps),
     "max_error_count": ("<=", lambda a: float(a.summary.errors)),
+    "max_chaos_target_share": ("<=", _target_share),
 }
 SLO_KEYS = tuple(_KEYS)
 
@@ -127,7 +142,7 @@ class SLO:
                 raise ValueError(f"SLO {key}: target must be a number, got {value!r}")
             if not math.isfinite(value) or value < 0:
                 raise ValueError(f"SLO {key}: target must be a finite number >= 0, got {value}")
-            if key in ("success_rate", "min_ws_uptime") and value > 1:
+            if key in ("success_rate", "min_ws_uptime", "max_chaos_target_share") and value > 1:
                 raise ValueError(f"SLO {key}: target is a fraction within 0..1, got {value}")
             clean[key] = float(value)
         self.targets: Mapping[str, float] = clean
