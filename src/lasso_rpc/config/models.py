@@ -72,10 +72,12 @@ class RoutingConfig(Frozen):
     """How requests are routed, retried and hedged. Any key may be set per chain."""
 
     default_strategy: Annotated[Strategy, _STRATEGY_TEXT] = Field(
-        default="load-balanced",
+        default="latency-weighted",
         description="Strategy of /rpc/<chain>; a strategy in the path (/rpc/fastest/<chain>) "
         "wins. fastest: lowest latency for the method; load-balanced: spread by weight; "
-        "latency-weighted: random, favouring low latency; priority: lowest priority first.",
+        "latency-weighted: random, favouring low latency (P ~ 1/latency², at least 1 % each: "
+        "near the fastest provider's median while every provider keeps some traffic); "
+        "priority: lowest priority first.",
         examples=["fastest"],
     )
     request_timeout_ms: Annotated[int, Field(ge=1)] = Field(

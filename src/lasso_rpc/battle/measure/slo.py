@@ -142,7 +142,7 @@ class SLO:
                 raise ValueError(f"SLO {key}: target must be a number, got {value!r}")
             if not math.isfinite(value) or value < 0:
                 raise ValueError(f"SLO {key}: target must be a finite number >= 0, got {value}")
-            if key in ("success_rate", "min_ws_uptime", "max_chaos_target_share") and value > 1:
+            if key in ("success_rate", "min_ws_uptime") and value > 1:
                 raise ValueError(f"SLO {key}: target is a fraction within 0..1, got {value}")
             clean[key] = float(value)
         self.targets: Mapping[str, float] = clean
