@@ -235,12 +235,14 @@ def test_state_gauges_are_read_from_the_router_at_scrape() -> None:
         cordoned=False,
         head=100,
         lag=None,
+        ejection=SimpleNamespace(ejected=True),
     )
     chain = SimpleNamespace(profile="local", name="ethereum", providers={"alpha": provider})
     router = SimpleNamespace(chains=lambda: [chain])
     m = make(router)
     labels = 'chain="ethereum",profile="local",provider="alpha"'
     assert f"lasso_breaker_state{{{labels}}} 2.0" in lines(m)
+    assert f"lasso_provider_ejected{{{labels}}} 1.0" in lines(m)
     provider.in_flight = 0
     out = lines(m)
     assert f"lasso_in_flight{{{labels}}} 0.0" in out

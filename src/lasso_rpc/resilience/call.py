@@ -35,6 +35,8 @@ class CallOutcome(msgspec.Struct, frozen=True):
     hedged: bool
     latency_ms: float
     decision: Decision
+    #: A hedge was due but the chain's hedge budget was empty.
+    hedge_denied: bool = False
 
     @property
     def failover(self) -> bool:

@@ -103,6 +103,7 @@ class Pipeline:
             winner.hedged,
             event.latency_ms,
             decision,
+            event.hedge_denied,
         )
 
     def _after(self, winner: Try, call: Call, ctx: CallContext, event: RequestFinished) -> None:

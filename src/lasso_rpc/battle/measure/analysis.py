@@ -6,7 +6,11 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from lasso_rpc.battle.measure.data import BreakerRecord, SubscriptionFailoverRecord
+from lasso_rpc.battle.measure.data import (
+    BreakerRecord,
+    EjectionRecord,
+    SubscriptionFailoverRecord,
+)
 from lasso_rpc.battle.measure.recovery import RULE
 from lasso_rpc.battle.records import SystemSample
 
@@ -128,6 +132,8 @@ class Analysis:
     #: The router's subscription timeline: real failovers, plus reorgs and unclosable gaps
     #: (those are marked with from == to and ``reorg``/``gap``).
     subscription_events: tuple[SubscriptionFailoverRecord, ...] = ()
+    #: Outlier ejections and returns (``provider.ejection`` events), in time order.
+    ejections: tuple[EjectionRecord, ...] = ()
 
     def to_dict(self) -> dict[str, Any]:
         s = self.summary
@@ -174,6 +180,7 @@ class Analysis:
                 "provider_share_source": ts.provider_share_source,
             },
             "breakers": [b.to_dict() for b in self.breakers],
+            "ejections": [e.to_dict() for e in self.ejections],
             "providers": {p: _fields(v) for p, v in self.providers.items()},
             "errors_by_class": dict(self.errors_by_class),
             "router_errors_by_class": dict(self.router_errors_by_class),

@@ -238,4 +238,5 @@ def analyze(
         baseline_error_rate=base_err,
         baseline_p95_ms=base_p95,
         subscription_events=data.subscription_failovers,
+        ejections=data.ejections,
     )

@@ -19,6 +19,7 @@ __all__ = [
     "ChaosMark",
     "ClientBucket",
     "CollectedData",
+    "EjectionRecord",
     "HealthRecord",
     "RouterBucket",
     "SubscriptionFailoverRecord",
@@ -79,6 +80,26 @@ class BreakerRecord:
 
 
 @dataclass(frozen=True, slots=True)
+class EjectionRecord:
+    """A ``provider.ejection`` event: ejected (for ``duration_ms``) or back."""
+
+    t_s: float
+    provider: str
+    ejected: bool
+    reason: str
+    duration_ms: float | None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "t_s": self.t_s,
+            "provider": self.provider,
+            "ejected": self.ejected,
+            "reason": self.reason,
+            "duration_ms": self.duration_ms,
+        }
+
+
+@dataclass(frozen=True, slots=True)
 class HealthRecord:
     t_s: float
     provider: str
@@ -125,6 +146,7 @@ class CollectedData:
     client_latency_sum_ms: float
     client_latency_max_ms: float
     breakers: tuple[BreakerRecord, ...] = ()
+    ejections: tuple[EjectionRecord, ...] = ()
     health: tuple[HealthRecord, ...] = ()
     subscription_failovers: tuple[SubscriptionFailoverRecord, ...] = ()
     chaos_marks: tuple[ChaosMark, ...] = ()
