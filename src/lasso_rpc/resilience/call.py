@@ -32,7 +32,7 @@ class CallOutcome(msgspec.Struct, frozen=True):
     payload: bytes | msgspec.Raw
     provider: str
     attempts: tuple[Attempt, ...]
-    hedged: bool
+    hedged: bool  # a hedge was sent (whichever attempt won)
     latency_ms: float
     decision: Decision
     #: A hedge was due but the chain's hedge budget was empty.

@@ -100,7 +100,7 @@ class Pipeline:
             winner.payload,
             winner.provider.id,
             attempts,
-            winner.hedged,
+            event.hedged,  # a hedge was sent (it may have lost): what it cost, not who won
             event.latency_ms,
             decision,
             event.hedge_denied,

@@ -173,9 +173,10 @@ class LatencyStats:
             self._update_ewma(latency_ms, now_ms)
 
     def censored(self, elapsed_ms: float, now_ms: float) -> None:
-        """An attempt cancelled after ``elapsed_ms``: a lower bound that only moves the EWMA up."""
+        """An attempt cancelled after ``elapsed_ms``: a lower bound that only moves the EWMA up
+        (or is the first estimate: better than none for a provider that never answered)."""
         self.censored_samples += 1
-        if self.ewma_ms is not None and elapsed_ms > self.ewma_ms:
+        if self.ewma_ms is None or elapsed_ms > self.ewma_ms:
             self._update_ewma(elapsed_ms, now_ms)
 
     def seed(self, latency_ms: float, success_rate: float, samples: int, now_ms: float) -> None:
