@@ -41,38 +41,46 @@ _SLOTS = 10
 
 
 class _Track:
-    """One provider's recent outcomes: a run of slow ones and a ring of per-slot counts."""
+    """One provider's recent outcomes: a run of slow ones and a ring of per-slot counts (with
+    their running sums, so an outcome costs no loop over the ring)."""
 
-    __slots__ = ("bad", "idx", "run", "total")
+    __slots__ = ("bad", "idx", "nbad", "ntotal", "run", "total")
 
     def __init__(self) -> None:
         self.run = 0
         self.idx = -1
         self.total = [0] * _SLOTS
         self.bad = [0] * _SLOTS
+        self.nbad = self.ntotal = 0
 
-    def add(self, slot: int, bad: bool) -> tuple[int, int]:
-        """Count one outcome in absolute slot ``slot``; the window's (bad, total)."""
-        gap = slot - self.idx
-        if gap > 0:
-            if gap >= _SLOTS:
+    def add(self, slot: int, bad: bool) -> None:
+        """Count one outcome in absolute slot ``slot`` (the window's sums: ``nbad``, ``ntotal``)."""
+        if slot > self.idx:
+            if slot - self.idx >= _SLOTS:
                 self.total = [0] * _SLOTS
                 self.bad = [0] * _SLOTS
+                self.nbad = self.ntotal = 0
             else:
+                total, bads = self.total, self.bad
                 for k in range(self.idx + 1, slot + 1):
-                    self.total[k % _SLOTS] = self.bad[k % _SLOTS] = 0
+                    i = k % _SLOTS
+                    self.ntotal -= total[i]
+                    self.nbad -= bads[i]
+                    total[i] = bads[i] = 0
             self.idx = slot
         i = self.idx % _SLOTS
         self.total[i] += 1
+        self.ntotal += 1
         if bad:
             self.bad[i] += 1
-        return sum(self.bad), sum(self.total)
+            self.nbad += 1
 
     def clear(self) -> None:
         self.run = 0
         self.idx = -1
         self.total = [0] * _SLOTS
         self.bad = [0] * _SLOTS
+        self.nbad = self.ntotal = 0
 
 
 class OutlierDetector:
@@ -159,9 +167,10 @@ class OutlierDetector:
             t.run += 1
         elif slow is False:
             t.run = 0
-        nbad, total = t.add(math.floor(now_ms / self._slot_ms), bad)
+        t.add(int(now_ms // self._slot_ms), bad)
         if not bad or p.ejection.ejected:
             return
+        nbad, total = t.nbad, t.ntotal
         c = self._config
         if t.run >= c.consecutive_slow:
             reason = f"{t.run} slow attempts in a row (last: {why})"
