@@ -38,6 +38,8 @@ from lasso_rpc.upstream.provider import ProviderRuntime
 __all__ = ["OutlierDetector"]
 
 _SLOTS = 10
+_PEERS_MS = 250.0
+_MAX_PEER_KEYS = 4096
 
 
 class _Track:
@@ -89,8 +91,12 @@ class OutlierDetector:
     def __init__(self, providers: Mapping[str, ProviderRuntime], config: EjectionConfig) -> None:
         self._providers = providers
         self._config = config
+        self._enabled = config.enabled
+        self._margin_ms = config.latency_margin_ms
         self._slot_ms = config.window_ms / _SLOTS
         self._tracks: dict[str, _Track] = {pid: _Track() for pid in providers}
+        #: (provider, method, transport) -> (when, peers' median): refreshed every _PEERS_MS.
+        self._peers: dict[tuple[str, str, str], tuple[float, float | None]] = {}
 
     @property
     def enabled(self) -> bool:
@@ -102,11 +108,11 @@ class OutlierDetector:
         self, p: ProviderRuntime, method: str, transport: str, latency_ms: float, now_ms: float
     ) -> None:
         """An answer; slow when far above the other providers' latency for ``method``."""
-        c = self._config
-        if not c.enabled:
+        if not self._enabled:
             return
-        if latency_ms > c.latency_margin_ms:
-            peers = self.peer_median_ms(p, method, transport)
+        if latency_ms > self._margin_ms:
+            peers = self._peer_median(p, method, transport, now_ms)
+            c = self._config
             if (
                 peers is not None
                 and latency_ms > peers * c.latency_factor
@@ -115,7 +121,12 @@ class OutlierDetector:
                 why = f"{latency_ms:.0f} ms for {method} where the others take {peers:.0f} ms"
                 self._count(p, now_ms, slow=True, bad=True, why=why)
                 return
-        self._count(p, now_ms, slow=False, bad=False, why="")
+        # The common case, inline: an answer ends a slow run and counts in the window.
+        t = self._tracks.get(p.id)
+        if t is None:
+            t = self._tracks[p.id] = _Track()
+        t.run = 0
+        t.add(int(now_ms // self._slot_ms), False)
 
     def slow(self, p: ProviderRuntime, now_ms: float, why: str) -> None:
         """Timed out, cut by the deadline, or lost a race it had a head start in."""
@@ -128,6 +139,20 @@ class OutlierDetector:
             self._count(p, now_ms, slow=None, bad=True, why="")
 
     # -- reading ---------------------------------------------------------------------------
+
+    def _peer_median(
+        self, p: ProviderRuntime, method: str, transport: str, now_ms: float
+    ) -> float | None:
+        """``peer_median_ms``, computed at most every ``_PEERS_MS`` per key."""
+        key = (p.id, method, transport)
+        hit = self._peers.get(key)
+        if hit is not None and now_ms - hit[0] < _PEERS_MS:
+            return hit[1]
+        if len(self._peers) >= _MAX_PEER_KEYS:
+            self._peers.clear()  # clients choose method names: stay bounded
+        value = self.peer_median_ms(p, method, transport)
+        self._peers[key] = (now_ms, value)
+        return value
 
     def peer_median_ms(self, p: ProviderRuntime, method: str, transport: str) -> float | None:
         """Median latency (EWMA) of the other providers for ``method``; None without data."""

@@ -288,16 +288,19 @@ class LatencyWeighted:
         if n < 2:
             return _trivial(self.name, candidates, method, transport, now_ms)
         obs = [_look(c, method, transport, now_ms) for c in candidates]
-        known = [o[0] for o in obs if o[0] is not None]
-        mean = sum(known) / len(known) if known else 1.0
+        mean = -1.0  # the mean known latency, computed only when a candidate has none
         scores: list[float] = []
-        for c, o in zip(candidates, obs, strict=True):
+        for i in range(n):
+            o = obs[i]
             lat, sr = o[0], o[2]
             if lat is None:
+                if mean < 0.0:
+                    known = [x[0] for x in obs if x[0] is not None]
+                    mean = sum(known) / len(known) if known else 1.0
                 lat = mean
             if lat < 1.0:
                 lat = 1.0
-            scores.append(c.weight * sr * sr / (lat * lat))
+            scores.append(candidates[i].weight * sr * sr / (lat * lat))
         total = sum(scores)
         if total <= 0.0:  # every success rate is 0: fall back to the configured weights
             scores = [c.weight for c in candidates]
