@@ -279,3 +279,25 @@ def test_a_provider_at_its_rate_limit_is_skipped_for_the_call() -> None:
     assert order == ("b",) and skipped == (("a", "at its rate_limit_rps"),)
     f.tick(500)  # one token back
     assert f.decide()[0] == ("a", "b")
+
+
+def test_a_subscription_is_not_moved_for_the_http_rate_but_is_for_an_ejection() -> None:
+    from lasso_rpc.config import load_config_text
+    from lasso_rpc.router import Router
+    from lasso_rpc.server.app import subscription_manager
+    from lasso_rpc.subscriptions.manager import FeedKey
+
+    text = (
+        "name: T\nslug: t\nchains:\n  eth:\n    chain_id: 1\n    providers:\n"
+        "      - {id: a, url: 'http://a.example', ws_url: 'ws://a.example', priority: 1,"
+        " rate_limit_rps: 1}\n"
+        "      - {id: b, url: 'http://b.example', ws_url: 'ws://b.example', priority: 2}\n"
+    )
+    router = Router(load_config_text([("t.yaml", text)]))
+    manager = subscription_manager(router)
+    key = FeedKey("t", "eth", "newHeads")
+    a = router.chains()[0].providers["a"]
+    assert a.rate_cap is not None and a.rate_cap.take()  # its HTTP rate is spent
+    assert set(manager.candidates(key)) == {"a", "b"}
+    a.ejection.eject_for("slow")
+    assert manager.candidates(key) == ["b"]
