@@ -36,7 +36,13 @@ async def test_a_hung_provider_is_hedged_then_ejected_then_probed_back(
     make_router: RouterFactory, http: aiohttp.ClientSession, fleet: MockFleet
 ) -> None:
     s = await make_router(
-        routing={"hedge": {"enabled": True, "after": 30}, "ejection": {"base_ms": 300}}
+        routing={
+            "hedge": {"enabled": True, "after": 30},
+            "ejection": {"base_ms": 1500},
+            # Only ejection takes alpha out here: its failing head polls must not open the
+            # breaker first (on a busy machine the seven calls can take a second).
+            "breaker": {"failure_threshold": 1000},
+        }
     )
     url = s.url + "/rpc/priority/ethereum?include_meta=headers"
     fleet["alpha"].set_failure("hang")
@@ -56,7 +62,7 @@ async def test_a_hung_provider_is_hedged_then_ejected_then_probed_back(
     assert alpha["ejection"]["reason"].startswith("5 slow attempts in a row")
     assert alpha["stats"]["http"]["methods"]["eth_getBalance"]["censored"] == 5
     fleet["alpha"].heal()
-    for _ in range(100):  # the ejection ends (300 ms) and the next head poll answers
+    for _ in range(200):  # the ejection ends (1.5 s) and the next head poll answers
         await asyncio.sleep(0.05)
         _, body, resp = await rpc(http, url, "eth_getBalance", [ADDR, "latest"])
         if resp.headers["X-Lasso-Provider"] == "alpha":
@@ -89,7 +95,7 @@ async def test_rate_limit_rps_keeps_calls_within_the_providers_plan(
 ) -> None:
     s = await make_router(
         routing={"head_poll_ms": 10_000},  # one poll at start: it spends a token too
-        providers={"alpha": {"rate_limit_rps": 1, "rate_limit_burst": 3}},
+        providers={"alpha": {"rate_limit_rps": 0.1, "rate_limit_burst": 3}},
     )
     url = s.url + "/rpc/priority/ethereum?include_meta=body"
     fleet.reset_counters()
@@ -98,6 +104,9 @@ async def test_rate_limit_rps_keeps_calls_within_the_providers_plan(
         _, body, _ = await rpc(http, url, "eth_getBalance", [ADDR, "latest"])
         assert "result" in body
         served.append(body["lasso_meta"]["provider"])
-    assert served[:2] == ["alpha", "alpha"] and set(served[2:]) == {"beta"}
-    assert fleet["alpha"].method_counts.get("eth_getBalance", 0) == 2
+    # Three tokens: the start-up head poll takes one, before these calls or (rarely) after
+    # the first of them; then alpha is passed over.
+    k = served.count("alpha")
+    assert k in (2, 3) and served == ["alpha"] * k + ["beta"] * (10 - k), served
+    assert fleet["alpha"].method_counts.get("eth_getBalance", 0) == k
     assert "at its rate_limit_rps" in body["lasso_meta"]["explanation"]

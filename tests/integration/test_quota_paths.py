@@ -43,7 +43,7 @@ async def test_a_hung_provider_is_ejected_after_five_lost_races_and_gets_nothing
 
 
 async def test_an_empty_hedge_budget_waits_for_the_first_answer_and_says_so() -> None:
-    slow = (0.05, OK[1])
+    slow = (0.2, OK[1])  # far beyond the hedge delay, even on a busy machine
     routing = "{hedge: {after: 10, budget_percent: 0, min_per_second: 0}}"
     router = _router({"a": [slow], "b": [OK]}, routing)
     out, events = await _call(router)
@@ -54,9 +54,9 @@ async def test_an_empty_hedge_budget_waits_for_the_first_answer_and_says_so() ->
 
 
 async def test_the_budget_allows_its_reserve_then_refuses() -> None:
-    slow = (0.03, OK[1])
+    slow = (0.12, OK[1])
     routing = "{hedge: {after: 5, budget_percent: 0, min_per_second: 0.2}}"  # 2 per 10 s
-    router = _router({"a": [slow], "b": [(0.1, OK[1])]}, routing)
+    router = _router({"a": [slow], "b": [(0.5, OK[1])]}, routing)
     hedged = []
     for _ in range(4):
         out, _ = await _call(router)

@@ -188,6 +188,7 @@ class HedgedRun:
             return
         if not self._budget_left.try_withdraw(self._clock.now_ms()):
             self._in_place.hedge_denied = True  # wait for the first attempt instead
+            self._hedge_at = float("inf")  # and ask no more for it
             return
         self._extra += 1
         task = self._launch(p, hedged=True)

@@ -284,6 +284,7 @@ class Pipeline:
             if pinned:
                 cap.charge()  # a pin is the client's explicit choice: sent, and counted
             elif not cap.take():
+                p.breaker.release()  # the probe slot acquire() may have taken
                 return _skip(tr, "at its rate_limit_rps")
         p.in_flight += 1
         try:
