@@ -53,6 +53,24 @@ async def test_an_empty_hedge_budget_waits_for_the_first_answer_and_says_so() ->
     assert router.chains()[0].hedge_budget.exhausted == 1
 
 
+async def test_a_denied_hedge_goes_out_once_the_late_provider_is_ejected() -> None:
+    """A hang makes every call in flight to it late at once, more than the budget holds: once
+    the provider is ejected (other calls lost their races), hedging away from it is a
+    failover and needs no token, so the call does not wait for its attempt's timeout."""
+    routing = "{hedge: {after: 10, budget_percent: 0, min_per_second: 0}}"
+    router = _router({"a": [HANG], "b": [OK]}, routing)
+    a = router.chains()[0].providers["a"]
+    loop = asyncio.get_running_loop()
+    loop.call_later(0.05, a.ejection.eject_for, "five lost races elsewhere")
+    t0 = loop.time()
+    out, events = await _call(router)
+    assert isinstance(out, CallOutcome) and out.provider == "b"
+    assert out.hedged and out.hedge_denied and events[0].hedge_denied
+    assert [a.outcome for a in out.attempts] == ["cancelled", "ok"]
+    assert loop.time() - t0 < 1.0  # asked again at 10, 20, 40, 80 ms after the first: hedged
+    assert router.chains()[0].hedge_budget.exhausted == 1  # one call, counted once
+
+
 async def test_the_budget_allows_its_reserve_then_refuses() -> None:
     slow = (0.12, OK[1])
     routing = "{hedge: {after: 5, budget_percent: 0, min_per_second: 0.2}}"  # 2 per 10 s

@@ -79,13 +79,14 @@ class HedgeBudget:
         self._roll(now_ms)
         return self._reserve + sum(self._slots)
 
-    def try_withdraw(self, now_ms: float) -> bool:
-        """Take one hedge; False (and counted as exhausted) when the budget is empty."""
+    def try_withdraw(self, now_ms: float, *, count: bool = True) -> bool:
+        """Take one hedge; False when the budget is empty (counted as exhausted with
+        ``count``: a call asking again is not counted twice)."""
         if self.balance(now_ms) >= 1.0:
             self._slots[self._idx % _SLOTS] -= 1.0
             self.granted += 1
             return True
-        self.exhausted += 1
+        self.exhausted += count
         return False
 
     def snapshot(self, now_ms: float) -> dict[str, float | int]:

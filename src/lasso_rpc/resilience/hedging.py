@@ -6,12 +6,17 @@ hedge delay: most calls end there, with no Task, no wait helper and no extra loo
 the same three providers without hedging: 28.8 µs).
 
 When the timer fires, the hedge starts as a Task, if the chain's hedge budget
-(``resilience/budget.py``) has a token for it; otherwise the first attempt is left to answer or
-time out, and the call is marked ``hedge_denied``. If the hedge answers first while the first
-attempt is still awaited in place, the calling task is interrupted (``Task.cancel``, then
-``uncancel``, so that a cancellation from anyone else still propagates) and the first attempt
-ends as a cancelled loser, exactly as a losing Task would. If the first attempt fails before a
-hedge answered, the remaining attempts continue as Tasks under :func:`first_done`.
+(``resilience/budget.py``) has a token for it; otherwise the call is marked ``hedge_denied``
+and asks again after one, two, four ... hedge delays, while the first attempt may still
+answer. No token is needed to hedge away from a provider that has been ejected meanwhile: that
+hedge is a failover (a hang makes every call in flight to the hung provider late at once, more
+than the budget holds, and the ejection after five of them is the proof).
+
+If the hedge answers first while the first attempt is still awaited in place, the calling task
+is interrupted (``Task.cancel``, then ``uncancel``, so that a cancellation from anyone else
+still propagates) and the first attempt ends as a cancelled loser, exactly as a losing Task
+would. If the first attempt fails before a hedge answered, the remaining attempts continue as
+Tasks under :func:`first_done`.
 """
 
 from __future__ import annotations
@@ -107,6 +112,7 @@ class HedgedRun:
         self._interrupted_by: Try | None = None
         self._winner: Try | None = None
         self._budget_left = chain.hedge_budget
+        self._asks = 0  # hedges refused by the budget so far
 
     async def run(self) -> Try | None:
         try:
@@ -186,9 +192,14 @@ class HedgedRun:
         p = self._next_provider()
         if p is None:
             return
-        if not self._budget_left.try_withdraw(self._clock.now_ms()):
-            self._in_place.hedge_denied = True  # wait for the first attempt instead
-            self._hedge_at = float("inf")  # and ask no more for it
+        late = self._in_place
+        if not self._may_hedge(late):
+            # Wait for the first attempt, and ask again later (1, 2, 4 ... hedge delays): the
+            # budget may have refilled, or its provider been ejected meanwhile.
+            self._asks += 1
+            again = self._pipeline.hedge_delay(late.provider, self._call, self._ctx)
+            self._hedge_at = self._clock.now_ms() + again * (1 << min(self._asks - 1, 10))
+            self._arm()
             return
         self._extra += 1
         task = self._launch(p, hedged=True)
@@ -228,8 +239,7 @@ class HedgedRun:
             if not done:
                 now = clock.now_ms()
                 p = self._next_provider() if can_hedge and now < self._deadline else None
-                if p is not None and not self._budget_left.try_withdraw(now):
-                    self._tries[-1].hedge_denied = True
+                if p is not None and not self._may_hedge(self._tries[-1]):
                     p = None
                 if p is None:
                     self._hedge_at = float("inf")
@@ -247,6 +257,17 @@ class HedgedRun:
                 return winner
 
     # -- attempts ---------------------------------------------------------------------------
+
+    def _may_hedge(self, late: Try) -> bool:
+        """A token from the chain's hedge budget for a hedge of ``late``; none is needed when
+        ``late``'s provider has been ejected (the hedge is then a failover, not a speculative
+        copy). A refusal marks ``late`` and is counted once per attempt."""
+        if late.provider.ejection.ejected:
+            return True
+        if self._budget_left.try_withdraw(self._clock.now_ms(), count=not late.hedge_denied):
+            return True
+        late.hedge_denied = True
+        return False
 
     def _next_provider(self) -> ProviderRuntime | None:
         for p in self._providers:
