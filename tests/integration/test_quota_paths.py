@@ -71,6 +71,35 @@ async def test_a_denied_hedge_goes_out_once_the_late_provider_is_ejected() -> No
     assert router.chains()[0].hedge_budget.exhausted == 1  # one call, counted once
 
 
+async def test_a_provider_gone_silent_is_hedged_away_from_without_a_token() -> None:
+    """Two calls outstanding at a hung provider and no answer since: the hedges are failovers
+    and need no token, so the hang is found (lost races) even with an empty budget."""
+    routing = "{hedge: {after: 10, budget_percent: 0, min_per_second: 0}}"
+    router = _router({"a": [HANG], "b": [OK]}, routing)
+    outs = await asyncio.gather(_call(router), _call(router))
+    for out, _ in outs:
+        assert isinstance(out, CallOutcome) and out.provider == "b" and out.hedged
+        assert out.latency_ms < 500.0
+    assert router.chains()[0].hedge_budget.exhausted == 0
+
+
+async def test_late_calls_at_a_provider_that_still_answers_need_a_token() -> None:
+    """Two slow calls outstanding, but a third answered since they were sent: not silent."""
+    routing = "{hedge: {after: 100, budget_percent: 0, min_per_second: 0}}"
+    slow = (0.4, OK[1])
+    router = _router({"a": [slow, slow, OK], "b": [OK]}, routing)
+    first = asyncio.ensure_future(_call(router))
+    await asyncio.sleep(0.01)
+    second = asyncio.ensure_future(_call(router))
+    await asyncio.sleep(0.02)
+    third, _ = await _call(router)  # answered at once, while the first two wait
+    assert isinstance(third, CallOutcome) and third.provider == "a"
+    for out, _ in (await first, await second):
+        assert isinstance(out, CallOutcome) and out.provider == "a"
+        assert out.hedge_denied and not out.hedged
+    assert _fake(router, "b").sent == 0
+
+
 async def test_the_budget_allows_its_reserve_then_refuses() -> None:
     slow = (0.12, OK[1])
     routing = "{hedge: {after: 5, budget_percent: 0, min_per_second: 0.2}}"  # 2 per 10 s

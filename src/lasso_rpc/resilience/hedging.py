@@ -8,9 +8,10 @@ the same three providers without hedging: 28.8 µs).
 When the timer fires, the hedge starts as a Task, if the chain's hedge budget
 (``resilience/budget.py``) has a token for it; otherwise the call is marked ``hedge_denied``
 and asks again after one, two, four ... hedge delays, while the first attempt may still
-answer. No token is needed to hedge away from a provider that has been ejected meanwhile: that
-hedge is a failover (a hang makes every call in flight to the hung provider late at once, more
-than the budget holds, and the ejection after five of them is the proof).
+answer. No token is needed to hedge away from a provider that has been ejected, or that has
+gone silent (it has other calls outstanding and answered none since this one was sent): that
+hedge is a failover. A hang makes every call in flight to the hung provider late at once, more
+than the budget holds; its lost races then eject it within a few calls.
 
 If the hedge answers first while the first attempt is still awaited in place, the calling task
 is interrupted (``Task.cancel``, then ``uncancel``, so that a cancellation from anyone else
@@ -260,9 +261,11 @@ class HedgedRun:
 
     def _may_hedge(self, late: Try) -> bool:
         """A token from the chain's hedge budget for a hedge of ``late``; none is needed when
-        ``late``'s provider has been ejected (the hedge is then a failover, not a speculative
-        copy). A refusal marks ``late`` and is counted once per attempt."""
-        if late.provider.ejection.ejected:
+        ``late``'s provider has been ejected, or has gone silent (other calls outstanding, and
+        no answer since ``late`` was sent): the hedge is then a failover, not a speculative
+        copy. A refusal marks ``late`` and is counted once per attempt."""
+        p = late.provider
+        if p.ejection.ejected or (p.in_flight > 1 and p.last_answer_ms < late.started_ms):
             return True
         if self._budget_left.try_withdraw(self._clock.now_ms(), count=not late.hedge_denied):
             return True

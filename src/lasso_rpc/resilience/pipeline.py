@@ -303,6 +303,7 @@ class Pipeline:
         finally:
             p.in_flight -= 1
             tr.latency_ms = self.clock.now_ms() - tr.started_ms
+        p.last_answer_ms = tr.started_ms + tr.latency_ms
         read_answer(tr, resp, call, uid, write)
 
     def _panic_now(self, ctx: CallContext, call: Call, p: ProviderRuntime) -> bool:

@@ -41,6 +41,7 @@ class ProviderRuntime:
         "id",
         "in_flight",
         "lag",
+        "last_answer_ms",
         "masked_url",
         "rate_cap",
         "stats",
@@ -85,6 +86,8 @@ class ProviderRuntime:
         self.head: int | None = None
         self.lag: int | None = None
         self.in_flight = 0
+        #: When it last answered a call (any HTTP answer), on the router's clock.
+        self.last_answer_ms = -float("inf")
         self.backoff_until_ms = 0.0
         self.masked_url = mask_url(config.url)
         self._permits: dict[str, bool] = {}
