@@ -126,7 +126,12 @@ class OutlierDetector:
         if t is None:
             t = self._tracks[p.id] = _Track()
         t.run = 0
-        t.add(int(now_ms // self._slot_ms), False)
+        slot = int(now_ms // self._slot_ms)
+        if slot == t.idx:
+            t.total[slot % _SLOTS] += 1
+            t.ntotal += 1
+        else:
+            t.add(slot, False)
 
     def slow(self, p: ProviderRuntime, now_ms: float, why: str) -> None:
         """Timed out, cut by the deadline, or lost a race it had a head start in."""

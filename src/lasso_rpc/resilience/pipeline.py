@@ -321,7 +321,10 @@ def _skip(tr: Try, why: str) -> None:
 
 
 def _denied(tries: list[Try]) -> bool:
-    return any(t.hedge_denied for t in tries)
+    for t in tries:  # noqa: SIM110 (any() with a generator costs more than the whole loop)
+        if t.hedge_denied:
+            return True
+    return False
 
 
 def _attempts_data(tries: list[Try]) -> list[dict[str, Any]]:
