@@ -21,7 +21,8 @@ Cases (faults at ``--fault-at`` seconds, 7 by default, on alpha, the fastest):
 * ``kill`` (alpha's server stops) and ``http500`` (alpha answers HTTP 500): 100 % success,
   p99 <= 200 ms.
 
-Every figure is printed with its target and MET/MISSED; the exit code is 1 when one is missed.
+Every figure is printed with its target and a verdict (``lib.targets``); the exit code is 1 when
+one is missed.
 ``--compare`` adds a table of every strategy with no fault (how the default was chosen).
 """
 
@@ -41,6 +42,7 @@ from lasso_rpc.battle.context import ScenarioContext
 from lasso_rpc.battle.providers.mock import MockProvider as RunningMock
 from lasso_rpc.battle.testing.helpers import direct_request
 from lasso_rpc.config.models import STRATEGIES, RoutingConfig
+from lib.targets import Targets
 
 METHOD = "eth_getBalance"
 LATENCY = {"alpha": 50, "beta": 100, "gamma": 150}
@@ -123,9 +125,10 @@ async def run_case(case: str, strategy: str, args: argparse.Namespace) -> Run:
 
 
 class Verdicts:
+    """Each figure against its target, through the bench suite's ``Targets``."""
+
     def __init__(self) -> None:
-        self.missed = 0
-        self.lines: list[str] = []
+        self.targets = Targets("## Issue 11 targets")
 
     def check(self, label: str, value: float | None, op: str, target: float, unit: str) -> None:
         if value is None:
@@ -133,9 +136,7 @@ class Verdicts:
         else:
             ok = value <= target if op == "<=" else value < target if op == "<" else value >= target
             shown = f"{value:.4g}{unit}"
-        self.missed += not ok
-        verdict = "MET" if ok else "MISSED"
-        self.lines.append(f"  {verdict:<6} {label}: {shown} (target {op} {target:.4g}{unit})")
+        self.targets.check(f"{label} {op} {target:.4g}{unit}", shown, ok)
 
 
 def judge(run: Run, v: Verdicts) -> None:
@@ -223,10 +224,8 @@ async def main() -> int:
     v = Verdicts()
     for run in runs:
         judge(run, v)
-    print("\n## Issue 11 targets\n")
-    print("\n".join(v.lines))
-    print(f"\n{len(v.lines) - v.missed} of {len(v.lines)} met")
-    return 1 if v.missed else 0
+    print()
+    return v.targets.report()
 
 
 if __name__ == "__main__":

@@ -91,6 +91,8 @@ server:                           # in one file only; read at start
     enabled: true
     token: ${LASSO_CONTROL_TOKEN:-change-me}
     allow_remote: false
+dashboard:                        # in one file only; loopback clients always get the page
+  enabled: false
 """
 
 #: Loaded by the generator: the "Errors" section shows what check-config really prints for it.

@@ -62,6 +62,8 @@ def configure_logging(level: str = "info") -> None:
 
 
 def event_level(ev: Event) -> int:
+    if ev.periodic:
+        return logging.DEBUG
     if isinstance(ev, RequestFinished):
         return logging.DEBUG if ev.status != "error" else logging.WARNING
     if isinstance(ev, ConfigReloaded):

@@ -16,9 +16,12 @@ from collections.abc import Callable, Mapping
 
 import msgspec
 
+from lasso_rpc.clock import SYSTEM_CLOCK, Clock
 from lasso_rpc.errors import TransportError
 from lasso_rpc.jsonrpc.codec import decode_upstream
+from lasso_rpc.observability.redact import redact
 from lasso_rpc.resilience.classify import ErrorClass
+from lasso_rpc.upstream.probe import probe_timeout_ms
 from lasso_rpc.upstream.provider import ProviderRuntime
 
 __all__ = ["HeadTracker"]
@@ -36,12 +39,16 @@ class HeadTracker:
         *,
         poll_ms: int,
         publish_health: Callable[[ProviderRuntime], None],
+        clock: Clock = SYSTEM_CLOCK,
     ) -> None:
         self._chain = chain
         self._providers = providers
         self._poll_ms = poll_ms
         self._publish_health = publish_health
+        self._clock = clock
         self.consensus_head: int | None = None
+        #: Poll rounds completed (tests count rounds rather than wall-clock time).
+        self.rounds = 0
         self._task: asyncio.Task[None] | None = None
 
     def start(self) -> None:
@@ -63,22 +70,29 @@ class HeadTracker:
     async def _track(self) -> None:
         interval = self._poll_ms / 1000.0
         while True:
-            await asyncio.gather(*(self._probe(p) for p in self._providers.values()))
-            self._update_lag()
+            await self.poll_round()
             await asyncio.sleep(interval)
+
+    async def poll_round(self) -> None:
+        """One round: every provider probed at once, then the lags (the task's loop body)."""
+        await asyncio.gather(*(self._probe(p) for p in self._providers.values()))
+        self._update_lag()
+        self.rounds += 1
 
     async def _probe(self, p: ProviderRuntime) -> None:
         breaker = p.breaker
         if not breaker.closed and not breaker.acquire():
             return
-        timeout = min(self._poll_ms, 5000) / 1000.0
+        timeout = probe_timeout_ms(self._poll_ms) / 1000.0
         if p.rate_cap is not None:
             p.rate_cap.charge()
         try:
             resp = await p.transport.post(_HEAD_PROBE, timeout_s=timeout)
-            reply = decode_upstream(resp.body)
-            if resp.status != 200 or not isinstance(reply.result, msgspec.Raw):
+            if resp.status != 200:
                 raise ValueError(f"HTTP {resp.status}")
+            reply = decode_upstream(resp.body)
+            if not isinstance(reply.result, msgspec.Raw):
+                raise ValueError("answered with an error")
             head = int(msgspec.json.decode(bytes(reply.result)), 16)
         except (
             TransportError,
@@ -86,11 +100,13 @@ class HeadTracker:
             TypeError,
             msgspec.DecodeError,
             msgspec.ValidationError,
-        ):
+        ) as exc:
             breaker.record(ErrorClass.PROVIDER)
+            p.probe.failed(self._clock.now_ms(), _describe(exc))
             p.ejection.probe(False)
             return
         breaker.record(None)
+        p.probe.answered(self._clock.now_ms())
         p.ejection.probe(True)
         p.head = head
 
@@ -112,3 +128,11 @@ class HeadTracker:
             f"HeadTracker({self._chain} head={self.consensus_head}"
             f" every={self._poll_ms}ms running={running})"
         )
+
+
+def _describe(exc: Exception) -> str:
+    """A failed poll in a few words for /ready (URLs masked)."""
+    if isinstance(exc, msgspec.MsgspecError):
+        return f"not a JSON-RPC answer ({exc})"[:160]
+    text = redact(str(exc)) or type(exc).__name__
+    return text if len(text) <= 160 else text[:157] + "..."

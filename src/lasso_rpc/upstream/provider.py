@@ -22,6 +22,7 @@ from lasso_rpc.resilience.ejection import Ejection, EjectionSnapshot
 from lasso_rpc.routing.stats import ProviderStats
 from lasso_rpc.transport.base import UpstreamTransport
 from lasso_rpc.transport.factory import provider_transport
+from lasso_rpc.upstream.probe import ProbeRecord
 
 __all__ = ["BreakerEvents", "EjectionEvents", "ProviderRuntime", "build_provider"]
 
@@ -43,6 +44,7 @@ class ProviderRuntime:
         "lag",
         "last_answer_ms",
         "masked_url",
+        "probe",
         "rate_cap",
         "stats",
         "transport",
@@ -90,6 +92,8 @@ class ProviderRuntime:
         self.last_answer_ms = -float("inf")
         self.backoff_until_ms = 0.0
         self.masked_url = mask_url(config.url)
+        #: The health poll's last answer and failure (``upstream/readiness.py`` reads it).
+        self.probe = ProbeRecord()
         self._permits: dict[str, bool] = {}
 
     @property
