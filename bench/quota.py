@@ -7,7 +7,8 @@
 Three mock providers (the battle ``MockProvider`` fleet) answer every call in 50, 100 and 150 ms
 (alpha, beta, gamma); the router runs as its own process (``lasso-rpc serve``; ``--in-process``
 shares the loop with the load instead) with the default configuration, apart from the mock
-chain's provider list; the load is ``--rate`` eth_getBalance calls per second, open loop, for
+chain's provider list and in-flight dedup (off: identical open-loop calls would share attempts,
+and what each call cost could not be counted at the providers); the load is ``--rate`` eth_getBalance calls per second, open loop, for
 ``--seconds`` (latency from the intended send time). eth_getBalance is not a method the router
 sends on its own (head polls are eth_blockNumber), so what the providers counted for it, minus
 the calls the clients made, is what hedges and retries cost: counted at the upstreams.
@@ -101,7 +102,12 @@ async def run_case(case: str, strategy: str, args: argparse.Namespace) -> Run:
     sc = (
         Scenario(f"quota {case} {strategy}")
         .providers(MockProvider.fleet(**knobs))
-        .router(strategy=strategy, process=not args.in_process, head_poll_ms=2000)
+        .router(
+            strategy=strategy,
+            process=not args.in_process,
+            head_poll_ms=2000,
+            shaping={"dedup": False},  # every call its own attempts, so they count upstream
+        )
         .setup(capture)
         .workload(Workload.constant(args.rate, args.seconds, METHOD))
         .chaos(*chaos_for(case, args.fault_at))

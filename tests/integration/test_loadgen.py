@@ -48,7 +48,8 @@ def max_overlap(records: list[RequestRecord]) -> int:
 async def test_every_send_ends_in_one_record_filled_from_include_meta(
     make_router: RouterFactory, fleet: MockFleet
 ) -> None:
-    s = await make_router()
+    # No dedup: every call makes exactly one attempt of its own (a coalesced one makes none).
+    s = await make_router(routing={"shaping": {"dedup": False}})
     fleet.reset_counters()
     mix = {"eth_blockNumber": 4, "eth_getBalance": 3, "eth_call": 2, "eth_chainId": 1}
     w = Workload.constant(400, 1).mix(mix).path("/rpc/round-robin/ethereum?failover=true")
@@ -87,11 +88,13 @@ async def test_every_send_ends_in_one_record_filled_from_include_meta(
 
 
 async def test_hedged_flag_comes_from_meta(make_router: RouterFactory, fleet: MockFleet) -> None:
-    # Every call hedged: no budget cap, and alpha is not ejected after its first lost races.
+    # Every call hedged and making its own attempts: no budget cap, alpha not ejected after its
+    # first lost races, no dedup of these identical calls.
     s = await make_router(
         routing={
             "hedge": {"enabled": True, "after": 50, "budget_percent": 100},
             "ejection": {"enabled": False},
+            "shaping": {"dedup": False},
         }
     )
     fleet["alpha"].set_failure("hang")  # priority tries alpha first; the hedge to beta answers
@@ -249,7 +252,8 @@ async def test_an_on_record_error_stops_the_run(make_router: RouterFactory) -> N
 async def test_unary_calls_over_websocket_end_in_records_filled_from_include_meta(
     make_router: RouterFactory, fleet: MockFleet
 ) -> None:
-    s = await make_router()
+    # No dedup: every call makes exactly one attempt of its own (a coalesced one makes none).
+    s = await make_router(routing={"shaping": {"dedup": False}})
     fleet.reset_counters()
     mix = {"eth_getBalance": 3, "eth_call": 2, "eth_chainId": 1}
     # 130 may be in flight: three sockets (64 calls each is the router's per-socket cap)

@@ -103,7 +103,7 @@ class Pipeline:
             event.hedged,  # a hedge was sent (it may have lost): what it cost, not who won
             event.latency_ms,
             decision,
-            event.hedge_denied,
+            hedge_denied=event.hedge_denied,
         )
 
     def _after(self, winner: Try, call: Call, ctx: CallContext, event: RequestFinished) -> None:

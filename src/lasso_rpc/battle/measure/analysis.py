@@ -12,6 +12,7 @@ from lasso_rpc.battle.measure.data import (
     SubscriptionFailoverRecord,
 )
 from lasso_rpc.battle.measure.recovery import RULE
+from lasso_rpc.battle.measure.staleness import TruthFigures
 from lasso_rpc.battle.measure.upstream_view import UpstreamView
 from lasso_rpc.battle.measure.validity import LoadSummary, Telemetry, Validity
 from lasso_rpc.battle.records import SubscriptionRecord, SystemSample
@@ -154,6 +155,8 @@ class Analysis:
     upstream: UpstreamView | None = None
     validity: Validity | None = None
     subscribers: tuple[SubscriptionRecord, ...] = ()
+    #: Answers against the chain's truth, upstream calls at the mock providers (mock fleets).
+    truth: TruthFigures | None = None
     #: Outlier ejections and returns (``provider.ejection`` events), in time order.
     ejections: tuple[EjectionRecord, ...] = ()
 
@@ -216,6 +219,7 @@ class Analysis:
             "upstream": self.upstream.to_dict() if self.upstream is not None else None,
             "validity": self.validity.to_dict() if self.validity is not None else None,
             "subscribers": [_fields(x) for x in self.subscribers],
+            "truth": self.truth.to_dict() if self.truth is not None else None,
         }
 
 

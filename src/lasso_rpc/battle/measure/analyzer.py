@@ -41,6 +41,7 @@ from lasso_rpc.battle.measure.histograms import (
 )
 from lasso_rpc.battle.measure.recovery import RecoveryRule
 from lasso_rpc.battle.measure.shares import target_shares
+from lasso_rpc.battle.measure.staleness import TruthFigures
 from lasso_rpc.battle.measure.upstream_view import UpstreamView
 from lasso_rpc.battle.measure.validity import (
     DEFAULT_MAX_GENERATOR_LAG_MS,
@@ -230,6 +231,7 @@ def analyze(
     router: bool = True,
     own_process: bool = True,
     max_generator_lag_ms: float = DEFAULT_MAX_GENERATOR_LAG_MS,
+    truth: TruthFigures | None = None,
 ) -> Analysis:
     """Every figure of the report from one run's collected data (see the module docstring).
 
@@ -325,5 +327,6 @@ def analyze(
         upstream=upstream,
         validity=validity,
         subscribers=tuple(subscriptions or ()),
+        truth=truth,
         ejections=data.ejections,
     )
