@@ -168,3 +168,17 @@ def test_records_cross_the_wire_unchanged() -> None:
     assert decode_message(encode_message(rec)) == rec
     later = StateRecord(aspect="breaker", target="p/c/x", state="closed", ts=1.5, origin="h/1/ac")
     assert newer(later, rec) and not newer(rec, later) and newer(rec, None)
+
+
+async def test_an_outlier_ejection_is_shared_with_its_deadline(trio) -> None:  # type: ignore[no-untyped-def]
+    clock, _, (a, b, c) = trio
+    pa = a.router.resolve("ethereum").providers["beta"]
+    pa.eject(clock.now_ms() + 5_000, "p95 5x the others")
+    for n in (b, c):
+        ej = n.router.resolve("ethereum").providers["beta"].ejection
+        assert ej.active(clock.now_ms())
+        assert ej.until_ms == pytest.approx(5_000, abs=1)
+        assert "shared by a: p95 5x the others" in (ej.snapshot().reason or "")
+    b.router.resolve("ethereum").providers["beta"].restore("operator")
+    assert not pa.ejection.active(clock.now_ms())
+    assert not c.router.resolve("ethereum").providers["beta"].ejection.active(clock.now_ms())

@@ -3,10 +3,10 @@
 What is shared, and how (docs/cluster.md tells it for operators):
 
 - **Provider state** (``records.StateRecord``): breaker open/closed (with its deadline and
-  hold), cordon, ejection. A change in one process is published at once and applied by the
-  others (``sync.StateSync``); the newest change wins (wall-clock time, then origin), so
-  every process converges on the same state. Half-open is never shared: each process reaches it
-  when the deadline passes and probes by itself.
+  hold), cordon, outlier ejection (with its deadline). A change in one process is published
+  at once and applied by the others (``sync.StateSync``); the newest change wins (wall-clock
+  time, then origin), so every process converges on the same state. Half-open is never
+  shared: each process reaches it when the deadline passes and probes by itself.
 - **Control actions**: a breaker or cordon change is provider state; a reload through the
   control API is a ``records.Command`` every process runs.
 - **Rate-limit counters**: ``lasso_rpc.access`` buckets, in the hub or in Redis.

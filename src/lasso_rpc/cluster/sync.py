@@ -27,6 +27,7 @@ from lasso_rpc.observability.events import (
     BreakerChanged,
     ConfigReloaded,
     Event,
+    ProviderEjection,
     ProviderHealth,
     RequestFinished,
 )
@@ -93,6 +94,15 @@ class StateSync:
         elif kind is ProviderHealth:
             assert isinstance(ev, ProviderHealth)
             self._health(ev)
+        elif kind is ProviderEjection:
+            assert isinstance(ev, ProviderEjection)
+            self._publish(
+                "eject",
+                target_of(ev.profile, ev.chain, ev.provider),
+                "ejected" if ev.ejected else "restored",
+                until=ev.until_s,
+                reason=ev.reason,
+            )
         elif kind is ConfigReloaded:
             assert isinstance(ev, ConfigReloaded)
             self._reloaded(ev)
@@ -187,6 +197,8 @@ class StateSync:
                 self._enact_breaker(p, rec)
             elif rec.aspect == "cordon":
                 self._router.resolve(chain, profile).set_cordoned(pid, rec.state == "on")
+            elif rec.aspect == "eject":
+                self._enact_ejection(p, rec)
         except Exception:  # a bad record must not stop the others
             log.exception("could not apply shared state %s", rec.field)
         finally:
@@ -215,6 +227,20 @@ class StateSync:
             opens=rec.opens,
             reason=reason,
         )
+
+    def _enact_ejection(self, p: ProviderRuntime, rec: StateRecord) -> None:
+        reason = (
+            f"shared by {rec.origin}: {rec.reason}" if rec.reason else f"shared by {rec.origin}"
+        )
+        if rec.state != "ejected":
+            p.restore(reason)
+            return
+        if rec.until is None:
+            return
+        now_ms = self._clock.now_ms()
+        until_ms = now_ms + (rec.until - self._clock.wall_s()) * 1000.0
+        if until_ms > now_ms:  # else over already: each process brings it back by itself
+            p.eject(until_ms, reason)
 
     def _provider(self, profile: str, chain: str, pid: str) -> ProviderRuntime | None:
         prof = self._router.profiles.get(profile)
