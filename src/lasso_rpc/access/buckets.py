@@ -9,7 +9,7 @@ A request passes a list of ``Check`` values, all or nothing: when one fails, non
   on multiples of their length since the Unix epoch (wall clock, so every node agrees on
   them); ``retry_after_s`` is the time to the next window.
 
-The same rules run in Redis (``redis_buckets.py``, one Lua script); ``MemoryBuckets`` is the
+The same rules run in Redis (``redis_store.py``, one Lua script); ``MemoryBuckets`` is the
 store of one process, and the hub's for its workers. It forgets the least recently used keys
 past ``max_keys`` (a forgotten bucket is full again: the forgiving side).
 """

@@ -21,7 +21,8 @@ from lasso_rpc.access.buckets import PASS, MemoryBuckets, Verdict
 from lasso_rpc.access.keys import ANONYMOUS, Client, KeyRing
 from lasso_rpc.access.limits import checks_for, describe_check
 from lasso_rpc.access.redis_keys import RedisKeys
-from lasso_rpc.access.stores import BucketStore, HubStore, LocalStore, RedisStore
+from lasso_rpc.access.redis_store import RedisStore
+from lasso_rpc.access.stores import BucketStore, HubStore, LocalStore
 from lasso_rpc.clock import Clock
 from lasso_rpc.config.models import Config
 from lasso_rpc.config.shared import AccessConfig, RateLimitConfig
@@ -144,7 +145,7 @@ def build_gate(
         access = access.model_copy(update={"per_ip": per_ip})
     store: BucketStore
     if guard is not None:
-        store = RedisStore(guard, config.state.prefix)
+        store = RedisStore(guard, config.state.prefix, clock=clock)
     elif hub is not None:
         store = HubStore(hub)
     else:
