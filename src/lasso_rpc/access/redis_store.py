@@ -3,9 +3,9 @@
 Far from its limit, a large limit is spent locally: each answer from Redis tells the node how
 much room a bucket has left, and the node may then pass calls on its own, up to a slice of
 that room (``SLICE`` of what lies above a reserve of ``RESERVE`` of the limit), sending the
-charges behind them in the next batch (where Redis applies them unconditionally). Calls near
-the limit, and every call of a limit under ``LOCAL_MIN``, wait for Redis's verdict: small
-limits and quotas stay exact. A node never has more than one slice unknown to Redis, so the
+charges behind them within ``CHARGE_LINGER_S`` (Redis applies them whatever the level).
+Calls near the limit, and every call of a limit under ``LOCAL_MIN``, wait for Redis's
+verdict: small limits and quotas stay exact. A node never has more than one slice unknown to Redis, so the
 reserve covers two nodes; past that, a limit may be overrun by a slice per further node.
 """
 
@@ -31,6 +31,8 @@ RESERVE = 0.25
 SLICE = 0.125
 #: how long an answer's room is believed (other nodes spend too)
 ROOM_TTL_MS = 1000.0
+#: how long charges made locally may wait for other things to send (at most)
+CHARGE_LINGER_S = 0.01
 
 #: ARGV: prefix, then per request: mode (0 check, 1 charge whatever the level), n, then
 #: n x (key, kind, rate, capacity, cost). Returns per request {ok, retry_after, failed,
@@ -128,7 +130,7 @@ class RedisStore:
         self._script: Any = None
         self._rooms: dict[str, _Room] = {}
         self._owed: dict[str, _Room] = {}  # rooms with pending charges
-        self._batcher = Batcher(self._send, more=lambda: bool(self._owed))
+        self._batcher = Batcher(self._send, more=lambda: bool(self._owed), linger_s=CHARGE_LINGER_S)
         #: calls passed here (spent locally) and calls Redis answered
         self.local_passes = 0
         self.remote_checks = 0
@@ -156,7 +158,7 @@ class RedisStore:
             room.left -= c.cost
             room.pending += c.cost
             self._owed[c.key] = room
-        self._batcher.kick()
+        self._batcher.kick_later()
         return True
 
     async def _send(self, sets: list[Sequence[Check]]) -> list[Verdict]:
