@@ -5,14 +5,17 @@ much room a bucket has left, and the node may then pass calls on its own, up to 
 that room (``SLICE`` of what lies above a reserve of ``RESERVE`` of the limit), sending the
 charges behind them within ``CHARGE_LINGER_S`` (Redis applies them whatever the level).
 Calls near the limit, and every call of a limit under ``LOCAL_MIN``, wait for Redis's
-verdict: small limits and quotas stay exact. A node never has more than one slice unknown to Redis, so the
-reserve covers two nodes; past that, a limit may be overrun by a slice per further node.
+verdict: small limits and quotas stay exact. A node never has more than one slice unknown
+to Redis, so the reserve covers two nodes; past that, a limit may be overrun by a slice per
+further node.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
+
+import msgspec
 
 from lasso_rpc.access.batcher import Batcher
 from lasso_rpc.access.buckets import Check, Verdict
@@ -34,27 +37,23 @@ ROOM_TTL_MS = 1000.0
 #: how long charges made locally may wait for other things to send (at most)
 CHARGE_LINGER_S = 0.01
 
-#: ARGV: prefix, then per request: mode (0 check, 1 charge whatever the level), n, then
-#: n x (key, kind, rate, capacity, cost). Returns per request {ok, retry_after, failed,
-#: room of each check after it} (numbers as strings: Lua numbers become integers).
-#: Redis's own clock is the time (every node agrees); a window's key holds its index.
+#: ARGV: prefix, then the requests as MessagePack: [[mode (0 check, 1 charge whatever the
+#: level), [[key, kind, rate, capacity, cost], ...]], ...] (thousands of arguments cost
+#: redis-py ~1 µs each; one blob costs nothing). Returns MessagePack [[ok, retry_after (-1:
+#: never), failed, [room of each check after it]], ...]. Redis's own clock is the time (every
+#: node agrees); a window's key holds its index.
 TAKE_SCRIPT = """
 local t = redis.call('TIME')
 local now = tonumber(t[1]) + tonumber(t[2]) / 1000000
 local stamp = t[1] .. '.' .. string.format('%06d', tonumber(t[2]))  -- tostring keeps 14 digits
 local prefix = ARGV[1]
 local out = {}
-local i = 2
-while i <= #ARGV do
-  local force = tonumber(ARGV[i]) == 1
-  local n = tonumber(ARGV[i + 1])
-  i = i + 2
+for _, req in ipairs(cmsgpack.unpack(ARGV[2])) do
+  local force = req[1] == 1
   local checks = {}
   local ok, wait, failed = 1, 0, -1
-  for j = 1, n do
-    local key, kind = prefix .. ARGV[i], tonumber(ARGV[i + 1])
-    local rate, cap, cost = tonumber(ARGV[i + 2]), tonumber(ARGV[i + 3]), tonumber(ARGV[i + 4])
-    i = i + 5
+  for j, a in ipairs(req[2]) do
+    local key, kind, rate, cap, cost = prefix .. a[1], a[2], a[3], a[4], a[5]
     local c = {key = key, kind = kind, rate = rate, cap = cap, cost = cost}
     if kind == 0 then
       local v = redis.call('HMGET', key, 'v', 't')
@@ -86,8 +85,8 @@ while i <= #ARGV do
     end
     checks[j] = c
   end
-  local row = {ok, tostring(wait), failed}
-  for _, c in ipairs(checks) do
+  local rooms = {}
+  for j, c in ipairs(checks) do
     if ok == 1 then
       c.room = c.room - c.cost
       if c.kind == 0 then
@@ -98,12 +97,23 @@ while i <= #ARGV do
         redis.call('EXPIRE', c.wkey, c.expire)
       end
     end
-    row[#row + 1] = tostring(c.room)
+    rooms[j] = c.room
   end
-  out[#out + 1] = row
+  out[#out + 1] = {ok, wait, failed, rooms}
 end
-return out
+return cmsgpack.pack(out)
 """
+
+
+class _Row(msgspec.Struct, array_like=True):
+    ok: int
+    wait: float
+    failed: int
+    rooms: list[float]
+
+
+_encode = msgspec.msgpack.Encoder().encode
+_decode_rows = msgspec.msgpack.Decoder(list[_Row]).decode
 
 
 class _Room:
@@ -166,35 +176,36 @@ class RedisStore:
             self._script = self._guard.client.register_script(TAKE_SCRIPT)
         owed = list(self._owed.values())
         self._owed = {}
-        args: list[Any] = [self._prefix]
+        reqs: list[tuple[int, Sequence[Check]]] = []
         if owed:  # charges made here: Redis applies them whatever the level
-            args.extend((1, len(owed)))
+            charges = [
+                Check(r.check.key, r.check.kind, r.check.rate, r.check.capacity, r.pending)
+                for r in owed
+            ]
             for room in owed:
-                c = room.check
-                args.extend((c.key, c.kind, repr(c.rate), repr(c.capacity), room.pending))
                 room.pending = 0
-        for checks in sets:
-            args.extend((0, len(checks)))
-            for c in checks:
-                args.extend((c.key, c.kind, repr(c.rate), repr(c.capacity), c.cost))
+            reqs.append((1, charges))
+        reqs.extend((0, checks) for checks in sets)
+        args = (self._prefix, _encode(reqs))
         script = self._script
         try:
-            rows = await self._guard.call(lambda r: script(keys=[], args=args, client=r))
+            blob = await self._guard.call(lambda r: script(keys=[], args=args, client=r))
         except BaseException:
             self._rooms.clear()  # Redis is not answering: every call asks (and the gate decides)
             self._owed.clear()
             raise
+        rows = _decode_rows(blob)
         if owed:
-            self._learn([r.check for r in owed], rows[0][3:])
+            self._learn(reqs[0][1], rows[0].rooms)
             rows = rows[1:]
         out: list[Verdict] = []
-        for checks, (ok, wait, failed, *rooms) in zip(sets, rows, strict=True):
-            w = float(wait)
-            out.append(Verdict(bool(ok), float("inf") if w < 0 else w, int(failed)))
-            self._learn(checks, rooms)
+        for checks, row in zip(sets, rows, strict=True):
+            wait = float("inf") if row.wait < 0 else row.wait
+            out.append(Verdict(bool(row.ok), wait, row.failed))
+            self._learn(checks, row.rooms)
         return out
 
-    def _learn(self, checks: Sequence[Check], rooms: list[Any]) -> None:
+    def _learn(self, checks: Sequence[Check], rooms: list[float]) -> None:
         """Redis said how much room these buckets have: the slice this node may spend alone."""
         until = self._clock.now_ms() + ROOM_TTL_MS
         for c, left in zip(checks, rooms, strict=True):
@@ -204,7 +215,7 @@ class RedisStore:
             if room is None:
                 room = self._rooms[c.key] = _Room(c)
             # charges made since this batch left are not in Redis's figure yet
-            above = float(left) - room.pending - RESERVE * c.capacity
+            above = left - room.pending - RESERVE * c.capacity
             room.left = max(0.0, above * SLICE) - room.pending
             room.until_ms = until
         if len(self._rooms) > 10_000:  # bounded: forget the oldest
