@@ -19,7 +19,9 @@ class Batcher:
     batches grow with the load instead of the round trips (Redis calls cost ~200 µs of CPU in
     redis-py, whatever their size). What the sender has of its own (``more``: charges made
     locally, which nobody awaits) waits up to ``linger_s`` for company: sent as soon as it
-    comes, back to back, it would cost a Redis call per round trip whatever the load.
+    comes, back to back, it would cost a Redis call per round trip whatever the load. And
+    two sends start at least ``spacing_s`` apart: idle, a check leaves at once; busy, the
+    calls per second stay bounded and the batches grow (at most ``spacing_s`` of added wait).
     """
 
     def __init__(
@@ -28,6 +30,7 @@ class Batcher:
         max_in_flight: int = 1,
         more: Callable[[], bool] = lambda: False,
         linger_s: float = 0.0,
+        spacing_s: float = 0.0,
     ) -> None:
         self._send = send
         self._max = max_in_flight
@@ -37,6 +40,8 @@ class Batcher:
         self._tasks: set[asyncio.Task[None]] = set()
         self._scheduled = False
         self._linger_s = linger_s
+        self._spacing_s = spacing_s
+        self._last_send = -1e9
         self._timer: asyncio.TimerHandle | None = None
         self.batches = 0
 
@@ -52,7 +57,12 @@ class Batcher:
         """Send soon (at the next loop turn, or when the batch in flight ends)."""
         if not self._scheduled and len(self._tasks) < self._max:
             self._scheduled = True
-            asyncio.get_running_loop().call_soon(self._flush)
+            loop = asyncio.get_running_loop()
+            wait = self._last_send + self._spacing_s - loop.time()
+            if wait > 0:
+                loop.call_later(wait, self._flush)
+            else:
+                loop.call_soon(self._flush)
 
     def kick_later(self) -> None:
         """Send within ``linger_s`` (or with the next checks, if sooner)."""
@@ -72,7 +82,9 @@ class Batcher:
             return
         sets, futures = self._sets, self._futures
         self._sets, self._futures = [], []
-        task = asyncio.get_running_loop().create_task(self._run(sets, futures))
+        loop = asyncio.get_running_loop()
+        self._last_send = loop.time()
+        task = loop.create_task(self._run(sets, futures))
         self._tasks.add(task)
         task.add_done_callback(self._done)
 

@@ -36,6 +36,8 @@ SLICE = 0.125
 ROOM_TTL_MS = 1000.0
 #: how long charges made locally may wait for other things to send (at most)
 CHARGE_LINGER_S = 0.01
+#: two Lua calls of a node start at least this far apart (busy: fewer, larger calls)
+CALL_SPACING_S = 0.001
 
 #: ARGV: prefix, then the requests as MessagePack: [[mode (0 check, 1 charge whatever the
 #: level), [[key, kind, rate, capacity, cost], ...]], ...] (thousands of arguments cost
