@@ -104,6 +104,7 @@ class RpcHandler:
         self.router = router
         self.ws_base = ws_base
         rl = router.config.server.rate_limit
+        self.max_json_depth = router.config.server.limits.max_json_depth
         self.limiter = ClientLimiter(rl.requests_per_second, rl.burst, router.clock) if rl else None
 
     async def handle(self, request: web.Request) -> web.StreamResponse:
@@ -159,7 +160,9 @@ class RpcHandler:
             limit = chain.routing.max_body_bytes
             if len(body) > limit:
                 raise body_too_large(limit)
-            parsed = decode_body(body)
+            parsed = decode_body(
+                body, max_depth=self.max_json_depth, max_batch=chain.routing.max_batch_size
+            )
             if self.limiter is not None:
                 cost = 1 if isinstance(parsed, Call) else len(parsed)
                 if not self.limiter.allow(peer, cost):
@@ -182,9 +185,6 @@ class RpcHandler:
                 return RpcReply(ans.http_status, ans.body, _meta_headers(ctx, [ans.outcome]))
             return RpcReply(ans.http_status, ans.body)
 
-        if len(parsed) > chain.routing.max_batch_size:
-            too_big = f"batch of {len(parsed)} exceeds the limit of {chain.routing.max_batch_size}"
-            return RpcReply(200, encode_error(None, -32600, too_big))
         answers = await asyncio.gather(
             *(self._item(ctx, i, n, meta_mode) for n, i in enumerate(parsed))
         )

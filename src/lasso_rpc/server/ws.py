@@ -231,7 +231,9 @@ class _Client:
         route = self._route
         try:
             chain = self._ep.router.resolve(route.chain, route.profile)
-            parsed = decode_body(data)
+            parsed = decode_body(
+                data, max_depth=self._ep.rpc.max_json_depth, max_batch=chain.routing.max_batch_size
+            )
             limiter = self._ep.rpc.limiter
             if limiter is not None:
                 cost = 1 if isinstance(parsed, Call) else len(parsed)
@@ -248,10 +250,6 @@ class _Client:
                 self._push(body)
             for attach in after:
                 attach()
-            return
-        if len(parsed) > chain.routing.max_batch_size:
-            too_big = f"batch of {len(parsed)} exceeds the limit of {chain.routing.max_batch_size}"
-            self._push(encode_error(None, -32600, too_big))
             return
         answers = await asyncio.gather(
             *(
