@@ -188,11 +188,6 @@ async def test_other_requests_hand_the_connection_to_aiohttp_mid_stream(
             400,
         ),
         (
-            "a head over 64 KiB",
-            b"POST /rpc/ethereum HTTP/1.1\r\nX-Big: " + b"a" * 70_000 + b"\r\n\r\n",
-            400,
-        ),
-        (
             "another method",
             b"PUT /rpc/ethereum HTTP/1.1\r\nHost: t\r\nContent-Length: 0\r\n\r\n",
             405,

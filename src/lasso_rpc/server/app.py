@@ -17,10 +17,12 @@ from lasso_rpc.config.models import Config
 from lasso_rpc.observability.logs import EventLogger
 from lasso_rpc.observability.metrics import PrometheusMetrics
 from lasso_rpc.router import Router
+from lasso_rpc.server.conn_gate import ConnectionGate, Tracked
 from lasso_rpc.server.control import ControlHandlers
 from lasso_rpc.server.http1 import FrontDoor
 from lasso_rpc.server.ops import OpsHandlers
 from lasso_rpc.server.rpc import RpcHandler
+from lasso_rpc.server.strict import strict_middleware
 from lasso_rpc.server.ws import WsEndpoint
 from lasso_rpc.subscriptions.manager import SubscriptionManager
 
@@ -52,7 +54,9 @@ def build_app(
     cfg = router.config.server
     max_body = max((c.routing.max_body_bytes for c in router.chains()), default=5 * 1024 * 1024)
     # The per-chain limit is checked in the handler; this is only aiohttp's outer bound.
-    app = web.Application(client_max_size=max_body + 1024)
+    app = web.Application(
+        client_max_size=max_body + 1024, middlewares=[strict_middleware(router.bus.publish)]
+    )
     app[ROUTER_KEY] = router
     metrics = PrometheusMetrics(router)
     router.bus.subscribe(metrics.on_event)
@@ -111,6 +115,8 @@ class RouterServer:
         if self.front not in ("fast", "aiohttp"):
             raise ValueError(f"front must be 'fast' or 'aiohttp', got {self.front!r}")
         self._door: FrontDoor | None = None
+        #: Open connections per client address and in total (made on ``start``).
+        self.gate: ConnectionGate | None = None
         self._server: asyncio.Server | None = None
         #: WebSocket subscriptions (``/ws/rpc``); made on ``start``, closed on ``aclose``.
         self.subscriptions: SubscriptionManager | None = None
@@ -123,13 +129,31 @@ class RouterServer:
         await self.router.start()
         self.subscriptions = subscription_manager(self.router)
         app = build_app(self.router, reloader=self._reloader, subscriptions=self.subscriptions)
-        self._runner = web.AppRunner(app, access_log=None, shutdown_timeout=1.0)
+        limits = self.router.config.server.limits
+        line = min(limits.max_header_bytes, 8190)
+        self._runner = web.AppRunner(
+            app,
+            access_log=None,
+            shutdown_timeout=1.0,
+            # aiohttp's keep-alive timer runs from the last answer until the next request is
+            # whole: it is both its idle and its slow-head limit.
+            keepalive_timeout=min(limits.idle_timeout_s, limits.header_timeout_s),
+            max_line_size=line,
+            max_field_size=line,
+            max_headers=limits.max_headers,
+        )
         await self._runner.setup()
         aio = self._runner.server
         assert aio is not None
-        factory: Callable[[], asyncio.BaseProtocol] = aio
+        gate = ConnectionGate(limits, self.router.bus.publish)
+        self.gate = gate
+
+        def tracked() -> asyncio.BaseProtocol:
+            return Tracked(gate, aio())
+
+        factory: Callable[[], asyncio.BaseProtocol] = tracked
         if self.front == "fast":
-            self._door = FrontDoor(app[RPC_KEY], aio)
+            self._door = FrontDoor(app[RPC_KEY], aio, limits=limits, gate=gate)
             factory = self._door
         loop = asyncio.get_running_loop()
         if self._sock is not None:

@@ -48,6 +48,7 @@ class RequestHead(msgspec.Struct, frozen=True):
     expect_continue: bool
     start: int
     end: int
+    fields: int = 0  # header lines
 
 
 class HandOff:
@@ -133,7 +134,16 @@ def parse_head(buf: bytes | bytearray) -> RequestHead | HandOff | None:
         return _HANDOFF
     start = i + 4
     return RequestHead(
-        tail, query, meta, request_id, keep_alive, http10, expect_continue, start, start + length
+        tail,
+        query,
+        meta,
+        request_id,
+        keep_alive,
+        http10,
+        expect_continue,
+        start,
+        start + length,
+        len(lines) - 1,
     )
 
 

@@ -5,6 +5,8 @@ from __future__ import annotations
 import asyncio
 import itertools
 import os
+import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -29,6 +31,7 @@ from lasso_rpc.jsonrpc.codec import (
     encode_with_meta,
 )
 from lasso_rpc.jsonrpc.methods import LOCAL_METHODS, SUBSCRIPTION_METHODS, refusal_reason
+from lasso_rpc.observability.events import LimitRejected
 from lasso_rpc.resilience.call import CallContext, CallOutcome
 from lasso_rpc.router import Router
 from lasso_rpc.routing.request import RouteRequest
@@ -104,7 +107,9 @@ class RpcHandler:
         self.router = router
         self.ws_base = ws_base
         rl = router.config.server.rate_limit
-        self.max_json_depth = router.config.server.limits.max_json_depth
+        limits = router.config.server.limits
+        self.max_json_depth = limits.max_json_depth
+        self.body_timeout_s = limits.body_timeout_s
         self.limiter = ClientLimiter(rl.requests_per_second, rl.burst, router.clock) if rl else None
 
     async def handle(self, request: web.Request) -> web.StreamResponse:
@@ -115,9 +120,19 @@ class RpcHandler:
             limit = chain.routing.max_body_bytes
             if request.content_length is not None and request.content_length > limit:
                 raise body_too_large(limit)
-            body = await _read_body(request, limit)
+            async with asyncio.timeout(self.body_timeout_s):
+                body = await _read_body(request, limit)
         except RequestRejected as exc:
             reply = reject(exc)
+        except TimeoutError:
+            self.limit_hit("body_timeout", request.remote or "?")
+            resp = web.Response(
+                status=408,
+                body=encode_error(None, -32600, "request body not received in time"),
+                content_type=_JSON,
+            )
+            resp.force_close()
+            return resp
         else:
             reply = await self.respond(
                 route,
@@ -134,6 +149,10 @@ class RpcHandler:
         for name, value in reply.headers:
             resp.headers[name] = value
         return resp
+
+    def limit_hit(self, limit: str, peer: str) -> None:
+        """Publishes a ``limit.rejected`` event (lasso_limit_rejections_total{limit})."""
+        self.router.bus.publish(LimitRejected(ts=time.time(), limit=limit, peer=peer))
 
     def target(self, tail: str) -> tuple[Route, ChainRuntime]:
         """The route and chain of ``/rpc/<tail>``; raises InvalidParams."""
@@ -168,6 +187,9 @@ class RpcHandler:
                 if not self.limiter.allow(peer, cost):
                     raise RateLimited("rate limit exceeded for this client")
         except RequestRejected as exc:
+            label_of = _LIMIT_OF.get(type(exc))
+            if label_of is not None and isinstance(exc.data, dict):
+                self.limit_hit(label_of(exc.data), peer)
             return reject(exc)
 
         ctx = CallContext(
@@ -272,6 +294,11 @@ def reject(exc: RequestRejected) -> RpcReply:
 
 
 _NO_CONTENT = RpcReply(204, None)
+#: Refusals that are limits of server.limits or routing, by the key in their ``data``.
+_LIMIT_OF: dict[type[RequestRejected], Callable[[Any], str]] = {
+    BodyTooLarge: lambda data: "body_bytes",
+    InvalidRequest: lambda data: "json_depth" if "max_depth" in data else "batch_size",
+}
 
 
 def _error_answer(call: Call, exc: RequestRejected) -> _Answer:
