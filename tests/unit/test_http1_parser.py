@@ -116,6 +116,11 @@ _EXTRA = [
     "X-Request-Id: abc",
     "X-Lasso-Include-Meta: body",
     "Accept-Encoding: gzip, deflate",
+    "X-Nul: a\x00b",
+    "X-Del: a\x7fb",
+    "X-Vt: a\x0bb",
+    "X-Tab: a\tb",
+    "X-Obs: caf\u00e9",
 ]
 _LINES = [
     "POST /rpc/eth HTTP/1.1",
@@ -129,6 +134,8 @@ _LINES = [
     "POST /rpc/eth#frag HTTP/1.1",
     "POST /rpc/éth HTTP/1.1",
     "POST http://a/rpc/eth HTTP/1.1",
+    "POST /rpc/e\x01th HTTP/1.1",
+    "POST /rpc/eth HTTP/2.0",
 ]
 
 

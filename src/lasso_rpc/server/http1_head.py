@@ -19,6 +19,7 @@ __all__ = ["HandOff", "RequestHead", "parse_head", "parse_query"]
 
 _MAX_HEAD = 65536  # a longer head goes to aiohttp, which answers 400/431
 _CTL = re.compile(rb"[\x00-\x1f\x7f]")
+_CTL_NOT_TAB = re.compile(rb"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")  # CR and LF checked apart
 _TOKEN = b"!#$%&'*+-.^_`|~0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
 # Lower-cased names of the only headers the hot path reads.
 _CONTENT_LENGTH, _TRANSFER_ENCODING, _CONNECTION, _UPGRADE, _EXPECT, _META, _REQUEST_ID, _HOST = (
@@ -65,8 +66,11 @@ def parse_head(buf: bytes | bytearray) -> RequestHead | HandOff | None:
         return _HANDOFF if len(buf) > _MAX_HEAD or b"\n\n" in buf else None
     head = bytes(buf[:i])
     lines = head.split(b"\r\n")
-    # A bare CR or LF anywhere would be read differently by someone: aiohttp decides.
+    # A bare CR or LF anywhere would be read differently by someone; so would NUL or another
+    # control byte in any line, even of a header not read here: aiohttp decides (it refuses).
     if head.count(b"\n") != len(lines) - 1 or head.count(b"\r") != len(lines) - 1:
+        return _HANDOFF
+    if _CTL_NOT_TAB.search(head) is not None:
         return _HANDOFF
     parts = lines[0].split(b" ")
     if len(parts) != 3 or parts[0] != b"POST":
