@@ -25,21 +25,28 @@ from lasso_rpc.server.rpc import RpcHandler
 from lasso_rpc.server.strict import strict_middleware
 from lasso_rpc.server.ws import WsEndpoint
 from lasso_rpc.subscriptions.manager import SubscriptionManager
+from lasso_rpc.subscriptions.options import SubscriptionOptions
 
 __all__ = ["RouterServer", "build_app", "subscription_manager"]
 
 ROUTER_KEY = web.AppKey("router", Router)
 RPC_KEY = web.AppKey("rpc", RpcHandler)
 SUBSCRIPTIONS_KEY = web.AppKey("subscriptions", SubscriptionManager)
+WS_KEY = web.AppKey("ws", WsEndpoint)
 
 
 def subscription_manager(router: Router) -> SubscriptionManager:
     """A manager fed by ``router``: its chains (after reloads too), pipeline, bus and clock."""
+    limits = router.config.server.limits
     return SubscriptionManager(
         resolve=router.resolve,
         pipeline=router.pipeline,
         publish=router.bus.publish,
         clock=router.clock,
+        options=SubscriptionOptions(
+            max_subscriptions=limits.ws_max_subscriptions,
+            max_message_bytes=limits.ws_max_message_bytes,
+        ),
     )
 
 
@@ -68,6 +75,7 @@ def build_app(
     manager = subscriptions or subscription_manager(router)
     app[SUBSCRIPTIONS_KEY] = manager
     ws = WsEndpoint(router, rpc, manager)
+    app[WS_KEY] = ws
     app.on_shutdown.append(ws.on_shutdown)  # closes client sockets, then the manager
     app.add_routes(
         [

@@ -172,8 +172,13 @@ class FrontDoor:
         return b"\r\n".join(lines)
 
     def _sweep(self) -> None:
-        loop = asyncio.get_running_loop()
-        now = loop.time()
+        self.sweep()
+        self._sweeper = asyncio.get_running_loop().call_later(_SWEEP_S, self._sweep)
+
+    def sweep(self, now: float | None = None) -> None:
+        """Time out overdue heads and bodies, close idle connections (``now``: loop time)."""
+        if now is None:
+            now = asyncio.get_running_loop().time()
         idle_before = now - self.keepalive_s
         for conn in list(self.conns):
             overdue = conn.expired(now)
@@ -181,7 +186,6 @@ class FrontDoor:
                 conn.time_out(overdue)
             elif conn.idle and conn.last_active < idle_before:
                 conn.close()
-        self._sweeper = loop.call_later(_SWEEP_S, self._sweep)
 
     def __repr__(self) -> str:
         busy = sum(1 for c in self.conns if c.busy)

@@ -132,6 +132,9 @@ class RpcHandler:
                 content_type=_JSON,
             )
             resp.force_close()
+            await resp.prepare(request)
+            await resp.write_eof()
+            request.protocol.force_close()  # no lingering read of a body that stopped coming
             return resp
         else:
             reply = await self.respond(
