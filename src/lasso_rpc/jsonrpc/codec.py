@@ -171,9 +171,11 @@ def _decode_batch(
     out: list[Call | InvalidRequest] = []
     for it in items:
         raw = bytes(it)
+        # Too deep anywhere: the whole body is refused, as when msgspec's own recursion gives
+        # up (at a depth that depends on the stack), so the answer never depends on which did.
+        if not within_depth(raw, max_depth - 1):
+            raise _too_deep(max_depth)
         try:
-            if not within_depth(raw, max_depth - 1):
-                raise _too_deep(max_depth)
             out.append(decode_item(raw))
         except MalformedJson:
             out.append(InvalidRequest("parse error"))

@@ -22,7 +22,7 @@ from lasso_rpc.server.control import ControlHandlers
 from lasso_rpc.server.http1 import FrontDoor
 from lasso_rpc.server.ops import OpsHandlers
 from lasso_rpc.server.rpc import RpcHandler
-from lasso_rpc.server.strict import strict_middleware
+from lasso_rpc.server.strict import parse_error_logger, strict_middleware
 from lasso_rpc.server.ws import WsEndpoint
 from lasso_rpc.subscriptions.manager import SubscriptionManager
 from lasso_rpc.subscriptions.options import SubscriptionOptions
@@ -149,6 +149,7 @@ class RouterServer:
             max_line_size=line,
             max_field_size=line,
             max_headers=limits.max_headers,
+            logger=parse_error_logger(self.router.bus.publish),
         )
         await self._runner.setup()
         aio = self._runner.server

@@ -63,7 +63,9 @@ def parse_head(buf: bytes | bytearray) -> RequestHead | HandOff | None:
     """The head at the start of ``buf``: a hot-path request, a hand-off, or None (need more)."""
     i = buf.find(b"\r\n\r\n")
     if i < 0:
-        return _HANDOFF if len(buf) > _MAX_HEAD or b"\n\n" in buf else None
+        if len(buf) > _MAX_HEAD:
+            return _HANDOFF
+        return _HANDOFF if _refused_early(buf) else None
     head = bytes(buf[:i])
     lines = head.split(b"\r\n")
     # A bare CR or LF anywhere would be read differently by someone; so would NUL or another
@@ -149,6 +151,26 @@ def parse_head(buf: bytes | bytearray) -> RequestHead | HandOff | None:
         start + length,
         len(lines) - 1,
     )
+
+
+def _refused_early(buf: bytes | bytearray) -> bool:
+    """A head still arriving whose lines so far aiohttp refuses at once: it must have them now,
+    or the client waits for an answer that comes only when its head times out."""
+    crlf = buf.count(b"\r\n")
+    cr = buf.count(b"\r") - (buf[-1:] == b"\r")  # a CR at the end may start a CRLF
+    if buf.count(b"\n") != crlf or cr != crlf:
+        return True  # a bare LF or CR
+    if not crlf:
+        return False
+    lines = bytes(buf[: buf.rfind(b"\r\n")]).split(b"\r\n")
+    if len(lines[0].split(b" ")) != 3 or _CTL_NOT_TAB.search(lines[0]) is not None:
+        return True
+    for line in lines[1:]:
+        c = line.find(b":")
+        # No colon, a folded or indented line, a name that is not a token, a control byte.
+        if c <= 0 or line[:c].translate(None, _TOKEN) or _CTL_NOT_TAB.search(line) is not None:
+            return True
+    return False
 
 
 _queries: dict[bytes, tuple[str | None, bool]] = {}

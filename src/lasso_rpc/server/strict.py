@@ -3,21 +3,25 @@
 A connection the lean front hands to aiohttp stays there for its later requests, and with
 ``server.front: aiohttp`` every request is aiohttp's: this middleware refuses what the front's
 guard (``http1_guard.py``) refuses, before any handler runs, and closes the connection after
-the answer. aiohttp's own parser refuses malformed framing (400, then it closes).
+the answer. aiohttp's own parser refuses malformed framing (400, then it closes); it would log
+each refusal with a traceback at ERROR, so a flood of bad requests would flood the logs:
+``parse_error_logger`` counts them as ``limit.rejected`` (``malformed_request``) instead.
 """
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import Awaitable, Callable
 
 from aiohttp import hdrs, web
+from aiohttp.http_exceptions import HttpProcessingError
 
 from lasso_rpc.jsonrpc.codec import encode_error
 from lasso_rpc.observability.events import Event, LimitRejected
 from lasso_rpc.server.http1_guard import request_refusal
 
-__all__ = ["strict_middleware"]
+__all__ = ["parse_error_logger", "strict_middleware"]
 
 _Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
@@ -47,3 +51,28 @@ def strict_middleware(
         return resp
 
     return strict
+
+
+class _ParseErrors(logging.Filter):
+    def __init__(self, publish: Callable[[Event], None]) -> None:
+        super().__init__()
+        self._publish = publish
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        exc = record.exc_info[1] if record.exc_info else None
+        if not isinstance(exc, HttpProcessingError):
+            return True  # a real error: logged (JSON, redacted) by lasso_rpc's handlers
+        peer = str(record.args[0]) if isinstance(record.args, tuple) and record.args else "?"
+        detail = str(exc.message).split("\n", 1)[0][:120]
+        self._publish(
+            LimitRejected(ts=time.time(), limit="malformed_request", peer=peer, detail=detail)
+        )
+        return False
+
+
+def parse_error_logger(publish: Callable[[Event], None]) -> logging.Logger:
+    """The logger for aiohttp's server: its parse errors become events, the rest is logged."""
+    logger = logging.Logger("lasso_rpc.aiohttp")
+    logger.parent = logging.getLogger("lasso_rpc")
+    logger.addFilter(_ParseErrors(publish))
+    return logger
