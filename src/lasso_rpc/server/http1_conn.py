@@ -23,6 +23,7 @@ from lasso_rpc.jsonrpc.codec import encode_error
 from lasso_rpc.server.conn_gate import peer_of, refusal_bytes
 from lasso_rpc.server.http1_guard import HeadLimits, Refusal, head_refusal
 from lasso_rpc.server.http1_head import RequestHead, parse_head, parse_query
+from lasso_rpc.server.http1_write import write_reply
 from lasso_rpc.server.rpc import RpcHandler, RpcReply, body_too_large, reject
 
 __all__ = ["Door", "FrontConnection"]
@@ -30,7 +31,6 @@ __all__ = ["Door", "FrontConnection"]
 log = logging.getLogger("lasso_rpc.server")
 
 _MAX_PIPELINED = 256 * 1024  # buffered bytes behind a request in flight before reading pauses
-_LARGE = 16 * 1024  # bodies from this size are written beside their head, not copied into it
 _INTERNAL = RpcReply(500, encode_error(None, -32603, "internal error"))
 _TOO_MANY_FIELDS = Refusal(431, "too many header fields", "header_count")
 _LINGER_S = 2.0  # after a refusal: input read and dropped this long, so the answer is not reset
@@ -304,30 +304,9 @@ class FrontConnection(asyncio.Protocol):
 
     def _write(self, reply: RpcReply, head: RequestHead, *, close: bool) -> None:
         transport = self._transport
-        if transport is None or transport.is_closing():
-            return
-        self.last_active = self._loop.time()
-        body = reply.body
-        door = self._door
-        plain = reply.status == 200 and not reply.headers and not close and not head.http10
-        if plain and body is not None:
-            prefix = door.prefix_200()
-            if len(body) < _LARGE:
-                transport.write(b"".join((prefix, b"%d\r\n\r\n" % len(body), body)))
-            else:
-                transport.writelines((prefix, b"%d\r\n\r\n" % len(body), body))
-            return
-        if head.http10:
-            connection = "close" if close else "keep-alive"
-        else:
-            connection = "close" if close else ""
-        out = door.head(reply.status, body, reply.headers, connection)
-        if body is None:
-            transport.write(out)
-        elif len(body) < _LARGE:
-            transport.write(out + body)
-        else:
-            transport.writelines((out, body))
+        if transport is not None and not transport.is_closing():
+            self.last_active = self._loop.time()
+            write_reply(transport, self._door, reply, head, close=close)
 
     # -- connection control --------------------------------------------------------------
 
