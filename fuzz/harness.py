@@ -44,7 +44,6 @@ __all__ = [
 
 MAX_BATCH = 20
 MAX_DEPTH = 32
-REFUSALS = (400, 408, 413, 431, 505)
 BY_DESIGN_5XX = (503, 505)
 
 
@@ -215,7 +214,13 @@ def _strict(raw: bytes) -> Any:
     def no_constant(name: str) -> Any:
         raise ValueError(name)
 
-    value = json.loads(raw, parse_int=_Num, parse_float=_Num, parse_constant=no_constant)
+    # UTF-8 only: json.loads(bytes) would also take a BOM, UTF-16 and UTF-32 (RFC 8259 §8.1
+    # lets a parser refuse them; the router does).
+    value = json.loads(
+        raw.decode("utf-8"), parse_int=_Num, parse_float=_Num, parse_constant=no_constant
+    )
+    if raw.startswith(b"\xef\xbb\xbf"):
+        raise ValueError("byte order mark")
     # A lone surrogate escape is "unpredictable" (RFC 8259 §8.2): the router refuses it.
     json.dumps(value, ensure_ascii=False).encode("utf-8")
     return value
@@ -341,7 +346,15 @@ def check_head_answer(complete: bool, resp: Response | None, reader: _Reader) ->
         return "dropped connection without a response" if complete else None
     if resp.status >= 500 and resp.status not in BY_DESIGN_5XX:
         return f"HTTP {resp.status}"
-    if resp.status in REFUSALS and not closed_after(reader):
+    # A refusal of the framing says Connection: close (a handler's 400, say a WebSocket
+    # handshake gone wrong on a well-framed request, may keep the connection).
+    must_close = resp.headers.get("connection", "").lower() == "close" or resp.status in (
+        408,
+        413,
+        431,
+        505,
+    )
+    if must_close and not closed_after(reader):
         return f"HTTP {resp.status} and the connection stayed open (or answered again)"
     return None
 

@@ -24,7 +24,7 @@ def test_what_the_hot_path_takes_aiohttp_frames_the_same_way(request: tuple[byte
     head_refusal(raw, LIMITS)
     if not isinstance(ours, RequestHead):
         return
-    theirs = _aiohttp(raw)
+    theirs = _aiohttp(raw[: ours.end])  # the first request only
     assert theirs is not None, raw  # taken here, refused by the reference: a smuggling hole
     message, size = theirs
     target = "/rpc/" + ours.tail + ("?" + ours.query.decode() if ours.query else "")

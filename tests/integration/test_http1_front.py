@@ -373,3 +373,17 @@ async def test_an_unfinished_head_already_refused_is_answered_without_waiting(
         r = await read_response(reader)
         assert r.status == 400
         assert await closed(reader)
+
+
+async def test_an_odd_expect_is_417_not_a_server_error(make_router: RouterFactory) -> None:
+    # Found by fuzz/run.py: aiohttp's own Expect check answered 500 for a non-ASCII value.
+    s = await make_router()
+    for value in (b"\xed\xa0\x80", b"nothing"):
+        async with connect(s) as (reader, writer):
+            raw = post("/rpc/ethereum", call(id=1)).replace(
+                b"Host: test", b"Host: test\r\nExpect: " + value
+            )
+            writer.write(raw)
+            r = await read_response(reader)
+            assert r.status == 417 and r.json()["error"]["code"] == -32600
+            assert await closed(reader)

@@ -22,7 +22,7 @@ from lasso_rpc.server.control import ControlHandlers
 from lasso_rpc.server.http1 import FrontDoor
 from lasso_rpc.server.ops import OpsHandlers
 from lasso_rpc.server.rpc import RpcHandler
-from lasso_rpc.server.strict import parse_error_logger, strict_middleware
+from lasso_rpc.server.strict import parse_error_logger, strict_middleware, with_safe_expect
 from lasso_rpc.server.ws import WsEndpoint
 from lasso_rpc.subscriptions.manager import SubscriptionManager
 from lasso_rpc.subscriptions.options import SubscriptionOptions
@@ -78,17 +78,19 @@ def build_app(
     app[WS_KEY] = ws
     app.on_shutdown.append(ws.on_shutdown)  # closes client sockets, then the manager
     app.add_routes(
-        [
-            web.post("/rpc/{tail:.+}", rpc.handle),
-            web.get("/ws/rpc/{tail:.+}", ws.handle),
-            web.get("/health", ops.health),
-            web.get("/ready", ops.ready),
-            web.get("/metrics", ops.metrics_text),
-            web.get("/api/chains", ops.chains),
-            web.get("/api/providers", ops.providers),
-            web.get("/api/events", ops.events),
-            *control.routes(),
-        ]
+        with_safe_expect(
+            [
+                web.post("/rpc/{tail:.+}", rpc.handle),
+                web.get("/ws/rpc/{tail:.+}", ws.handle),
+                web.get("/health", ops.health),
+                web.get("/ready", ops.ready),
+                web.get("/metrics", ops.metrics_text),
+                web.get("/api/chains", ops.chains),
+                web.get("/api/providers", ops.providers),
+                web.get("/api/events", ops.events),
+                *control.routes(),
+            ]
+        )
     )
     return app
 

@@ -65,7 +65,7 @@ def parse_head(buf: bytes | bytearray) -> RequestHead | HandOff | None:
     if i < 0:
         if len(buf) > _MAX_HEAD:
             return _HANDOFF
-        return _HANDOFF if _refused_early(buf) else None
+        return _HANDOFF if _hand_off_early(buf) else None
     head = bytes(buf[:i])
     lines = head.split(b"\r\n")
     # A bare CR or LF anywhere would be read differently by someone; so would NUL or another
@@ -153,24 +153,68 @@ def parse_head(buf: bytes | bytearray) -> RequestHead | HandOff | None:
     )
 
 
-def _refused_early(buf: bytes | bytearray) -> bool:
-    """A head still arriving whose lines so far aiohttp refuses at once: it must have them now,
-    or the client waits for an answer that comes only when its head times out."""
+def _hand_off_early(buf: bytes | bytearray) -> bool:
+    """A head still arriving that this parser will not take: aiohttp must see it now, since it
+    may refuse it at once (waiting here would hang the client until its head times out).
+
+    Kept here while it may still become ``POST /rpc/...``, an HTTP/2 preface or an HTTP/0.9
+    request line (the guard answers those when their line is whole; aiohttp would wait).
+    """
     crlf = buf.count(b"\r\n")
     cr = buf.count(b"\r") - (buf[-1:] == b"\r")  # a CR at the end may start a CRLF
     if buf.count(b"\n") != crlf or cr != crlf:
         return True  # a bare LF or CR
     if not crlf:
-        return False
-    lines = bytes(buf[: buf.rfind(b"\r\n")]).split(b"\r\n")
-    if len(lines[0].split(b" ")) != 3 or _CTL_NOT_TAB.search(lines[0]) is not None:
+        return _line_goes_early(bytes(buf))
+    last = buf.rfind(b"\r\n")
+    lines = bytes(buf[:last]).split(b"\r\n")
+    first = lines[0]
+    if not first.startswith(_FAST) or len(first.split(b" ")) != 3:
+        return True
+    if _CTL_NOT_TAB.search(first) is not None:
         return True
     for line in lines[1:]:
         c = line.find(b":")
         # No colon, a folded or indented line, a name that is not a token, a control byte.
         if c <= 0 or line[:c].translate(None, _TOKEN) or _CTL_NOT_TAB.search(line) is not None:
             return True
-    return False
+    # The line still arriving: its name so far must be a token, its value free of controls.
+    tail = bytes(buf[last + 2 :]).rstrip(b"\r")
+    c = tail.find(b":")
+    name = tail if c < 0 else tail[:c]
+    return bool(name.translate(None, _TOKEN)) or _CTL_NOT_TAB.search(tail) is not None
+
+
+def _line_goes_early(start: bytes) -> bool:
+    """The first bytes of a request line still arriving: hand over now?"""
+    if start.startswith(_FAST):
+        parts = start.split(b" ")
+        if len(parts) < 3:
+            return False
+        version = parts[2][:8]
+        # Only "HTTP/1.1" or "HTTP/1.0" may follow the target (else aiohttp refuses at once).
+        return len(parts) > 3 or not (
+            b"HTTP/1.1".startswith(version) or b"HTTP/1.0".startswith(version)
+        )
+    for keep in (_FAST, _H2):
+        n = min(len(start), len(keep))
+        if start[:n] == keep[:n]:
+            return False
+    start = start[:64]
+    sp = start.find(b" ")
+    if sp < 0:  # the method is still arriving
+        return bool(start.translate(None, _TOKEN)) or not any(
+            m.startswith(start) for m in _WAIT_METHODS
+        )
+    if start[:sp] not in _WAIT_METHODS:
+        return True
+    # "GET /x" may end without a version (HTTP/0.9, refused by the guard): wait for the line.
+    return b" " in start[sp + 1 :]
+
+
+_FAST = b"POST /rpc/"
+_H2 = b"PRI * HTTP/2.0"
+_WAIT_METHODS = (b"GET", b"HEAD", b"POST", b"PUT", b"DELETE", b"OPTIONS", b"PATCH")
 
 
 _queries: dict[bytes, tuple[str | None, bool]] = {}
