@@ -1,3 +1,4 @@
+#!/usr/bin/env python
 """Coverage-guided fuzzing of the front's head parser and guard against aiohttp's parser.
 
 python fuzz/atheris_head.py fuzz/corpus/heads -max_total_time=600
@@ -6,8 +7,11 @@ python fuzz/atheris_head.py fuzz/corpus/heads -max_total_time=600
 from __future__ import annotations
 
 import sys
+from pathlib import Path
 
 import atheris
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 with atheris.instrument_imports(include=["lasso_rpc", "fuzz"]):
     from fuzz.targets import check_head_parser

@@ -74,7 +74,12 @@ def parse_head(buf: bytes | bytearray) -> RequestHead | HandOff | None:
         return _HANDOFF
     if _CTL_NOT_TAB.search(head) is not None:
         return _HANDOFF
-    parts = lines[0].split(b" ")
+    first = lines[0]
+    # aiohttp refuses a tab or a byte over 0x7f anywhere in the request line (found by atheris:
+    # a non-ASCII query was taken here and refused there).
+    if not first.isascii() or b"\t" in first:
+        return _HANDOFF
+    parts = first.split(b" ")
     if len(parts) != 3 or parts[0] != b"POST":
         return _HANDOFF
     target, version = parts[1], parts[2]
