@@ -17,6 +17,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import logging
 import socket
 import threading
 from collections.abc import Iterator
@@ -34,6 +35,7 @@ __all__ = [
     "MAX_BATCH",
     "MAX_DEPTH",
     "Response",
+    "ErrorLog",
     "ServerThread",
     "check_body_answer",
     "check_head_answer",
@@ -47,8 +49,35 @@ MAX_DEPTH = 32
 BY_DESIGN_5XX = (503, 505)
 
 
+class ErrorLog(logging.Handler):
+    """Every record logged with an exception at ERROR or above, by any logger (the router's,
+    aiohttp's, asyncio's "Task exception was never retrieved"): each one is a crash."""
+
+    def __init__(self) -> None:
+        super().__init__(logging.ERROR)
+        self.records: list[str] = []
+        self._seen: set[int] = set()
+
+    def emit(self, record: logging.LogRecord) -> None:
+        if id(record) in self._seen:
+            return  # reached through two loggers
+        self._seen.add(id(record))
+        if record.exc_info or "exception" in record.getMessage().lower():
+            self.records.append(self.format(record)[:3000])
+
+    def __enter__(self) -> ErrorLog:
+        for name in ("", "lasso_rpc", "asyncio"):
+            logging.getLogger(name).addHandler(self)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        for name in ("", "lasso_rpc", "asyncio"):
+            logging.getLogger(name).removeHandler(self)
+
+
 class ServerThread:
-    """A mock fleet and a router (``RouterServer``, the lean front) served from a thread."""
+    """A mock fleet and a router (``RouterServer``, the lean front) served from a thread;
+    ``errors`` holds every exception logged while it ran (see ``ErrorLog``)."""
 
     def __init__(self, **server: Any) -> None:
         self._server_cfg = server
@@ -59,8 +88,10 @@ class ServerThread:
         self.server: RouterServer | None = None
         self.error: BaseException | None = None
         self.port = 0
+        self.errors = ErrorLog()
 
     def __enter__(self) -> ServerThread:
+        self.errors.__enter__()
         self._thread.start()
         if not self._ready.wait(30) or self.error is not None:
             raise RuntimeError(f"router did not start: {self.error!r}")
@@ -70,6 +101,7 @@ class ServerThread:
         if self._loop is not None and self._stop is not None:
             self._loop.call_soon_threadsafe(self._stop.set)
         self._thread.join(30)
+        self.errors.__exit__()
 
     def _main(self) -> None:
         try:

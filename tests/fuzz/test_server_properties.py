@@ -41,6 +41,10 @@ def _healthy(router: ServerThread) -> None:
         assert r is not None and r.status == 200 and b'"id":"after","result":"0x' in r.body
 
 
+def _no_errors_logged(router: ServerThread) -> None:
+    assert router.errors.records == [], "\n".join(router.errors.records[:3])
+
+
 def _gate_empties(router: ServerThread) -> None:
     deadline = time.monotonic() + 5
     while router.gate_total() != 0:
@@ -76,6 +80,7 @@ def test_fuzzed_bodies_on_keep_alive_connections(router: ServerThread) -> None:
         state["sock"].close()  # type: ignore[attr-defined]
     _healthy(router)
     _gate_empties(router)
+    _no_errors_logged(router)
     assert router.rss_mb() - rss0 < 64  # no body kept alive
 
 
@@ -102,3 +107,4 @@ def test_fuzzed_heads_on_fresh_connections(router: ServerThread) -> None:
     run()
     _healthy(router)
     _gate_empties(router)
+    _no_errors_logged(router)

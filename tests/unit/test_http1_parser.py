@@ -49,7 +49,10 @@ def head(*lines: str, line_end: str = "\r\n") -> bytes:
         (head("POST /rpc/eth HTTP/2.0", "Content-Length: 5"), False),
         (head("POST /rpc/eth HTTP/1.1", "Content-Length: 5", "X-Request-Id: a\x01b"), False),
         # Found by atheris: aiohttp refuses these in the request line; the hot path took them.
-        (head("POST /rpc/eth?in\u00celude_meta=body HTTP/1.1", "Host: a", "Content-Length: 63"), False),
+        (
+            head("POST /rpc/eth?in\u00celude_meta=body HTTP/1.1", "Host: a", "Content-Length: 63"),
+            False,
+        ),
         (head("POST /rpc/e\tth HTTP/1.1", "Host: a", "Content-Length: 63"), False),
     ],
 )

@@ -360,8 +360,11 @@ class FrontConnection(asyncio.Protocol):
         self._resume_reading_of(transport)
         if self._eof or not transport.can_write_eof():
             transport.close()
-        else:
+            return
+        try:
             transport.write_eof()
+        except OSError:  # the client is gone already (ENOTCONN)
+            transport.close()
 
     def _hand_off(self, transport: asyncio.Transport) -> None:
         """From now on aiohttp serves this connection, starting with the buffered request."""
