@@ -190,6 +190,8 @@ async def test_websocket_message_rate_and_subscriptions_per_address(
                 "ws_max_messages_per_second": 0.001,  # no refill within the test
                 "ws_message_burst": 5,
                 "ws_max_subscriptions_per_ip": 3,
+                "ws_max_subscriptions": 2,
+                "ws_max_message_bytes": 512,
             }
         }
     )
@@ -210,9 +212,26 @@ async def test_websocket_message_rate_and_subscriptions_per_address(
     await b.aclose()  # its two are released
     await wait_for(lambda: s.router is not None and _subs(s) == 1, "released")
     assert "result" in await c.call("eth_subscribe", ["newHeads"], id=21)
+    d = await WsClient.open(http, ws_url(s))
+    await d.ws.send_bytes(
+        b'{"jsonrpc":"2.0","id":30,"method":"eth_chainId","params":["' + b"0" * 600 + b'"]}'
+    )
+    big = await d.reply(None)
+    assert big["error"]["code"] == -32004 and big["error"]["data"] == {"limit": 512}
     await c.aclose()
-    await a.aclose()
-    assert [e.limit for e in seen] == ["ws_messages_per_second", "ws_subscriptions_per_ip"]
+    e = await WsClient.open(http, ws_url(s))  # c's subscription is released: room for two
+    for n in (40, 41):
+        assert "result" in await e.call("eth_subscribe", ["newHeads"], id=n)
+    per_conn = await e.call("eth_subscribe", ["newHeads"], id=42)
+    assert per_conn["error"]["code"] == -32005 and per_conn["error"]["data"] == {"limit": 2}
+    for client in (a, d, e):
+        await client.aclose()
+    assert [e.limit for e in seen] == [
+        "ws_messages_per_second",
+        "ws_subscriptions_per_ip",
+        "ws_message_bytes",
+        "ws_subscriptions",
+    ]
 
 
 def _subs(s: RouterServer) -> int:
