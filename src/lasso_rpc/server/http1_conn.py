@@ -215,6 +215,7 @@ class FrontConnection(asyncio.Protocol):
             limit = self._door.max_body()
             if head.end - head.start > limit:
                 # Not read at all: answered now, and the connection cannot be reused.
+                self._door.rejected("body_bytes", self._peer)
                 self._write(reject(body_too_large(limit)), head, close=True)
                 transport.close()
                 return None
