@@ -248,8 +248,17 @@ def _strict(raw: bytes) -> Any:
 
     # UTF-8 only: json.loads(bytes) would also take a BOM, UTF-16 and UTF-32 (RFC 8259 §8.1
     # lets a parser refuse them; the router does).
+    def pairs(items: list[tuple[str, Any]]) -> dict[str, Any]:
+        # Every member, a duplicate key's lost value too, must be free of lone surrogates.
+        json.dumps(items, ensure_ascii=False).encode("utf-8")
+        return dict(items)
+
     value = json.loads(
-        raw.decode("utf-8"), parse_int=_Num, parse_float=_Num, parse_constant=no_constant
+        raw.decode("utf-8"),
+        parse_int=_Num,
+        parse_float=_Num,
+        parse_constant=no_constant,
+        object_pairs_hook=pairs,
     )
     if raw.startswith(b"\xef\xbb\xbf"):
         raise ValueError("byte order mark")

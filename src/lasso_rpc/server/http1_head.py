@@ -174,24 +174,35 @@ def _hand_off_early(buf: bytes | bytearray) -> bool:
     last = buf.rfind(b"\r\n")
     lines = bytes(buf[:last]).split(b"\r\n")
     first = lines[0]
-    if not first.startswith(_FAST) or len(first.split(b" ")) != 3:
+    parts = first.split(b" ")
+    # Only a request line this parser takes keeps the head here (anything else, aiohttp may
+    # refuse at once: a bad version, a control, tab or non-ASCII byte).
+    if not first.startswith(_FAST) or len(parts) != 3 or parts[2] not in _VERSIONS:
         return True
-    if _CTL_NOT_TAB.search(first) is not None:
+    if not first.isascii() or _CTL.search(first) is not None:
         return True
     for line in lines[1:]:
         c = line.find(b":")
         # No colon, a folded or indented line, a name that is not a token, a control byte.
         if c <= 0 or line[:c].translate(None, _TOKEN) or _CTL_NOT_TAB.search(line) is not None:
             return True
-    # The line still arriving: its name so far must be a token, its value free of controls.
+    # The line still arriving: its name so far must be a token, its value free of controls,
+    # a Content-Length value digits only (aiohttp refuses each of these at the byte).
     tail = bytes(buf[last + 2 :]).rstrip(b"\r")
     c = tail.find(b":")
     name = tail if c < 0 else tail[:c]
-    return bool(name.translate(None, _TOKEN)) or _CTL_NOT_TAB.search(tail) is not None
+    if name.translate(None, _TOKEN) or _CTL_NOT_TAB.search(tail) is not None:
+        return True
+    value = tail[c + 1 :].strip(b" \t") if c >= 0 else b""
+    return name.lower() == b"content-length" and bool(value) and not value.isdigit()
 
 
 def _line_goes_early(start: bytes) -> bool:
     """The first bytes of a request line still arriving: hand over now?"""
+    if start.endswith(b"\r"):
+        start = start[:-1]  # the start of the line's CRLF
+    if not start.isascii() or _CTL.search(start) is not None:
+        return True  # aiohttp refuses a control or non-ASCII byte in the request line at once
     if start.startswith(_FAST):
         parts = start.split(b" ")
         if len(parts) < 3:
@@ -213,11 +224,14 @@ def _line_goes_early(start: bytes) -> bool:
         )
     if start[:sp] not in _WAIT_METHODS:
         return True
-    # "GET /x" may end without a version (HTTP/0.9, refused by the guard): wait for the line.
-    return b" " in start[sp + 1 :]
+    # "GET /x" may end without a version (HTTP/0.9, refused by the guard): wait for the line,
+    # unless its target could not be a path at all (aiohttp refuses that at once).
+    target = start[sp + 1 :]
+    return b" " in target or (bool(target) and target[:1] != b"/")
 
 
 _FAST = b"POST /rpc/"
+_VERSIONS = (b"HTTP/1.1", b"HTTP/1.0")
 _H2 = b"PRI * HTTP/2.0"
 _WAIT_METHODS = (b"GET", b"HEAD", b"POST", b"PUT", b"DELETE", b"OPTIONS", b"PATCH")
 
