@@ -360,6 +360,11 @@ async def test_the_aiohttp_front_serves_the_same_port_alone(make_router: RouterF
         b"POST /rpc/ethereum HTTP/1.1\r\nHost: t\r\nNo colon here\r\n",
         b"POST /rpc/ethereum HTTP/1.1\r\nHost: t\rX",  # a bare CR
         b"GET /health\r\n",  # HTTP/0.9
+        # Found by fuzz/run.py: request lines and header lines aiohttp refuses at the byte.
+        b"GET -/",
+        b"POST \x1frp",
+        b"POST /rpc/ethereum H\r\n",
+        b"POST /rpc/ethereum HTTP/1.1\r\nHost: a\r\nContent-Length:{",
     ],
 )
 async def test_an_unfinished_head_already_refused_is_answered_without_waiting(
