@@ -365,6 +365,8 @@ async def test_the_aiohttp_front_serves_the_same_port_alone(make_router: RouterF
         b"POST \x1frp",
         b"POST /rpc/ethereum H\r\n",
         b"POST /rpc/ethereum HTTP/1.1\r\nHost: a\r\nContent-Length:{",
+        b"PRI * HTTP/2.0method",
+        b"POST /rpc/ethereum HTTP/1.0ngth",
     ],
 )
 async def test_an_unfinished_head_already_refused_is_answered_without_waiting(
@@ -392,3 +394,16 @@ async def test_an_odd_expect_is_417_not_a_server_error(make_router: RouterFactor
             r = await read_response(reader)
             assert r.status == 417 and r.json()["error"]["code"] == -32600
             assert await closed(reader)
+
+
+async def test_a_websocket_key_that_is_not_ascii_is_400_not_500(make_router: RouterFactory) -> None:
+    # Found by fuzz/run.py: aiohttp's handshake check raised ValueError (a 500).
+    s = await make_router()
+    async with connect(s) as (reader, writer):
+        writer.write(
+            b"GET /ws/rpc/ethereum HTTP/1.1\r\nHost: t\r\nUpgrade: websocket\r\n"
+            b"Connection: Upgrade\r\nSec-WebSocket-Key: dGhl\xffIHNhbXBsZSBub25jZQ==\r\n"
+            b"Sec-WebSocket-Version: 13\r\n\r\n"
+        )
+        r = await read_response(reader)
+    assert r.status == 400 and r.json()["error"]["code"] == -32600

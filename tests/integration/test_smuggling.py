@@ -123,10 +123,17 @@ ROWS: list[tuple[str, str, bytes, int, int]] = [
     ),
     (
         "Content-Length overflow",
-        "RFC 9112 §6.3 (5) / RFC 9110 §8.6: larger than any body served: 413 or 400, close",
+        "RFC 9112 §6.3 (5) / RFC 9110 §8.6: a length past 18 digits is invalid: 400, close",
         req("POST /rpc/ethereum HTTP/1.1", "Host: t", "Content-Length: 99999999999999999999999"),
-        413,
         400,
+        400,
+    ),
+    (
+        "Content-Length over every limit",
+        "RFC 9112 §6.3 / RFC 9110 §15.5.14: 413 at once, the body unread, then close",
+        req("POST /rpc/ethereum HTTP/1.1", "Host: t", "Content-Length: 999999999999"),
+        413,
+        413,
     ),
     (
         "TE not ending in chunked",

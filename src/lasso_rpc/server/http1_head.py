@@ -113,7 +113,8 @@ def parse_head(buf: bytes | bytearray) -> RequestHead | HandOff | None:
                 return _HANDOFF  # twice: 400 from aiohttp
             host = True
         elif k == _CONTENT_LENGTH:
-            if length >= 0 or not v.isdigit():
+            # More than 18 digits: aiohttp refuses it as an overflow; so must this parser.
+            if length >= 0 or not v.isdigit() or len(v) > 18:
                 return _HANDOFF
             length = int(v)
         elif k == _CONNECTION:
@@ -207,15 +208,11 @@ def _line_goes_early(start: bytes) -> bool:
         parts = start.split(b" ")
         if len(parts) < 3:
             return False
-        version = parts[2][:8]
+        version = parts[2]
         # Only "HTTP/1.1" or "HTTP/1.0" may follow the target (else aiohttp refuses at once).
-        return len(parts) > 3 or not (
-            b"HTTP/1.1".startswith(version) or b"HTTP/1.0".startswith(version)
-        )
-    for keep in (_FAST, _H2):
-        n = min(len(start), len(keep))
-        if start[:n] == keep[:n]:
-            return False
+        return len(parts) > 3 or not any(v.startswith(version) for v in _VERSIONS)
+    if _FAST.startswith(start) or _H2.startswith(start):
+        return False  # may still become one of them
     start = start[:64]
     sp = start.find(b" ")
     if sp < 0:  # the method is still arriving

@@ -124,18 +124,13 @@ class RpcHandler:
                 body = await _read_body(request, limit)
         except RequestRejected as exc:
             reply = reject(exc)
+            if isinstance(exc, BodyTooLarge):
+                self.limit_hit("body_bytes", request.remote or "?")
+                return await _closing(request, reply)
         except TimeoutError:
             self.limit_hit("body_timeout", request.remote or "?")
-            resp = web.Response(
-                status=408,
-                body=encode_error(None, -32600, "request body not received in time"),
-                content_type=_JSON,
-            )
-            resp.force_close()
-            await resp.prepare(request)
-            await resp.write_eof()
-            request.protocol.force_close()  # no lingering read of a body that stopped coming
-            return resp
+            body_late = encode_error(None, -32600, "request body not received in time")
+            return await _closing(request, RpcReply(408, body_late))
         else:
             reply = await self.respond(
                 route,
@@ -270,6 +265,17 @@ class RpcHandler:
             else f"profile/{ctx.chain.profile}/"
         )
         return f"{base}/ws/rpc/{prefix}{ctx.chain.name}"
+
+
+async def _closing(request: web.Request, reply: RpcReply) -> web.StreamResponse:
+    """Writes ``reply`` and closes the connection at once: no lingering read of a body that is
+    too large or stopped coming (aiohttp would otherwise read on for up to 10 s)."""
+    resp = web.Response(body=reply.body, status=reply.status, content_type=_JSON)
+    resp.force_close()
+    await resp.prepare(request)
+    await resp.write_eof()
+    request.protocol.force_close()
+    return resp
 
 
 async def _read_body(request: web.Request, limit: int) -> bytes:

@@ -74,7 +74,11 @@ class WsEndpoint:
             compress=False,
             timeout=opts.close_timeout_s,
         )
-        if not ws.can_prepare(request).ok:
+        try:
+            acceptable = ws.can_prepare(request).ok
+        except ValueError:  # aiohttp's handshake check raises on a non-ASCII key
+            acceptable = False
+        if not acceptable:
             body = encode_error(None, -32600, "this endpoint speaks JSON-RPC over WebSocket")
             return web.Response(body=body, status=400, content_type="application/json")
         await ws.prepare(request)
