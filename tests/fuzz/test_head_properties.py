@@ -28,7 +28,7 @@ def test_what_the_hot_path_takes_aiohttp_frames_the_same_way(request: tuple[byte
     assert theirs is not None, raw  # taken here, refused by the reference: a smuggling hole
     message, size = theirs
     target = "/rpc/" + ours.tail + ("?" + ours.query.decode() if ours.query else "")
-    assert message.method == "POST" and message.path == target, raw  # type: ignore[attr-defined]
+    assert message.method == "POST" and message.path in (target, target + "?"), raw  # type: ignore[attr-defined]
     assert message.version == ((1, 0) if ours.http10 else (1, 1)), raw  # type: ignore[attr-defined]
     assert not message.chunked and not message.upgrade, raw  # type: ignore[attr-defined]
     assert message.should_close is (not ours.keep_alive), raw  # type: ignore[attr-defined]

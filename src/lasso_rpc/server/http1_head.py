@@ -98,6 +98,7 @@ def parse_head(buf: bytes | bytearray) -> RequestHead | HandOff | None:
     request_id: str | None = None
     expect_continue = False
     host = False
+    closed = False
     for line in lines[1:]:
         c = line.find(b":")
         # No colon, a folded line, or a name that is not an RFC 9110 token: not for this parser.
@@ -121,8 +122,8 @@ def parse_head(buf: bytes | bytearray) -> RequestHead | HandOff | None:
             for token in v.lower().split(b","):
                 token = token.strip(b" \t")
                 if token == b"close":
-                    keep_alive = False
-                elif token == b"keep-alive":
+                    keep_alive, closed = False, True
+                elif token == b"keep-alive" and not closed:  # "close" anywhere wins (atheris)
                     keep_alive = True
                 elif token == b"upgrade":
                     return _HANDOFF
