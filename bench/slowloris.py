@@ -184,11 +184,13 @@ def main() -> int:
     print(f"  {c.cpu_note(under)}; load: {psutil.getloadavg()}")
     targets = [
         ("p99 added by the attack, ms", f"{added:.3f}", "<= 10", added <= 10.0),
+        # The attack's own strength (a check of the bench, not of the router): cut connections
+        # are reopened at once, so the count dips only while a wave of them is replaced.
         (
-            "slow connections held (minimum)",
-            f"{min(held)}",
-            f">= {int(0.9 * args.slow)}",
-            min(held) >= 0.9 * args.slow,
+            "slow connections held (mean)",
+            f"{sum(held) / len(held):.0f}",
+            f">= {int(0.95 * args.slow)}",
+            sum(held) / len(held) >= 0.95 * args.slow,
         ),
         (
             "RSS added by the attack, MB",
