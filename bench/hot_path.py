@@ -10,24 +10,30 @@ loop iteration. What is left is the Python work per call, measured with the proc
 so the figures are steadier than the wrk benchmarks (noise from other VMs still shows; the best
 of several rounds is kept). Use it before and after a change to the request path.
 
-Rows: one provider (no hedge can fire); three providers with hedging off; three providers with
-the default hedging (a Task per attempt); ``include_meta=body``; a 50-item batch (per item).
+Rows: one provider (no hedge can fire); the same with 5 dashboard pages following the router
+(the summary feed held, 5 filtered ``/api/events`` streams consumed as ``server/ops.py`` does);
+three providers with hedging off; three providers with the default hedging (a Task per attempt);
+``include_meta=body``; a 50-item batch (per item).
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import gc
 import re
 import sys
 import time
 from typing import Any
 
+import orjson
 import uvloop
 
 import lib as c
 from lasso_rpc.config import load_config_text
+from lasso_rpc.dashboard.feed import SummaryFeed
+from lasso_rpc.observability.events import EventStream, event_to_dict
 from lasso_rpc.observability.logs import EventLogger
 from lasso_rpc.observability.metrics import PrometheusMetrics
 from lasso_rpc.router import Router
@@ -71,11 +77,46 @@ def _request(body: bytes, query: str = "") -> bytes:
     )
 
 
-async def _measure(providers: int, routing: str, raw: bytes, rounds: int, n: int) -> float:
+_PAGE_TYPES = [
+    "stats.summary",
+    "breaker.changed",
+    "provider.health",
+    "subscription.failover",
+    "config.reloaded",
+    "chaos.injected",
+    "chaos.reverted",
+]
+
+
+async def _follow(stream: EventStream) -> None:
+    """What ``/api/events`` does for each event of a dashboard page (minus the socket write)."""
+    while True:
+        ev = await stream.get()
+        d = event_to_dict(ev)
+        if d["type"] in _PAGE_TYPES:
+            orjson.dumps(d, default=str)
+
+
+async def _measure(
+    providers: int, routing: str, raw: bytes, rounds: int, n: int, pages: int = 0
+) -> float:
     router = Router(load_config_text([("bench.yaml", _config(providers, routing))]))
     metrics = PrometheusMetrics(router)
     router.bus.subscribe(metrics.on_event)
     router.bus.subscribe(EventLogger().on_event)
+    async with contextlib.AsyncExitStack() as stack:
+        feed = SummaryFeed(router)
+        stack.push_async_callback(feed.aclose)
+        kinds = {"chaos.injected" if t == "chaos.reverted" else t for t in _PAGE_TYPES}
+        for _ in range(pages):  # dashboard pages following the router, as ops.events does
+            stack.enter_context(feed.hold())
+            stream = stack.enter_context(router.bus.stream(kinds=kinds))
+            task = asyncio.create_task(_follow(stream))
+            stack.callback(task.cancel)
+        return await _calls(router, raw, rounds, n)
+
+
+async def _calls(router: Router, raw: bytes, rounds: int, n: int) -> float:
     for chain in router.chains():
         for p in chain.providers.values():
             p.transport = _Instant()
@@ -126,17 +167,18 @@ def main() -> int:
         )
         + b"]"
     )
-    cases: list[tuple[str, int, str, bytes, int]] = [
-        ("1 provider", 1, "{}", _request(call), 1),
-        ("3 providers, hedging off", 3, "{hedge: {enabled: false}}", _request(call), 1),
-        ("3 providers, default hedging", 3, "{}", _request(call), 1),
-        ("1 provider, include_meta=body", 1, "{}", _request(call, "?include_meta=body"), 1),
-        ("50-item batch, 1 provider (per item)", 1, "{}", _request(batch), 50),
+    cases: list[tuple[str, int, str, bytes, int, int]] = [
+        ("1 provider", 1, "{}", _request(call), 1, 0),
+        ("1 provider, 5 dashboard pages following", 1, "{}", _request(call), 1, 5),
+        ("3 providers, hedging off", 3, "{hedge: {enabled: false}}", _request(call), 1, 0),
+        ("3 providers, default hedging", 3, "{}", _request(call), 1, 0),
+        ("1 provider, include_meta=body", 1, "{}", _request(call, "?include_meta=body"), 1, 0),
+        ("50-item batch, 1 provider (per item)", 1, "{}", _request(batch), 50, 0),
     ]
     rows: list[list[Any]] = []
-    for name, providers, routing, raw, items in cases:
+    for name, providers, routing, raw, items, pages in cases:
         scale = items
-        us = uvloop.run(_measure(providers, routing, raw, rounds, max(n // scale, 50)))
+        us = uvloop.run(_measure(providers, routing, raw, rounds, max(n // scale, 50), pages))
         rows.append([name, us / items, 1e6 / us * items])
         print(f"  {name}: {us / items:.1f} µs per call", flush=True)
     print(c.table(["case", "µs CPU per call", "calls/s per core (no I/O)"], rows, "## Hot path"))

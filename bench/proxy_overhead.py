@@ -14,6 +14,7 @@ Rows, each at 1 and 64 connections (wrk -t1, body ``eth_blockNumber``):
 * aiohttp.web echo: the bare aiohttp server of issue 2 ("router ≥ 60 % of a bare aiohttp echo").
 
 Proxies and the aiohttp echo run alone on core 0; upstream + wrk share core 1.
+Ends with the issues' targets (MET/MISSED); the exit status is 1 when one was missed.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ import argparse
 import sys
 
 import lib as c
+from lib.targets import Targets
 
 CONNS = (1, 64)
 
@@ -109,16 +111,17 @@ def main() -> int:
             cell("aiohttp.web echo", echo.url + "/", n, {"aiohttp": echo}, c.AUX_CPU)
         stack.stop(echo)
 
-        print_tables(results, notes)
+        code = print_tables(results, notes)
 
         if default_router is not None:
             stack.stop(default_router)
         if args.profile > 0:
             profile(stack, up, args.profile)
-    return 0
+    return code
 
 
-def print_tables(results: dict[str, dict[int, c.WrkResult]], notes: list[str]) -> None:
+def print_tables(results: dict[str, dict[int, c.WrkResult]], notes: list[str]) -> int:
+    """Every table, then the targets; the exit code (non-zero when a target was missed)."""
     rows = []
     for name, by_conn in results.items():
         row: list[object] = [name]
@@ -177,61 +180,42 @@ def print_tables(results: dict[str, dict[int, c.WrkResult]], notes: list[str]) -
             "## CPU at 64 connections",
         )
     )
-    print_targets(results)
+    code = print_targets(results)
     for note in notes:
         print(f"- {note}")
     print(
         "- default config = one provider, no routing section: load-balanced, hedge p90/max_extra 1,"
         " breaker threshold 5, pool_size 64, log_level info"
     )
+    return code
 
 
-def print_targets(results: dict[str, dict[int, c.WrkResult]]) -> None:
-    """The issues' targets, each with the figure of this run that decides it."""
+def print_targets(results: dict[str, dict[int, c.WrkResult]]) -> int:
+    """The issues' targets, each with the figure of this run that decides it; the exit code
+    (non-zero when one was missed)."""
     router = results.get("router (default config)", {})
     direct = results.get("direct", {})
     echo = results.get("aiohttp.web echo", {})
-    rows: list[list[object]] = []
-
-    def verdict(ok: bool) -> str:
-        return "meets" if ok else "MISSES"
-
+    targets = Targets()
     if 1 in router and 1 in direct:
         added_us = (router[1].p50_ms - direct[1].p50_ms) * 1000.0
-        rows.append(
-            [
-                "added p50 at 1 connection ≤ 300 µs (issue 2)",
-                f"{added_us:+.0f} µs",
-                verdict(added_us <= 300.0),
-            ]
+        targets.check(
+            "added p50 at 1 connection ≤ 300 µs (issue 2)", f"{added_us:+.0f} µs", added_us <= 300.0
         )
-        rows.append(
-            [
-                "added p50 at 1 connection ≤ 200 µs (issue 6)",
-                f"{added_us:+.0f} µs",
-                verdict(added_us <= 200.0),
-            ]
+        targets.check(
+            "added p50 at 1 connection ≤ 200 µs (issue 6)", f"{added_us:+.0f} µs", added_us <= 200.0
         )
     if 64 in router and 64 in echo:
         share = router[64].rps / echo[64].rps
-        rows.append(
-            [
-                "router ≥ 60 % of a bare aiohttp echo, c=64 (issue 2)",
-                f"{share:.0%}",
-                verdict(share >= 0.6),
-            ]
+        targets.check(
+            "router ≥ 60 % of a bare aiohttp echo, c=64 (issue 2)", f"{share:.0%}", share >= 0.6
         )
     if 64 in router:
         rps = router[64].rps
-        rows.append(
-            [
-                "router ≥ 9,000 req/s, 1 worker, c=64 (issue 6)",
-                f"{rps:,.0f} req/s",
-                verdict(rps >= 9000.0),
-            ]
+        targets.check(
+            "router ≥ 9,000 req/s, 1 worker, c=64 (issue 6)", f"{rps:,.0f} req/s", rps >= 9000.0
         )
-    if rows:
-        print(c.table(["target", "this run", "verdict"], rows, "## Targets"))
+    return targets.report()
 
 
 def ratio_cell(a: dict[int, c.WrkResult], b: dict[int, c.WrkResult], n: int) -> str:

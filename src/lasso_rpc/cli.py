@@ -18,6 +18,7 @@ from typing import Annotated
 import typer
 
 from lasso_rpc.aio import run_coro
+from lasso_rpc.battle.providers.spec import FAILURE_MODES
 from lasso_rpc.errors import ConfigError
 
 __all__ = ["app", "main"]
@@ -25,6 +26,29 @@ __all__ = ["app", "main"]
 app = typer.Typer(
     add_completion=False, no_args_is_help=True, help="Smart JSON-RPC router for EVM chains."
 )
+
+
+def _version(value: bool) -> None:
+    if value:
+        from importlib.metadata import PackageNotFoundError, version
+
+        try:
+            typer.echo(f"lasso-rpc {version('lasso-rpc')}")
+        except PackageNotFoundError:  # pragma: no cover - running from a bare source tree
+            typer.echo("lasso-rpc (not installed)")
+        raise typer.Exit()
+
+
+@app.callback()
+def _main(
+    version: Annotated[
+        bool,
+        typer.Option(
+            "--version", callback=_version, is_eager=True, help="Print the version and exit."
+        ),
+    ] = False,
+) -> None:
+    """Smart JSON-RPC router for EVM chains."""
 
 
 def _reuse_port_socket(host: str, port: int) -> socket.socket:
@@ -192,12 +216,56 @@ def mock(
     providers: Annotated[int, typer.Option("--providers", "-n", min=1, max=26)] = 3,
     chain_id: Annotated[int, typer.Option(help="Chain id of the simulated chain")] = 1,
     block_time_ms: Annotated[int, typer.Option(help="Milliseconds between blocks")] = 2000,
+    port_base: Annotated[
+        int, typer.Option(help="Provider i listens on PORT_BASE+i (0: free ports)")
+    ] = 0,
+    latency_ms: Annotated[float, typer.Option(help="Latency of every answer, ms")] = 0.0,
+    jitter_ms: Annotated[float, typer.Option(help="Random extra latency, 0..JITTER ms")] = 0.0,
+    failure_mode: Annotated[
+        str, typer.Option(help=f"How failing requests fail: {', '.join(FAILURE_MODES)}")
+    ] = "none",
+    error_rate: Annotated[
+        float | None,
+        typer.Option(help="Share of requests that fail (with --failure-mode, else HTTP 500)"),
+    ] = None,
+    lag_blocks: Annotated[int, typer.Option(help="Blocks the providers lag behind")] = 0,
+    set_: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--set",
+            help="One provider's knobs: ID:knob=value[,knob=value] (e.g. "
+            "beta:latency_ms=200 or gamma:failure_mode=http_500,error_rate=0.3); repeatable",
+        ),
+    ] = None,
 ) -> None:
-    """Start a mock provider fleet and print a ready config for it."""
+    """Start a mock provider fleet and print a ready config for it.
+
+    The options apply to every provider; --set changes one. Knobs: latency_ms, jitter_ms,
+    error_rate, failure_mode, http_status, retry_after_s, lag_blocks.
+    """
+    from lasso_rpc.battle.mock_cli import fleet_knobs
     from lasso_rpc.battle.providers.fleet import run_mock_fleet
 
+    try:
+        specs = fleet_knobs(
+            providers,
+            common={
+                "latency_ms": latency_ms,
+                "jitter_ms": jitter_ms,
+                "failure_mode": failure_mode,
+                "error_rate": error_rate,
+                "lag_blocks": lag_blocks,
+            },
+            overrides=set_ or [],
+        )
+    except ValueError as exc:
+        raise typer.BadParameter(str(exc)) from exc
     with contextlib.suppress(KeyboardInterrupt):
-        run_coro(run_mock_fleet(providers, chain_id=chain_id, block_time_ms=block_time_ms))
+        run_coro(
+            run_mock_fleet(
+                specs, chain_id=chain_id, block_time_ms=block_time_ms, port_base=port_base
+            )
+        )
 
 
 @app.command()

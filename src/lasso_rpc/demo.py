@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
 from collections import Counter
 from pathlib import Path
@@ -58,6 +59,8 @@ async def _drive(http: aiohttp.ClientSession, url: str, n: int) -> list[dict[str
 async def run_demo(out_dir: Path, *, scale: float = 0.5) -> bool:
     """The failover battle (shortened by ``scale``), then a tour of the strategies."""
     console = Console()
+    # As in `battle run`: the router's own warnings under chaos are all in the report.
+    logging.getLogger("lasso_rpc").setLevel(logging.ERROR)
     sc = Scenario.from_yaml(builtin_scenarios()["provider-failover"]).scaled(scale)
     console.print(f"[bold]battle[/]: {sc.name} — {sc.description} ({scale:g}x length)")
     result = await sc.run()

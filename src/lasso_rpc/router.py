@@ -108,10 +108,14 @@ class Router:
     def resolve(self, chain_key: str, profile: str | None = None) -> ChainRuntime:
         prof = self.profiles.get(profile or self.config.default_profile)
         if prof is None:
-            raise InvalidParams(f"unknown profile {profile!r}")
+            known = sorted(self.profiles)
+            raise InvalidParams(
+                f"unknown profile {profile!r}; known profiles: {', '.join(known)}",
+                data={"known_profiles": known},
+            )
         rt = prof.lookup.get(chain_key)
         if rt is None:
-            raise InvalidParams(f"unknown chain {chain_key!r}")
+            raise _unknown_chain(chain_key, prof)
         return rt
 
     def chains(self) -> list[ChainRuntime]:
@@ -185,3 +189,20 @@ class Router:
 
     def __repr__(self) -> str:
         return f"Router(profiles={list(self.profiles)}, chains={len(self.chains())})"
+
+
+def _unknown_chain(chain_key: str, prof: ProfileRuntime) -> InvalidParams:
+    """The error names every chain of the profile, with its aliases and id."""
+    names = [
+        f"{name} ({', '.join([*rt.config.aliases, str(rt.config.chain_id)])})"
+        for name, rt in prof.chains.items()
+    ]
+    return InvalidParams(
+        f"unknown chain {chain_key!r}; known chains: {'; '.join(names)}",
+        data={
+            "known_chains": [
+                {"name": n, "aliases": rt.config.aliases, "chain_id": rt.config.chain_id}
+                for n, rt in prof.chains.items()
+            ]
+        },
+    )

@@ -3,16 +3,21 @@
 from __future__ import annotations
 
 import asyncio
+import json
+import shutil
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 import yaml
 
 from lasso_rpc.battle import Chaos, Scenario, Workload
 from lasso_rpc.battle.catalogue import builtin_scenarios
+from lasso_rpc.battle.contenders import SidecarUnavailable, find_node, find_node_modules
 from lasso_rpc.battle.context import ScenarioContext
 from lasso_rpc.battle.providers.spec import MockFleetSpec
+from lasso_rpc.battle.report.html import CONTENDER_CHART_IDS
 from lasso_rpc.battle.report.schema import validate_result
 from lasso_rpc.observability.events import Event, RequestFinished
 
@@ -21,6 +26,8 @@ pytestmark = [pytest.mark.battle, pytest.mark.chaos]
 # CI runs each scenario at half its length: the same shape, the same SLOs.
 CI_SCALE = 0.5
 SCENARIOS = builtin_scenarios()
+#: Runs the scenario once per contender: tested (shorter) on its own below.
+CONTENDERS = "router-vs-client-fallback"
 
 
 def test_the_builtin_catalogue() -> None:
@@ -32,10 +39,11 @@ def test_the_builtin_catalogue() -> None:
         "total-failure",
         "network-faults-anvil",
         "ws-failover",
+        CONTENDERS,
     } <= set(SCENARIOS)
 
 
-@pytest.mark.parametrize("name", sorted(SCENARIOS))
+@pytest.mark.parametrize("name", sorted(set(SCENARIOS) - {CONTENDERS}))
 async def test_builtin_scenario_passes(name: str, tmp_path: Path) -> None:
     sc = Scenario.from_yaml(SCENARIOS[name]).scaled(CI_SCALE)
     if sc.anvil_opts is not None:
@@ -50,9 +58,12 @@ async def test_builtin_scenario_passes(name: str, tmp_path: Path) -> None:
     s = result.data["summary"]
     assert s["requests"] > 0
     assert result.data["chaos"], "the chaos must be in the report"
+    assert result.data["validity"]["valid"], result.data["validity"]
     if name == "ws-failover":
         ws = result.data["summary"]["ws"]
         assert ws["clients"] == 60 and ws["events"] > 100 and ws["gaps"] == ws["duplicates"] == 0
+        # judged against the chain: every block mined while subscribed reached every client
+        assert ws["truth"] == "chain" and ws["expected_blocks"] > 500 and ws["stalled_clients"] == 0
         moves = [
             e
             for e in result.data["subscription_failovers"]
@@ -149,3 +160,67 @@ async def test_router_in_a_subprocess(tmp_path: Path) -> None:
     assert d["summary"]["router_rss_mb_max"] and d["summary"]["router_rss_mb_max"] > 10
     assert any(b["provider"] == "alpha" and b["to"] == "open" for b in d["breakers"])
     assert [c["action"] for c in d["chaos"]] == ["open_circuit_breaker", "kill_provider"]
+
+
+def _contender_figure(page: str, chart_id: str) -> list[dict[str, Any]]:
+    start = page.index(f'Plotly.newPlot(                        "{chart_id}",')
+    data, _ = json.JSONDecoder().raw_decode(page[page.index("[", start) :])
+    return list(data)
+
+
+async def test_router_vs_client_fallback_side_by_side_in_one_report(tmp_path: Path) -> None:
+    """The same providers, load and provider kill reached five ways, in one run: ethers'
+    FallbackProvider (default quorum) stays below 80 % while the router answers everything,
+    and the HTML report shows it (the contenders table and their charts, drawn by a browser
+    when one is installed)."""
+    try:
+        find_node()
+        find_node_modules(["viem", "ethers"])
+    except SidecarUnavailable as exc:
+        pytest.skip(str(exc))
+    sc = Scenario.from_yaml(SCENARIOS[CONTENDERS]).scaled(0.12)
+    result = await sc.run()
+    d = result.data
+    assert result.passed, result.summary
+    by = {c["label"]: c for c in d["contenders"]}
+    assert list(by) == ["router (fastest)", "router (load-balanced)", "direct alpha",
+                        "viem fallback", "ethers FallbackProvider"]  # fmt: skip
+    rate = {label: c["summary"]["success_rate"] for label, c in by.items()}
+    assert rate["router (fastest)"] == 1.0 and rate["router (load-balanced)"] == 1.0
+    assert rate["ethers FallbackProvider"] < 0.80, rate
+    assert rate["direct alpha"] < 0.5, rate  # a hard-coded URL dies with its provider
+    assert all(c["summary"]["requests"] == d["summary"]["requests"] for c in by.values())
+    assert by["router (fastest)"]["primary"] and by["router (fastest)"]["passed"]
+    assert not by["ethers FallbackProvider"]["passed"]
+    assert all(c["chaos"][0]["action"] == "kill_provider" for c in by.values())
+    # the independent view: ethers shares and quorums its calls, the router sends about one
+    assert by["router (fastest)"]["upstream"]["consistent"]
+    assert by["ethers FallbackProvider"]["upstream"]["claimed_total"] is None
+
+    paths = result.write_reports(tmp_path)
+    page = paths.html.read_text()
+    for cid in CONTENDER_CHART_IDS:
+        assert page.count(f'id="{cid}"') == 1
+    success = {t["name"]: t["y"] for t in _contender_figure(page, "chart-contenders-success")}
+    assert list(success) == list(by)
+    assert min(v for v in success["ethers FallbackProvider"] if v is not None) < 80
+    assert min(v for v in success["router (fastest)"] if v is not None) == 100
+    ethers_pct = f"{rate['ethers FallbackProvider'] * 100:.1f} %"
+    assert f'<td class="bad">{ethers_pct}</td>' in page
+    assert '<td class="ok">100.0 %</td>' in page
+    md = paths.markdown.read_text()
+    assert "## Contenders" in md and "| ethers FallbackProvider | " in md
+    chromium = next((p for n in ("chromium", "chromium-browser") if (p := shutil.which(n))), None)
+    if chromium is None:
+        return
+    proc = await asyncio.create_subprocess_exec(
+        chromium, "--headless", "--no-sandbox", "--disable-gpu", "--no-first-run",
+        f"--user-data-dir={tmp_path / 'profile'}", "--proxy-server=127.0.0.1:9",
+        "--host-resolver-rules=MAP * ~NOTFOUND", "--virtual-time-budget=5000", "--dump-dom",
+        paths.html.as_uri(), stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.DEVNULL,
+    )  # fmt: skip
+    dom, _ = await asyncio.wait_for(proc.communicate(), 90)
+    html = dom.decode()
+    for cid in CONTENDER_CHART_IDS:
+        chart = html[html.index(f'id="{cid}"') :].split("</section>")[0]
+        assert 'class="main-svg"' in chart and "ethers FallbackProvider" in chart, cid

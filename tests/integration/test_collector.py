@@ -188,3 +188,71 @@ async def test_a_dropped_event_stream_is_reopened() -> None:
     finally:
         await c.aclose()
         await runner.cleanup()
+
+
+async def test_the_router_numbers_its_event_frames(
+    make_router: RouterFactory, http: aiohttp.ClientSession
+) -> None:
+    s = await make_router()
+    url = s.url.replace("http", "ws", 1) + "/api/events?types=request.finished"
+    async with http.ws_connect(url) as ws:
+        frames = []
+        async with asyncio.timeout(5.0):
+            while len(frames) < 3:
+                await rpc(http, s.url + "/rpc/ethereum", "eth_chainId")
+                msg = await ws.receive(timeout=0.2) if not frames else await ws.receive()
+                if msg.type is aiohttp.WSMsgType.BINARY:
+                    frames.append(orjson.loads(msg.data))
+    assert [f["seq"] for f in frames] == [1, 2, 3]  # only the types asked for are numbered
+    assert {f["type"] for f in frames} == {"request.finished"}
+
+
+async def test_events_lost_on_the_stream_make_the_run_invalid() -> None:
+    """A stand-in /api/events whose frames skip numbers (the router's stream dropped events for
+    a slow reader): the collector counts the loss and the analysis refuses to pass the run."""
+    from aiohttp import web
+
+    from lasso_rpc.observability.events import Attempt, RequestFinished, event_to_dict
+
+    sent = asyncio.Event()
+
+    async def events(request: web.Request) -> web.WebSocketResponse:
+        ws = web.WebSocketResponse()
+        await ws.prepare(request)
+        for seq in (1, 2, 3, 7, 8, 40):  # 4..6 and 9..39 were dropped: 34
+            ev = RequestFinished(
+                ts=time.time(), request_id=str(seq), profile="p", chain="ethereum",
+                method="eth_blockNumber", strategy="fastest", transport="http", status="ok",
+                error_class=None, latency_ms=1.0, attempts=(Attempt("alpha", "ok", 1.0),),
+                provider="alpha",
+            )  # fmt: skip
+            await ws.send_bytes(orjson.dumps(event_to_dict(ev) | {"seq": seq}))
+        sent.set()
+        await ws.receive()  # hold the connection until the collector closes it
+        return ws
+
+    app = web.Application()
+    app.router.add_get("/api/events", events)
+    runner = web.AppRunner(app)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    port = runner.addresses[0][1]
+    t0 = asyncio.get_running_loop().time()
+    c = Collector(start=t0)
+    try:
+        await c.attach_stream(f"ws://127.0.0.1:{port}/api/events")
+        await asyncio.wait_for(sent.wait(), 5)
+        await until(lambda: c.snapshot().router_requests == 6)
+        for i in range(6):
+            c.record(RequestRecord("eth_blockNumber", "http", 0.01 * i, 0.01 * i, 0.02 * i,
+                                   "ok", None, "alpha", 1))  # fmt: skip
+        data = c.snapshot()
+    finally:
+        await c.aclose()
+        await runner.cleanup()
+    assert (data.source, data.stream_lost, data.stream_reconnects) == ("stream", 34, 0)
+    a = analyze(data, chaos=[], subscriptions=None, duration_s=1.0)
+    assert a.validity is not None and not a.validity.valid
+    assert a.validity.reasons[0].startswith("the router's event stream dropped 34 events")
+    assert a.to_dict()["telemetry"]["events_lost"] == 34

@@ -240,9 +240,46 @@ async def test_an_on_record_error_stops_the_run(make_router: RouterFactory) -> N
         )
 
 
-async def test_websocket_workloads_are_refused_clearly() -> None:
-    with pytest.raises(NotImplementedError, match="HTTP only"):
-        await run(Workload.constant(1, 1).over("ws"), "http://127.0.0.1:1")
+async def test_unary_calls_over_websocket_end_in_records_filled_from_include_meta(
+    make_router: RouterFactory, fleet: MockFleet
+) -> None:
+    s = await make_router()
+    fleet.reset_counters()
+    mix = {"eth_getBalance": 3, "eth_call": 2, "eth_chainId": 1}
+    # 130 may be in flight: three sockets (64 calls each is the router's per-socket cap)
+    w = Workload.constant(300, 1).mix(mix).over("ws").concurrency(130)
+    stats, records = await run(w, s.url, seed=5)
+    assert stats.sent == stats.completed == len(records) == 300
+    assert all(r.transport == "ws" and r.outcome == "ok" for r in records), Counter(
+        r.error_class for r in records
+    )
+    routed = [r for r in records if r.method != "eth_chainId"]
+    assert {r.provider for r in routed} <= set(fleet.ids) and all(r.attempts == 1 for r in routed)
+    # what the providers counted is what the records say the router sent them
+    for method in ("eth_getBalance", "eth_call"):
+        got = Counter(r.provider for r in routed if r.method == method)
+        counted = {p.id: p.method_counts.get(method, 0) for p in fleet}
+        assert {pid: got.get(pid, 0) for pid in fleet.ids} == counted
+    assert all(r.end_s >= r.start_s >= r.intended_s for r in records)
+
+
+async def test_a_websocket_that_drops_fails_its_calls_and_the_next_ones_reconnect(
+    make_router: RouterFactory, fleet: MockFleet
+) -> None:
+    s = await make_router()
+    fleet["alpha"].set_failure("hang")  # calls routed to alpha wait until the socket drops
+    stop_router = asyncio.get_running_loop().call_later(0.5, lambda: asyncio.ensure_future(
+        s.aclose()))  # fmt: skip
+    w = Workload.constant(20, 1.0, "eth_getBalance").path("/rpc/priority/ethereum").over("ws")
+    w = w.timeout_s(3)
+    stats, records = await run(w, s.url)
+    stop_router.cancel()
+    assert stats.sent == len(records) == 20
+    classes = Counter(r.error_class for r in records)
+    # in flight when the router went away: lost; sent after it: no socket to open
+    assert classes["transport:ConnectionLost"] >= 1, classes
+    assert classes["transport:ConnectError"] >= 5, classes
+    assert set(classes) <= {"transport:ConnectionLost", "transport:ConnectError"}, classes
 
 
 # -- pure helpers ------------------------------------------------------------------------

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from typing import Any
 
 import pytest
 
@@ -107,3 +108,38 @@ async def test_subscribers_reconnect_after_the_router_restarts_and_count_the_gap
     for r in records:
         assert r.gaps > 0 and r.duplicates == 0  # what was missed while disconnected
         assert 0.5 < r.connected_s < 1.9 and r.events > 20
+
+
+async def test_a_node_polled_directly_is_the_truth_when_there_is_no_mock_chain(
+    make_router: RouterFactory, fleet: MockFleet
+) -> None:
+    """Real nodes have no chain object to listen to: their head, polled straight from one node
+    (bypassing the router), tells which blocks were owed; a feed starved of them shows."""
+    s = await make_router()
+    ready = asyncio.Event()
+    subscribers = run_subscribers(
+        ws_url(s), count=3, kind="newHeads", duration_s=2.5, ready=ready,
+        truth_url=fleet["beta"].url,
+    )  # fmt: skip
+    run = asyncio.create_task(subscribers)
+    await asyncio.wait_for(ready.wait(), 5)
+    await wait_live(s, 3)
+    manager = s.subscriptions
+    assert manager is not None
+    starved: list[int] = []
+
+    def tap(share: Any, feed: Any, raw: bytes) -> bool:
+        if not starved:
+            starved.append(share.id)
+        return share.id != starved[0]
+
+    async with miner(fleet, 0.05):
+        await asyncio.sleep(0.6)
+        manager.tap = tap  # from now on one client gets nothing
+        await asyncio.sleep(0.5)
+    records = await run
+    assert {r.truth for r in records} == {"poll"}
+    victims = [r for r in records if r.gaps]
+    assert len(victims) == 1, records
+    assert victims[0].gaps_in_stream == 0 and victims[0].behind_s
+    assert all(r.gaps == 0 and r.expected_blocks for r in records if r is not victims[0])

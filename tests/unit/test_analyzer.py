@@ -508,14 +508,20 @@ def test_to_dict_has_the_report_structure_and_is_json() -> None:
     }  # fmt: skip
     assert set(s["latency_ms"]) == {"p50", "p90", "p95", "p99", "p999", "max", "mean"}
     assert set(s["failover_latency_ms"]) == {"p50", "p95", "p99", "max"}
-    assert set(s["ws"]) == {"clients", "events", "gaps", "duplicates", "reorgs", "uptime"}
+    assert set(s["ws"]) == {
+        "clients", "events", "gaps", "duplicates", "reorgs", "uptime", "truth", "gaps_in_stream",
+        "expected_blocks", "max_stall_s", "stalled_clients", "connected",
+    }  # fmt: skip
+    assert s["ws"]["truth"] is None and s["ws"]["uptime"] == s["ws"]["connected"]
     assert isinstance(s["requests"], int) and isinstance(s["failovers"], int)
     assert set(d["chaos"][0]) == {"action", "target", "at_s", "end_s", "details", "recovery_s",
                                   "recovery_after_revert_s"}  # fmt: skip
     ts = d["timeseries"]
     n = len(ts["t"])
     assert n == 30 and ts["bucket_s"] == 1.0
-    for key in ("requests", "errors", "throughput_rps", "p50_ms", "p95_ms", "p99_ms", "failovers"):
+    keys = ("requests", "errors", "throughput_rps", "p50_ms", "p95_ms", "p99_ms", "failovers",
+            "hedged")  # fmt: skip
+    for key in keys:
         assert isinstance(ts[key], list) and len(ts[key]) == n, key
     assert all(len(v) == n for v in ts["provider_share"].values())
     assert set(d["providers"]["beta"]) >= {"requests", "share", "attempt_errors"}

@@ -7,6 +7,8 @@ from typing import Any
 
 from prometheus_client.parser import text_string_to_metric_families
 
+from lasso_rpc.clock import FakeClock
+from lasso_rpc.config.models import RoutingConfig
 from lasso_rpc.observability.events import (
     Attempt,
     BreakerChanged,
@@ -16,12 +18,15 @@ from lasso_rpc.observability.events import (
     SubscriptionFailover,
 )
 from lasso_rpc.observability.metrics import PrometheusMetrics
+from lasso_rpc.upstream.probe import ProbeRecord
 
 LE = ("0.001", "0.0025", "0.005", "0.01", "0.025", "0.05", "0.1", "0.25", "0.5", "1.0", "2.5")
 LE += ("5.0", "10.0", "30.0", "+Inf")
 
 
 class NoChains:
+    clock = FakeClock()
+
     def chains(self) -> list[Any]:
         return []
 
@@ -230,14 +235,21 @@ def test_other_events_change_nothing() -> None:
 def test_state_gauges_are_read_from_the_router_at_scrape() -> None:
     provider = SimpleNamespace(
         id="alpha",
-        breaker=SimpleNamespace(state="open"),
+        breaker=SimpleNamespace(state="open", snapshot=lambda: SimpleNamespace(last_reason="x")),
         in_flight=2,
         cordoned=False,
         head=100,
         lag=None,
+        probe=ProbeRecord(),
     )
-    chain = SimpleNamespace(profile="local", name="ethereum", providers={"alpha": provider})
-    router = SimpleNamespace(chains=lambda: [chain])
+    chain = SimpleNamespace(
+        profile="local",
+        name="ethereum",
+        providers={"alpha": provider},
+        routing=RoutingConfig(),
+        consensus_head=100,
+    )
+    router = SimpleNamespace(chains=lambda: [chain], clock=FakeClock())
     m = make(router)
     labels = 'chain="ethereum",profile="local",provider="alpha"'
     assert f"lasso_breaker_state{{{labels}}} 2.0" in lines(m)
@@ -267,3 +279,71 @@ def test_output_is_valid_exposition_text() -> None:
     (count,) = (s.value for s in hist.samples if s.name.endswith("_count"))
     (total,) = (s.value for s in hist.samples if s.name.endswith("_sum"))
     assert count == 2.0 and total == 60.03
+
+
+def test_upstream_latency_per_provider_and_method_and_attempts_by_outcome() -> None:
+    m = make()
+    tries = (
+        Attempt(provider="alpha", outcome="timeout", latency_ms=2000.0),
+        Attempt(provider="beta", outcome="ok", latency_ms=4.0),
+        Attempt(provider="gamma", outcome="cancelled", latency_ms=30.0, hedged=True),
+    )
+    m.on_event(finished(provider="beta", attempts=tries, failover=True))
+    m.on_event(finished(method="eth_call", provider="beta", latency_ms=40.0))
+    out = lines(m)
+
+    def bucket_line(provider: str, method: str, le: str, n: int) -> str:
+        labels = f'chain="ethereum",le="{le}",method="{method}",provider="{provider}"'
+        return f"lasso_upstream_latency_seconds_bucket{{{labels}}} {n}.0"
+
+    assert bucket_line("alpha", "eth_getBalance", "1.0", 0) in out
+    assert bucket_line("alpha", "eth_getBalance", "2.5", 1) in out  # a timeout counts
+    assert bucket_line("beta", "eth_getBalance", "0.0025", 0) in out
+    assert bucket_line("beta", "eth_getBalance", "0.005", 1) in out
+    assert bucket_line("beta", "eth_call", "0.05", 1) in out
+    beta_call = 'chain="ethereum",method="eth_call",provider="beta"'
+    assert f"lasso_upstream_latency_seconds_sum{{{beta_call}}} 0.04" in out
+    # A hedge loser the router cancelled: an attempt, but no latency sample.
+    assert not [line for line in out if "latency" in line and 'provider="gamma"' in line]
+    for provider, outcome in (("alpha", "timeout"), ("beta", "ok"), ("gamma", "cancelled")):
+        labels = f'chain="ethereum",outcome="{outcome}",provider="{provider}"'
+        n = 2 if provider == "beta" else 1
+        assert f"lasso_upstream_attempts_total{{{labels}}} {n}.0" in out
+    families = {f.name: f for f in text_string_to_metric_families(m.render().decode())}
+    assert families["lasso_upstream_latency_seconds"].type == "histogram"
+
+
+def test_head_ready_and_provider_up_gauges_follow_the_health_polls() -> None:
+    clock = FakeClock()
+    probe = ProbeRecord()
+    provider = SimpleNamespace(
+        id="alpha",
+        breaker=SimpleNamespace(state="closed"),
+        in_flight=0,
+        cordoned=False,
+        head=7,
+        lag=0,
+        probe=probe,
+    )
+    chain = SimpleNamespace(
+        profile="local",
+        name="ethereum",
+        providers={"alpha": provider},
+        routing=RoutingConfig(head_poll_ms=1000),
+        consensus_head=None,
+    )
+    m = make(SimpleNamespace(chains=lambda: [chain], clock=clock))
+    lv = 'chain="ethereum",profile="local"'
+    out = lines(m)
+    assert f"lasso_chain_ready{{{lv}}} 0.0" in out
+    assert f'lasso_provider_up{{{lv},provider="alpha"}} 0.0' in out
+    assert not [line for line in out if line.startswith("lasso_chain_head{")]
+    probe.answered(clock.now_ms())
+    chain.consensus_head = 7
+    out = lines(m)
+    assert f"lasso_chain_ready{{{lv}}} 1.0" in out
+    assert f'lasso_provider_up{{{lv},provider="alpha"}} 1.0' in out
+    assert f"lasso_chain_head{{{lv}}} 7.0" in out
+    clock.advance(1000)
+    probe.failed(clock.now_ms(), "refused")
+    assert f'lasso_provider_up{{{lv},provider="alpha"}} 0.0' in lines(m)

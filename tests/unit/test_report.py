@@ -16,7 +16,7 @@ from typing import Any
 
 import pytest
 
-from lasso_rpc.battle.measure.baseline import Thresholds, compare
+from lasso_rpc.battle.measure.baseline import ScenarioMismatch, Thresholds, compare
 from lasso_rpc.battle.report.files import save_baseline, write_reports
 from lasso_rpc.battle.report.junit import render_junit
 from lasso_rpc.battle.report.markdown import render_markdown
@@ -178,11 +178,14 @@ def test_junit_fails_a_failed_run_even_without_a_failed_slo(sample: dict[str, An
 
 
 def test_validate_rejects_another_schema_version(sample: dict[str, Any]) -> None:
-    sample["schema"] = "lasso-rpc.battle/2"
-    with pytest.raises(InvalidResult, match=re.escape(f"this lasso-rpc reads {SCHEMA!r}")) as e:
+    assert SCHEMA == "lasso-rpc.battle/2" and sample["schema"] == "lasso-rpc.battle/1"
+    validate_result(sample)  # version 1 results are still read
+    sample["schema"] = "lasso-rpc.battle/3"
+    with pytest.raises(InvalidResult, match="this lasso-rpc reads") as e:
         validate_result(sample)
     assert e.value.errors == [
-        "schema: unsupported 'lasso-rpc.battle/2'; this lasso-rpc reads 'lasso-rpc.battle/1'"
+        "schema: unsupported 'lasso-rpc.battle/3'; this lasso-rpc reads "
+        "lasso-rpc.battle/1 and lasso-rpc.battle/2"
     ]
     with pytest.raises(InvalidResult, match="schema: unsupported None"):
         validate_result({})
@@ -308,21 +311,53 @@ def test_compare_never_recovered_is_a_regression(sample: dict[str, Any]) -> None
     cmp = _compare_with(sample, "chaos.0.recovery_s", 0.42, None)  # type: ignore[arg-type]
     r = row(cmp.rows, "recovery_s kill_provider alpha@10s")
     assert r.regressed and r.new is None and r.delta is None and r.limit == pytest.approx(1.42)
-    # but a metric the new run did not collect (RSS) is not a regression
+
+
+def test_compare_a_metric_missing_from_the_new_run_is_a_regression(sample: dict[str, Any]) -> None:
+    # the baseline measured RSS, the new run did not: that is no longer "fine"
     cmp = _compare_with(sample, "summary.router_rss_mb_max", 100.0, None)  # type: ignore[arg-type]
-    assert not cmp.regressed
+    r = row(cmp.rows, "router_rss_mb_max")
+    assert cmp.regressed and r.regressed and r.new is None
+    # a metric only the new run has is noted, not compared
+    base = copy.deepcopy(sample)
+    base["summary"]["router_rss_mb_max"] = None
+    cmp = compare(sample, base)
+    assert not cmp.regressed and any("router_rss_mb_max" in n for n in cmp.notes)
 
 
-def test_compare_notes_different_scenarios_and_chaos(sample: dict[str, Any]) -> None:
+def test_compare_covers_errors_websocket_figures_and_every_slo(sample: dict[str, Any]) -> None:
+    ws = {"clients": 2, "events": 100, "gaps": 0, "duplicates": 0, "reorgs": 0, "uptime": 1.0,
+          "max_stall_s": 0.1, "stalled_clients": 0}  # fmt: skip
+    base, new = copy.deepcopy(sample), copy.deepcopy(sample)
+    base["summary"]["ws"], new["summary"]["ws"] = ws, dict(ws, gaps=3, duplicates=1)
+    new["summary"]["errors"] = 40  # 2 in the baseline
+    new["slos"][1].update(passed=False)  # p95 passed in the baseline
+    del new["slos"][0]  # success_rate: no verdict at all any more
+    cmp = compare(new, base)
+    regressed = {r.metric for r in cmp.regressions}
+    assert regressed == {"ws_gaps", "ws_duplicates", "errors", "slo success_rate",
+                         "slo p95_latency_ms"}  # fmt: skip
+    assert not row(cmp.rows, "ws_uptime").regressed
+    assert "slo p95_latency_ms" in cmp.render()
+    # an invalid run after a valid baseline regresses too
+    new = copy.deepcopy(sample)
+    new["validity"] = {"valid": False, "reasons": ["the generator lagged"]}
+    assert {r.metric for r in compare(new, sample).regressions} == {"valid"}
+
+
+def test_compare_refuses_different_scenarios(sample: dict[str, Any]) -> None:
     other = copy.deepcopy(sample)
     other["scenario"]["name"] = "Something else"
+    with pytest.raises(ScenarioMismatch, match="different scenarios: 'Something else'"):
+        compare(other, sample)
+
+
+def test_compare_notes_different_chaos(sample: dict[str, Any]) -> None:
+    other = copy.deepcopy(sample)
     other["chaos"] = other["chaos"][:1]
     cmp = compare(other, sample)
-    assert cmp.notes == (
-        "scenario differs: 'Something else' vs 'Provider failover'",
-        "chaos events differ; only events matching by position are compared",
-    )
-    assert "note: scenario differs" in cmp.render()
+    assert cmp.notes == ("chaos events differ; only events matching by position are compared",)
+    assert "note: chaos events differ" in cmp.render()
     assert not any("inject_latency" in r.metric for r in cmp.rows)
 
 

@@ -36,10 +36,16 @@ def run_analysis(
     if system:
         samples = tuple(SystemSample(float(i), 100.0 + i, 5.0) for i in range(10))
         snap = dataclasses.replace(snap, system=samples)
+    # judged against the chain's truth: client 0 missed 2 blocks, stalled 3 s and is 2 s
+    # behind at the end (uptime 0.8); client 1 got everything (uptime 1.0)
     subs = [
-        SubscriptionRecord(0, "newHeads", 100, 2, 1, 0, connected_s=9.0, duration_s=10.0),
-        SubscriptionRecord(1, "newHeads", 100, 0, 0, 0, connected_s=9.0, duration_s=10.0),
-    ]
+        SubscriptionRecord(0, "newHeads", 100, 2, 1, 0, connected_s=9.0, duration_s=10.0,
+                           truth="chain", expected_blocks=98, gaps_in_stream=0,
+                           max_stall_s=3.0, behind_s=2.0, uptime=0.8),
+        SubscriptionRecord(1, "newHeads", 100, 0, 0, 0, connected_s=9.0, duration_s=10.0,
+                           truth="chain", expected_blocks=98, gaps_in_stream=0,
+                           max_stall_s=0.02, behind_s=0.0, uptime=1.0),
+    ]  # fmt: skip
     return analyze(
         snap,
         chaos=[ChaosRecord("error_rate", "alpha", 5.0, None)] if chaos else [],
@@ -65,11 +71,13 @@ CASES = {
     "max_recovery_s": (1.0, 1.0, 0.5),
     "max_gap_count": (2.0, 2.0, 1.0),
     "max_duplicate_count": (1.0, 1.0, 0.0),
-    "min_ws_uptime": (0.9, 0.9, 0.95),
+    "min_ws_uptime": (0.9, 0.9, 0.95),  # the mean of 0.8 and 1.0 (blocks arriving)
     "max_rss_mb": (109.0, 109.0, 108.0),
     "max_rss_growth_pct": (9.0, 9.5, 8.0),
     "min_throughput_rps": (10.0, 10.0, 10.5),
     "max_error_count": (2.0, 2.0, 1.0),
+    "max_feed_stall_s": (3.0, 3.0, 2.9),
+    "max_stalled_clients": (1.0, 1.0, 0.0),
 }
 
 
@@ -110,6 +118,8 @@ def test_messages_say_which_way_a_target_was_missed(analysis: Analysis) -> None:
         "actual": 0.98,
         "passed": True,
         "message": "success_rate: 0.98 >= 0.9 (ok)",
+        "applicable": True,
+        "optional": False,
     }
 
 
@@ -154,10 +164,73 @@ def test_no_targets_never_pass(analysis: Analysis) -> None:
     assert not all_passed(verdicts) and not all_passed([])
 
 
-def test_zero_failovers_means_a_zero_failover_latency_that_passes() -> None:
+def test_no_failover_is_no_failover_latency_and_fails_unless_optional() -> None:
+    """A run where nothing failed over measured no failover latency: it cannot pass the
+    target vacuously (it used to read 0 ms and pass)."""
     a = run_analysis(failovers=False)
-    (v,) = SLO(max_failover_latency_ms=0).evaluate(a)
-    assert v.passed and v.actual == 0.0
+    v, nothing = SLO(max_failover_latency_ms=1e9).evaluate(a)
+    assert not v.passed and v.actual is None and not v.applicable
+    assert v.message == (
+        "max_failover_latency_ms: not measured (no request failed over) (violated)"
+    )
+    assert nothing.key == "slo" and not nothing.passed
+    # named optional, it is "not applicable" and passes, next to a target that did measure
+    verdicts = SLO(
+        max_failover_latency_ms=300, success_rate=0.9, optional=["max_failover_latency_ms"]
+    ).evaluate(a)
+    assert [(x.key, x.passed, x.applicable, x.optional) for x in verdicts] == [
+        ("max_failover_latency_ms", True, False, True),
+        ("success_rate", True, True, False),
+    ]
+    assert verdicts[0].message == (
+        "max_failover_latency_ms: not applicable (no request failed over) (optional)"
+    )
+    assert all_passed(verdicts)
+
+
+def test_when_nothing_applies_the_run_fails_even_if_every_target_is_optional() -> None:
+    a = run_analysis(failovers=False, subscriptions=False)
+    verdicts = SLO(
+        max_failover_latency_ms=300, max_gap_count=0,
+        optional=["max_failover_latency_ms", "max_gap_count"],
+    ).evaluate(a)  # fmt: skip
+    assert [v.passed for v in verdicts] == [True, True, False]
+    assert verdicts[-1].message.startswith("no SLO target applied to this run")
+    assert not all_passed(verdicts)
+
+
+def test_error_count_without_requests_does_not_pass() -> None:
+    (v, _) = SLO(max_error_count=0).evaluate(run_analysis(requests=False))
+    assert not v.passed and v.message == "max_error_count: not measured (no requests) (violated)"
+    (v, _) = SLO(min_throughput_rps=0).evaluate(run_analysis(requests=False))
+    assert not v.passed
+
+
+def test_optional_must_name_a_target() -> None:
+    with pytest.raises(ValueError, match="not among the targets"):
+        SLO(success_rate=0.9, optional=["max_gap_count"])
+    slo = SLO(success_rate=0.9, max_gap_count=0, optional="max_gap_count")
+    assert slo.to_dict() == {
+        "success_rate": 0.9,
+        "max_gap_count": 0.0,
+        "optional": ["max_gap_count"],
+    }
+    assert slo == SLO(**slo.to_dict()) and slo != SLO(success_rate=0.9, max_gap_count=0)
+
+
+def test_feed_truth_slos_need_the_chain_truth(analysis: Analysis) -> None:
+    ws = analysis.summary.ws
+    assert ws is not None
+    blind = dataclasses.replace(
+        analysis,
+        summary=dataclasses.replace(
+            analysis.summary, ws=dataclasses.replace(ws, truth=None, max_stall_s=None)
+        ),
+    )
+    (v, _) = SLO(max_feed_stall_s=10).evaluate(blind)
+    assert v.message == (
+        "max_feed_stall_s: not measured (no chain truth for the subscribers) (violated)"
+    )
 
 
 @pytest.mark.parametrize(
@@ -166,18 +239,21 @@ def test_zero_failovers_means_a_zero_failover_latency_that_passes() -> None:
         ({"subscriptions": False}, "max_gap_count", "no WebSocket subscriptions"),
         ({"subscriptions": False}, "max_duplicate_count", "no WebSocket subscriptions"),
         ({"subscriptions": False}, "min_ws_uptime", "no WebSocket subscriptions"),
+        ({"subscriptions": False}, "max_feed_stall_s", "no WebSocket subscriptions"),
         ({"chaos": False}, "max_recovery_s", "no chaos events"),
         ({"system": False}, "max_rss_mb", "no system samples"),
         ({"system": False}, "max_rss_growth_pct", "fewer than 2 system samples"),
         ({"requests": False}, "success_rate", "no requests"),
         ({"requests": False}, "p99_latency_ms", "no requests"),
+        ({"failovers": False}, "max_failover_latency_ms", "no request failed over"),
     ],
 )
 def test_what_was_not_measured_fails_and_says_so(kw: dict[str, bool], key: str, why: str) -> None:
-    (v,) = SLO(**{key: 1e9 if key.startswith("max") else 0.0}).evaluate(run_analysis(**kw))
+    v, nothing = SLO(**{key: 1e9 if key.startswith("max") else 0.0}).evaluate(run_analysis(**kw))
     assert v == SloVerdict(
-        key, v.op, v.target, None, False, f"{key}: not measured ({why}) (violated)"
+        key, v.op, v.target, None, False, f"{key}: not measured ({why}) (violated)", False
     )
+    assert not nothing.passed and nothing.key == "slo"
 
 
 def test_a_chaos_event_that_never_recovers_fails_max_recovery(analysis: Analysis) -> None:

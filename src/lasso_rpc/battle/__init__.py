@@ -24,6 +24,7 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from lasso_rpc.battle.chaos.factory import Chaos
     from lasso_rpc.battle.chaos.parse import chaos_from_dict
+    from lasso_rpc.battle.contenders.choice import Contender
     from lasso_rpc.battle.context import ScenarioContext
     from lasso_rpc.battle.load.workload import Workload
     from lasso_rpc.battle.measure.analyzer import analyze
@@ -46,6 +47,7 @@ __all__ = [
     "BattleResult",
     "Chaos",
     "Collector",
+    "Contender",
     "FaultProxy",
     "Faults",
     "Scenario",
@@ -82,6 +84,7 @@ _EXPORTS: dict[str, str] = {
     "direct_request": "lasso_rpc.battle.testing.helpers",
     "wait_until_ready": "lasso_rpc.battle.testing.helpers",
     "ScenarioContext": "lasso_rpc.battle.context",
+    "Contender": "lasso_rpc.battle.contenders.choice",
     "AnvilNode": "lasso_rpc.battle.providers.anvil",
     "AnvilLockstep": "lasso_rpc.battle.providers.lockstep",
     "SimulatedChain": "lasso_rpc.battle.providers.chain",

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+import time
 from pathlib import Path
 from typing import Annotated
 
@@ -15,10 +16,12 @@ from rich.table import Table
 
 from lasso_rpc.aio import run_coro
 from lasso_rpc.battle.catalogue import UnknownScenario, builtin_scenarios, find_scenario
-from lasso_rpc.battle.measure.baseline import Thresholds, compare
+from lasso_rpc.battle.measure.baseline import ScenarioMismatch, Thresholds, compare
 from lasso_rpc.battle.report.console import print_slo_table
+from lasso_rpc.battle.report.files import ReportPaths
 from lasso_rpc.battle.report.schema import InvalidResult, load_result
 from lasso_rpc.errors import ConfigError
+from lasso_rpc.observability.redact import redact
 
 __all__ = ["battle_app"]
 
@@ -35,6 +38,12 @@ def run(
     process: Annotated[
         bool | None, typer.Option("--process/--in-process", help="Where the router runs")
     ] = None,
+    live: Annotated[
+        bool,
+        typer.Option(
+            "--live", help="Print the URL of the router's live dashboard, following the battle"
+        ),
+    ] = False,
 ) -> None:
     """Run a scenario; exit code 0 only when every SLO holds."""
     from lasso_rpc.battle.scenario import Scenario  # the whole framework: imported on use
@@ -47,13 +56,24 @@ def run(
         path = find_scenario(scenario)
     except UnknownScenario as exc:
         raise typer.BadParameter(str(exc)) from exc
-    sc = Scenario.from_yaml(path)
-    if scale != 1.0:
-        sc = sc.scaled(scale)
-    if process is not None:
-        sc = dataclasses.replace(
-            sc, router_opts=dataclasses.replace(sc.router_opts, process=process)
-        )
+    try:
+        sc = Scenario.from_yaml(path)
+        if scale != 1.0:
+            sc = sc.scaled(scale)
+        if process is not None:
+            sc = dataclasses.replace(
+                sc, router_opts=dataclasses.replace(sc.router_opts, process=process)
+            )
+        sc.validate()
+        base = load_result(baseline) if baseline is not None else None
+        if base is not None and base["scenario"]["name"] != sc.name:
+            raise ScenarioMismatch(
+                f"the baseline {baseline} is a run of {base['scenario']['name']!r}, "
+                f"not of {sc.name!r}"
+            )
+    except (ValueError, ConfigError, InvalidResult, ScenarioMismatch, OSError) as exc:
+        _console.print(f"[red]cannot run {scenario}:[/] {redact(str(exc))}")
+        raise typer.Exit(2) from exc
     with Progress(
         TextColumn("[bold]{task.description}"),
         BarColumn(),
@@ -67,17 +87,45 @@ def run(
         def progress(done: float, total: float) -> None:
             bar.update(task, completed=done, total=total)
 
-        result = run_coro(sc.run(progress=progress))
+        def on_router(url: str) -> None:
+            bar.console.print(f"live dashboard: {live_url(url)}", markup=False, highlight=False)
+
+        result = run_coro(
+            sc.run(progress=progress, baseline=base, on_router=on_router if live else None)
+        )
     paths = result.write_reports(out)
     print_slo_table(result.data, _console)
-    _console.print(f"reports: {paths}")
+    _console.print(report_lines(paths), markup=False, highlight=False)
+    if live:
+        _console.print("(the router has stopped; an open dashboard keeps the run's data)")
     code = 0 if result.passed else 1
-    if baseline is not None:
-        cmp = compare(result.data, load_result(baseline), Thresholds())
+    if base is not None:
+        cmp = compare(result.data, base, Thresholds())
         _console.print(cmp.render())
         if cmp.regressed:
             code = 1
+    for d in result.data.get("notifications") or []:
+        state = "sent" if d["ok"] else f"[red]NOT sent[/] ({d['error']})"
+        _console.print(f"notify {d['channel']} {d['target']}: {state} after {d['attempts']} tries")
     raise typer.Exit(code)
+
+
+def live_url(router_url: str) -> str:
+    """The dashboard in battle mode: the timeline covers the whole run from now."""
+    return f"{router_url}/dashboard?battle&t0={time.time():.3f}"
+
+
+def report_lines(paths: ReportPaths) -> str:
+    """Where the reports went, one per line (not a Python repr)."""
+    rows = [
+        ("JSON", paths.json),
+        ("Markdown", paths.markdown),
+        ("HTML", paths.html),
+        ("JUnit", paths.junit),
+    ]
+    width = max(len(k) for k, _ in rows)
+    lines = [f"  {k.ljust(width)}  {p}" for k, p in rows]
+    return "reports:\n" + "\n".join(lines) + f"\n  (and latest.* copies in {paths.json.parent})"
 
 
 @battle_app.command("compare")
@@ -88,13 +136,14 @@ def compare_cmd(
         Path | None, typer.Option(help="YAML thresholds overriding the defaults")
     ] = None,
 ) -> None:
-    """Compare a result with a baseline; non-zero exit on regression."""
+    """Compare a result with a baseline: exit 1 on a regression (any metric or SLO worse, or
+    gone), 2 when they cannot be compared (different scenarios, unreadable files)."""
     try:
         th = Thresholds()
         if thresholds is not None:
             th = Thresholds.from_dict(yaml.safe_load(thresholds.read_text()) or {})
         cmp = compare(load_result(new), load_result(baseline), th)
-    except (InvalidResult, ConfigError, OSError) as exc:
+    except (InvalidResult, ConfigError, OSError, ScenarioMismatch) as exc:
         _console.print(f"[red]cannot compare:[/] {exc}")
         raise typer.Exit(2) from exc
     _console.print(cmp.render())

@@ -68,6 +68,16 @@ class SubscriptionRecord:
     duration_s: float
     delivery_ms_p50: float | None = None
     delivery_ms_p99: float | None = None
+    #: Against the chain's truth (``load.feed_truth``; None without one): blocks mined while
+    #: subscribed, the longest wait of a mined block, how far behind at the end, and uptime
+    #: from blocks arriving. ``gaps`` then counts expected blocks that never arrived, and
+    #: ``gaps_in_stream`` the jumps between two deliveries.
+    truth: str | None = None  # "chain" | "poll" | None
+    expected_blocks: int | None = None
+    gaps_in_stream: int | None = None
+    max_stall_s: float | None = None
+    behind_s: float | None = None
+    uptime: float | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -1,4 +1,4 @@
-"""What a battle run hands back: the result JSON (schema ``lasso-rpc.battle/1``) and its id."""
+"""What a battle run hands back: the result JSON (schema ``lasso-rpc.battle/2``) and its id."""
 
 from __future__ import annotations
 
@@ -15,7 +15,7 @@ __all__ = ["BattleResult", "new_run_id"]
 
 @dataclass(frozen=True, slots=True)
 class BattleResult:
-    """The outcome of a run; ``data`` is the JSON report (schema ``lasso-rpc.battle/1``)."""
+    """The outcome of a run; ``data`` is the JSON report (schema ``lasso-rpc.battle/2``)."""
 
     data: dict[str, Any]
 
@@ -29,7 +29,11 @@ class BattleResult:
 
     @property
     def violations(self) -> list[str]:
-        return [v["message"] for v in self.data["slos"] if not v["passed"]]
+        """Violated SLOs, then every reason the run is invalid."""
+        reasons = (self.data.get("validity") or {}).get("reasons") or []
+        return [v["message"] for v in self.data["slos"] if not v["passed"]] + [
+            f"invalid run: {r}" for r in reasons
+        ]
 
     @property
     def summary(self) -> str:
@@ -42,6 +46,13 @@ class BattleResult:
             f"failovers {s['failovers']}",
         ]
         lines += [f"  {'ok ' if v['passed'] else 'FAIL'} {v['message']}" for v in self.data["slos"]]
+        lines += [f"  INVALID {r}" for r in (self.data.get("validity") or {}).get("reasons", [])]
+        for c in self.data.get("contenders") or []:
+            cs = c["summary"]
+            lines.append(
+                f"  contender {c['label']}: success {cs['success_rate']:.2%}, "
+                f"p95 {cs['latency_ms']['p95']:.1f} ms, {'pass' if c['passed'] else 'FAIL'}"
+            )
         return "\n".join(lines)
 
     def write_reports(self, out_dir: str | Path) -> ReportPaths:

@@ -8,7 +8,7 @@ with ``run()``: the class users hold.
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Self
@@ -17,10 +17,13 @@ import yaml
 
 from lasso_rpc.battle.chaos.base import ChaosAction
 from lasso_rpc.battle.chaos.parse import chaos_from_dict
+from lasso_rpc.battle.contenders.choice import Contender
 from lasso_rpc.battle.context import ScenarioContext
 from lasso_rpc.battle.load.subscribe_workload import SubscribeWorkload
 from lasso_rpc.battle.load.workload import Workload
 from lasso_rpc.battle.measure.slo import SLO
+from lasso_rpc.battle.measure.validity import DEFAULT_MAX_GENERATOR_LAG_MS
+from lasso_rpc.battle.notify.config import NotifyConfig
 from lasso_rpc.battle.providers.spec import Knobs, MockFleetSpec
 
 __all__ = [
@@ -34,6 +37,8 @@ __all__ = [
 
 SetupHook = Callable[[ScenarioContext], Awaitable[Mapping[str, Any] | None]]
 COLLECTABLE = frozenset({"requests", "breakers", "health", "subscriptions", "system", "raw"})
+#: SLOs on the router's own process figures: only a router in a process of its own has them.
+PROCESS_SLOS = ("max_rss_mb", "max_rss_growth_pct")
 ProgressFn = Callable[[float, float], None]  # (elapsed_s, total_s)
 
 
@@ -68,6 +73,11 @@ class ScenarioSpec:
     seed: int = 1
     proxied: frozenset[str] = frozenset()
     bucket_s: float = 1.0
+    #: Other ways of reaching the same providers, run with the same workload and chaos.
+    contender_list: tuple[Contender, ...] = ()
+    #: A run whose load generator lagged more than this (p99) is invalid.
+    max_generator_lag_ms: float = DEFAULT_MAX_GENERATOR_LAG_MS
+    notify_config: NotifyConfig | None = None
 
     # -- building ---------------------------------------------------------------------------
 
@@ -102,8 +112,35 @@ class ScenarioSpec:
             )
         return dataclasses.replace(self, collect_names=frozenset(names))
 
-    def slo(self, **targets: float) -> Self:
-        return dataclasses.replace(self, slos=SLO(**targets))
+    def slo(self, *, optional: Iterable[str] = (), **targets: float) -> Self:
+        """The targets that decide pass or fail; ``optional`` ones may be not applicable."""
+        return dataclasses.replace(self, slos=SLO(optional=optional, **targets))
+
+    def contenders(self, contenders: Iterable[str | Mapping[str, Any] | Contender]) -> Self:
+        """Run the same providers, workload and chaos against each (``contenders.choice``):
+        ``["router:load-balanced", "direct:alpha", "viem", "ethers"]``. The scenario's own
+        router runs first and decides pass or fail; the others are compared with it."""
+        parsed = tuple(Contender.parse(c) for c in contenders)
+        return dataclasses.replace(self, contender_list=parsed)
+
+    def validity(self, *, max_generator_lag_ms: float) -> Self:
+        """When a run counts as invalid (see ``measure.validity``)."""
+        if not max_generator_lag_ms > 0:
+            raise ValueError("max_generator_lag_ms must be > 0")
+        return dataclasses.replace(self, max_generator_lag_ms=float(max_generator_lag_ms))
+
+    def notify(
+        self,
+        config: NotifyConfig | Mapping[str, Any] | None = None,
+        **kwargs: Any,
+    ) -> Self:
+        """Where SLO violations and regressions are sent: ``notify(webhook=URL, email={...})``
+        (``battle.notify``)."""
+        if config is None:
+            config = NotifyConfig.from_dict(kwargs)
+        elif not isinstance(config, NotifyConfig):
+            config = NotifyConfig.from_dict(config)
+        return dataclasses.replace(self, notify_config=config)
 
     def with_seed(self, seed: int) -> Self:
         return dataclasses.replace(self, seed=seed)
@@ -125,6 +162,23 @@ class ScenarioSpec:
     @property
     def slug(self) -> str:
         return "".join(c if c.isalnum() else "-" for c in self.name.lower()).strip("-")
+
+    @property
+    def load_s(self) -> float:
+        """The load window: the longest workload."""
+        return max((w.duration_s for w in self.workloads), default=0.0)
+
+    def unary_methods(self) -> set[str]:
+        """Every method the unary workloads send."""
+        return {c.method for w in self.workloads if isinstance(w, Workload) for c in w.calls}
+
+    def runs(self) -> list[Contender]:
+        """The contenders in run order: the scenario's own router first, each once."""
+        out = [Contender("router")]
+        for c in self.contender_list:
+            if not any(c.same_as(o, self.router_opts.strategy) for o in out):
+                out.append(c)
+        return out
 
     def provider_ids(self) -> list[str]:
         if self.fleet is not None:
@@ -154,8 +208,11 @@ class ScenarioSpec:
             "anvil": dataclasses.asdict(self.anvil_opts) if self.anvil_opts else None,
             "workload": [w.to_dict() for w in self.workloads],
             "chaos": [c.to_dict() for c in self.chaos_actions],
-            "slos": self.slos.targets if self.slos is not None else {},
+            "slos": self.slos.to_dict() if self.slos is not None else {},
             "collect": sorted(self.collect_names),
+            "contenders": [c.to_dict() for c in self.contender_list],
+            "validity": {"max_generator_lag_ms": self.max_generator_lag_ms},
+            "notify": self.notify_config.masked() if self.notify_config is not None else None,
         }
 
     @classmethod
@@ -176,6 +233,9 @@ class ScenarioSpec:
             "fault_proxy",
             "chain_id",
             "block_time_ms",
+            "contenders",
+            "validity",
+            "notify",
         }
         unknown = set(d) - known
         if unknown:
@@ -202,9 +262,9 @@ class ScenarioSpec:
                 f"unknown router keys {sorted(router)}; valid: process, routing, strategy"
             )
         s = s.router(strategy=strategy, process=process, **routing)
-        loads = d.get("workloads") or ([d["workload"]] if d.get("workload") else [])
+        loads = d.get("workloads") or d.get("workload") or []
         if isinstance(loads, Mapping):
-            loads = [loads]
+            loads = [loads]  # one workload; to_dict writes the list
         s = s.workload(*(_workload_from_dict(w) for w in loads))
         s = s.chaos(*(chaos_from_dict(c) for c in d.get("chaos") or []))
         slo = d.get("slo") or d.get("slos")
@@ -214,6 +274,18 @@ class ScenarioSpec:
             s = s.collect(*d["collect"])
         if d.get("fault_proxy"):
             s = s.fault_proxy(*d["fault_proxy"])
+        if d.get("contenders"):
+            s = s.contenders(d["contenders"])
+        if d.get("validity"):
+            validity = dict(d["validity"])
+            unknown = set(validity) - {"max_generator_lag_ms"}
+            if unknown:
+                raise ValueError(
+                    f"unknown validity keys {sorted(unknown)}; valid: max_generator_lag_ms"
+                )
+            s = s.validity(**validity)
+        if d.get("notify"):
+            s = s.notify(d["notify"])
         return s
 
     @classmethod
@@ -233,6 +305,20 @@ class ScenarioSpec:
         ids = self.provider_ids()
         for c in self.chaos_actions:
             c.validate(ids)
+        process_slos = [k for k in PROCESS_SLOS if k in self.slos.targets]
+        if process_slos and not self.router_opts.process:
+            raise ValueError(
+                f"scenario {self.name!r}: {', '.join(process_slos)} measure the router's own "
+                "process, but an in-process router shares this one (every figure would include "
+                "the mock providers and the load generator): run the router in a process of its "
+                "own (router: {process: true}, .router(process=True) or --process)"
+            )
+        for contender in self.contender_list:
+            if contender.kind == "direct" and contender.provider not in ids:
+                raise ValueError(
+                    f"scenario {self.name!r}: contender direct:{contender.provider}: no such "
+                    f"provider; the providers are {ids}"
+                )
 
 
 def _workload_from_dict(d: Mapping[str, Any]) -> Workload | SubscribeWorkload:

@@ -29,7 +29,7 @@ from lasso_rpc.config.models import (
 )
 from lasso_rpc.errors import ConfigError
 
-__all__ = ["format_loc", "load_config", "load_config_text", "secrets_of"]
+__all__ = ["format_loc", "load_config", "load_config_text", "remember_secrets", "secrets_of"]
 
 _PLACEHOLDER = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
 _BASE_LOADER: Any = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
@@ -43,6 +43,12 @@ _SUBSTITUTED: set[str] = set()
 def secrets_of() -> frozenset[str]:
     """Every value substituted from the environment so far (masked wherever text is logged)."""
     return frozenset(_SUBSTITUTED)
+
+
+def remember_secrets(*values: str) -> None:
+    """Mask these values too wherever text is redacted (secrets from other files: a battle
+    scenario's webhook URL or SMTP password)."""
+    _SUBSTITUTED.update(v for v in values if v)
 
 
 class _Loader(_BASE_LOADER):  # type: ignore[misc]

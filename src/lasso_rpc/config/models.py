@@ -17,6 +17,7 @@ from typing import Annotated, Literal
 from pydantic import Field, ValidationInfo, field_validator, model_validator
 
 from lasso_rpc.config.base import Frozen
+from lasso_rpc.config.dashboard import DashboardConfig
 from lasso_rpc.config.describe import Expect
 from lasso_rpc.config.server import ClientRateLimit, ControlConfig, ServerConfig
 
@@ -28,6 +29,7 @@ __all__ = [
     "ClientRateLimit",
     "Config",
     "ControlConfig",
+    "DashboardConfig",
     "HedgeConfig",
     "MethodsConfig",
     "ProfileConfig",
@@ -375,9 +377,15 @@ class ProfileFile(ProfileConfig):
         "(a reload does not apply it).",
         examples=[{"port": 4000}],
     )
+    dashboard: DashboardConfig | None = Field(
+        default=None,
+        description="The live page at /dashboard. In at most one file; read at start.",
+        examples=[{"enabled": True}],
+    )
 
 
 class Config(Frozen):
     profiles: dict[str, ProfileConfig]
     default_profile: str
     server: ServerConfig = ServerConfig()
+    dashboard: DashboardConfig = DashboardConfig()

@@ -14,6 +14,8 @@ subscription.failover  a multiplexed subscription moved to another provider
 config.reloaded   a new configuration was swapped in (or rejected: ``ok=False``)
 chaos.injected    the battle framework injected a fault (``chaos.reverted`` when undone)
 limit.rejected    a client hit a limit of ``server.limits`` (or sent a request refused outright)
+stats.summary     a few times a second while a dashboard follows the router: counts of the
+                  interval, provider state, sampled routing decisions (``dashboard/summary.py``)
 ================  =====================================================================
 """
 
@@ -22,7 +24,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Collection, Iterator
 from typing import Any, ClassVar
 
 import msgspec
@@ -73,6 +75,8 @@ def is_provider_fault(outcome: str) -> bool:
 
 class Event(msgspec.Struct, frozen=True, kw_only=True):
     kind: ClassVar[str] = "event"
+    #: Published on a timer rather than on a change (logged at debug only).
+    periodic: ClassVar[bool] = False
     ts: float  # wall-clock seconds
 
 
@@ -162,9 +166,8 @@ def event_to_dict(ev: Event) -> dict[str, Any]:
         d["attempts"] = [msgspec.structs.asdict(a) for a in ev.attempts]
         d["explanation"] = decision.explain() if decision is not None else None
     else:
-        d = msgspec.structs.asdict(ev)
-        if isinstance(ev, ChaosEvent):
-            d["details"] = dict(ev.details)
+        # Nested values (a summary's digests, chaos details) become plain dicts and lists.
+        d = msgspec.to_builtins(ev, enc_hook=str)
     kind = ev.kind
     if isinstance(ev, ChaosEvent) and ev.reverted:
         kind = "chaos.reverted"
@@ -187,7 +190,11 @@ class EventBus:
 
     def __init__(self) -> None:
         self._handlers: list[Handler] = []
-        self._streams: list[EventStream] = []
+        self._streams: list[EventStream] = []  # every stream (unfiltered ones get every event)
+        #: Streams of a few kinds, by kind: a publish costs one dict lookup however many
+        #: filtered streams (dashboard pages) are open.
+        self._by_kind: dict[str, list[EventStream]] = {}
+        self._unfiltered: list[EventStream] = []
 
     def subscribe(self, handler: Handler) -> Callable[[], None]:
         self._handlers.append(handler)
@@ -199,34 +206,75 @@ class EventBus:
                 h(event)
             except Exception:
                 log.exception("event handler %r failed", h)
-        for s in self._streams:
+        for s in self._unfiltered:
             s.put(event)
+        if self._by_kind:
+            for s in self._by_kind.get(event.kind, ()):
+                s.put(event)
 
     @contextlib.contextmanager
-    def stream(self, maxsize: int = 10_000) -> Iterator[EventStream]:
-        s = EventStream(maxsize)
+    def stream(
+        self,
+        maxsize: int = 10_000,
+        kinds: Collection[str] | None = None,
+        *,
+        accept: Callable[[Event], bool] | None = None,
+    ) -> Iterator[EventStream]:
+        """A queue of the events published from now on; only those of ``kinds`` if given (a
+        follower of breaker changes costs the request path nothing), and of those only the
+        ones ``accept`` lets in."""
+        s = EventStream(maxsize, kinds, accept)
         self._streams.append(s)
+        lists = (
+            [self._unfiltered]
+            if s.kinds is None
+            else [self._by_kind.setdefault(k, []) for k in s.kinds]
+        )
+        for group in lists:
+            group.append(s)
         try:
             yield s
         finally:
             self._streams.remove(s)
+            for group in lists:
+                group.remove(s)
+            for k in [k for k, group in self._by_kind.items() if not group]:
+                del self._by_kind[k]
 
     def __repr__(self) -> str:
         return f"EventBus(handlers={len(self._handlers)}, streams={len(self._streams)})"
 
 
 class EventStream:
-    __slots__ = ("_queue", "dropped")
+    """Numbers every event it lets in (1, 2, ...), so a reader can tell what was dropped."""
 
-    def __init__(self, maxsize: int) -> None:
-        self._queue: asyncio.Queue[Event] = asyncio.Queue(maxsize)
+    __slots__ = ("_accept", "_queue", "dropped", "kinds", "seq")
+
+    def __init__(
+        self,
+        maxsize: int,
+        kinds: Collection[str] | None = None,
+        accept: Callable[[Event], bool] | None = None,
+    ) -> None:
+        self._queue: asyncio.Queue[tuple[int, Event]] = asyncio.Queue(maxsize)
+        self._accept = accept
         self.dropped = 0
+        self.seq = 0
+        #: Event kinds (``Event.kind``) let through; None: all.
+        self.kinds = None if kinds is None else frozenset(kinds)
 
     def put(self, event: Event) -> None:
+        if self._accept is not None and not self._accept(event):
+            return
         if self._queue.full():
             self._queue.get_nowait()
             self.dropped += 1
-        self._queue.put_nowait(event)
+        self.seq += 1
+        self._queue.put_nowait((self.seq, event))
 
     async def get(self) -> Event:
+        return (await self._queue.get())[1]
+
+    async def get_numbered(self) -> tuple[int, Event]:
+        """The next event and its number (a jump in the numbers: events dropped)."""
         return await self._queue.get()

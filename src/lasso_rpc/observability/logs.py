@@ -64,6 +64,8 @@ def configure_logging(level: str = "info") -> None:
 
 
 def event_level(ev: Event) -> int:
+    if ev.periodic:
+        return logging.DEBUG
     if isinstance(ev, LimitRejected):
         return logging.DEBUG  # a flood of them is an attack: counted in metrics, not logged
     if isinstance(ev, RequestFinished):

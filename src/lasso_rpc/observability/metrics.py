@@ -11,7 +11,6 @@ version; only their ``*_created`` samples are gone.
 
 from __future__ import annotations
 
-import math
 from bisect import bisect_left
 from collections import defaultdict
 from collections.abc import Iterable, Iterator, Sequence
@@ -26,6 +25,14 @@ from lasso_rpc.observability.events import (
     LimitRejected,
     RequestFinished,
     SubscriptionFailover,
+)
+from lasso_rpc.observability.operator_metrics import (
+    BOUNDS,
+    HIST_SUM,
+    AttemptKey,
+    HealthCollector,
+    attempt_families,
+    histogram_buckets,
 )
 
 if TYPE_CHECKING:
@@ -56,11 +63,6 @@ LIMIT_NAMES = (
     "ws_messages_per_second",
 )
 _BREAKER_VALUE = {"closed": 0, "half_open": 1, "open": 2}
-_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
-_BOUNDS = (*_BUCKETS, math.inf)
-_LE = (*(repr(b) for b in _BUCKETS), "+Inf")  # as prometheus_client spells these bounds
-#: A histogram is one list: a (non-cumulative) count per bound, then the running sum in seconds.
-_SUM = len(_BOUNDS)
 #: Per chain, one list of these counters, in this order (indices used by ``on_event``).
 _SUBSCRIPTION_FAMILIES = (
     ("lasso_subscription_failovers", "Multiplexed subscriptions moved to another provider"),
@@ -83,7 +85,9 @@ class PrometheusMetrics:
         #: One lookup per request feeds both lasso_requests_total (its count) and the
         #: (chain, method) histogram (series merged at scrape): one tuple hash instead of three.
         self._series: dict[tuple[str, str, str, str, str], list[float]] = {}
-        self._attempts: defaultdict[tuple[str, str, str], int] = defaultdict(int)
+        #: (chain, provider, method, outcome) -> latency histogram of those attempts: feeds
+        #: lasso_upstream_attempts_total and lasso_upstream_latency_seconds (operator_metrics).
+        self._attempts: dict[AttemptKey, list[float]] = {}
         self._failovers: defaultdict[str, int] = defaultdict(int)
         self._hedged: defaultdict[str, int] = defaultdict(int)
         self._breaker: defaultdict[tuple[str, str, str], int] = defaultdict(int)
@@ -93,6 +97,7 @@ class PrometheusMetrics:
         self.registry = CollectorRegistry(auto_describe=False)
         self.registry.register(self)
         self.registry.register(_StateCollector(router))
+        self.registry.register(HealthCollector(router))
 
     def _admit(self, m: str) -> str:
         if len(self._methods) < _MAX_METHODS:
@@ -109,14 +114,20 @@ class PrometheusMetrics:
             key = (chain, method, ev.provider or "", ev.status, ev.transport)
             hist = self._series.get(key)
             if hist is None:
-                hist = self._series[key] = [0.0] * (_SUM + 1)
+                hist = self._series[key] = [0.0] * (HIST_SUM + 1)
             seconds = ev.latency_ms / 1000.0
             # bisect_left: a value equal to a bound belongs to that bound's bucket (le = "<=").
-            hist[bisect_left(_BOUNDS, seconds)] += 1
-            hist[_SUM] += seconds
+            hist[bisect_left(BOUNDS, seconds)] += 1
+            hist[HIST_SUM] += seconds
             attempts = self._attempts
             for a in ev.attempts:
-                attempts[chain, a.provider, a.outcome] += 1
+                akey = (chain, a.provider, method, a.outcome)
+                ahist = attempts.get(akey)
+                if ahist is None:
+                    ahist = attempts[akey] = [0.0] * (HIST_SUM + 1)
+                seconds = a.latency_ms / 1000.0
+                ahist[bisect_left(BOUNDS, seconds)] += 1
+                ahist[HIST_SUM] += seconds
             if ev.failover:
                 self._failovers[chain] += 1
             if ev.hedged:
@@ -153,7 +164,7 @@ class PrometheusMetrics:
         merged: dict[tuple[str, str], list[float]] = {}
         for key, hist in list(self._series.items()):
             counts = hist[:]
-            requests.add_metric(key, sum(counts[:_SUM]))
+            requests.add_metric(key, sum(counts[:HIST_SUM]))
             into = merged.get(key[:2])
             if into is None:
                 merged[key[:2]] = counts
@@ -167,18 +178,9 @@ class PrometheusMetrics:
             labels=["chain", "method"],
         )
         for chain_method, hist in merged.items():
-            cumulative, buckets = 0.0, []
-            for le, count in zip(_LE, hist[:_SUM], strict=True):
-                cumulative += count
-                buckets.append((le, cumulative))
-            latency.add_metric(chain_method, buckets, hist[_SUM])
+            latency.add_metric(chain_method, histogram_buckets(hist), hist[HIST_SUM])
         yield latency
-        yield _counter(
-            "lasso_upstream_attempts",
-            "Upstream attempts by provider and outcome",
-            ["chain", "provider", "outcome"],
-            list(self._attempts.items()),
-        )
+        yield from attempt_families(self._attempts)
         yield _counter(
             "lasso_failovers",
             "Calls answered (or failed) after an attempt failed and another provider was tried",

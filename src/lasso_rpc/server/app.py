@@ -14,6 +14,8 @@ from typing import Any
 from aiohttp import web
 
 from lasso_rpc.config.models import Config
+from lasso_rpc.dashboard.feed import SummaryFeed
+from lasso_rpc.dashboard.page import DashboardPage
 from lasso_rpc.observability.logs import EventLogger
 from lasso_rpc.observability.metrics import PrometheusMetrics
 from lasso_rpc.router import Router
@@ -33,6 +35,7 @@ ROUTER_KEY = web.AppKey("router", Router)
 RPC_KEY = web.AppKey("rpc", RpcHandler)
 SUBSCRIPTIONS_KEY = web.AppKey("subscriptions", SubscriptionManager)
 WS_KEY = web.AppKey("ws", WsEndpoint)
+SUMMARY_KEY = web.AppKey("summaries", SummaryFeed)
 
 
 def subscription_manager(router: Router) -> SubscriptionManager:
@@ -70,10 +73,14 @@ def build_app(
     router.bus.subscribe(EventLogger().on_event)
     rpc = RpcHandler(router, ws_base=ws_base or cfg.public_ws_base)
     app[RPC_KEY] = rpc
-    ops = OpsHandlers(router, metrics)
-    control = ControlHandlers(router, cfg.control, reloader)
     manager = subscriptions or subscription_manager(router)
     app[SUBSCRIPTIONS_KEY] = manager
+    summaries = SummaryFeed(router, subscriptions=manager.feeds)
+    app[SUMMARY_KEY] = summaries
+    app.on_cleanup.append(lambda _app: summaries.aclose())
+    ops = OpsHandlers(router, metrics, summaries=summaries)
+    control = ControlHandlers(router, cfg.control, reloader)
+    dashboard = DashboardPage(router.config.dashboard, subscriptions=manager.feeds)
     ws = WsEndpoint(router, rpc, manager)
     app[WS_KEY] = ws
     app.on_shutdown.append(ws.on_shutdown)  # closes client sockets, then the manager
@@ -89,6 +96,7 @@ def build_app(
                 web.get("/api/providers", ops.providers),
                 web.get("/api/events", ops.events),
                 *control.routes(),
+                *dashboard.routes(),
             ]
         )
     )

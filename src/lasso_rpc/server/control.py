@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import hmac
-import ipaddress
 import time
 from collections.abc import Awaitable, Callable
 from typing import Any
@@ -15,6 +14,7 @@ from lasso_rpc.config.models import ControlConfig
 from lasso_rpc.errors import ConfigError, InvalidParams
 from lasso_rpc.observability.events import ChaosEvent
 from lasso_rpc.router import Router
+from lasso_rpc.server.peers import is_loopback
 
 __all__ = ["ControlHandlers"]
 
@@ -23,15 +23,6 @@ Reloader = Callable[[], Any]
 
 def _json(data: Any, status: int = 200) -> web.Response:
     return web.Response(body=orjson.dumps(data), status=status, content_type="application/json")
-
-
-def _is_loopback(remote: str | None) -> bool:
-    if not remote:
-        return False
-    try:
-        return ipaddress.ip_address(remote.split("%")[0]).is_loopback
-    except ValueError:
-        return False
 
 
 class ControlHandlers:
@@ -46,7 +37,7 @@ class ControlHandlers:
         async def handler(request: web.Request) -> web.Response:
             if not self.config.enabled:
                 return _json({"error": "control API disabled"}, 404)
-            if not self.config.allow_remote and not _is_loopback(request.remote):
+            if not self.config.allow_remote and not is_loopback(request.remote):
                 return _json({"error": "control API is served to loopback clients only"}, 403)
             auth = request.headers.get("Authorization", "")
             token = self.config.token or ""

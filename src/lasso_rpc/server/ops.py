@@ -10,11 +10,13 @@ from typing import Any
 import orjson
 from aiohttp import WSMsgType, web
 
-from lasso_rpc.observability.events import EventStream, event_to_dict
+from lasso_rpc.dashboard.feed import SummaryFeed
+from lasso_rpc.observability.events import ChaosEvent, Event, EventStream, event_to_dict
 from lasso_rpc.observability.metrics import PrometheusMetrics
-from lasso_rpc.resilience.breaker import BreakerState
 from lasso_rpc.router import Router
 from lasso_rpc.upstream.chain import ChainRuntime
+from lasso_rpc.upstream.probe import health_window_ms
+from lasso_rpc.upstream.readiness import chain_readiness, provider_readiness
 
 __all__ = ["OpsHandlers"]
 
@@ -24,25 +26,39 @@ def _json(data: Any, status: int = 200) -> web.Response:
 
 
 class OpsHandlers:
-    def __init__(self, router: Router, metrics: PrometheusMetrics) -> None:
+    def __init__(
+        self, router: Router, metrics: PrometheusMetrics, *, summaries: SummaryFeed | None = None
+    ) -> None:
         self.router = router
         self.metrics = metrics
+        #: Runs while a stream asks for ``stats.summary`` (the dashboard's feed).
+        self.summaries = summaries
 
     async def health(self, request: web.Request) -> web.Response:
         return _json({"status": "ok"})
 
     async def ready(self, request: web.Request) -> web.Response:
+        """200 when every chain has a provider that answered a health poll within its window;
+        503 otherwise, with ``reasons`` saying which chain and why each provider is out."""
         chains = {}
-        ok = True
+        reasons = []
+        now = self.router.clock.now_ms()
         for c in self.router.chains():
-            usable = [
-                p.id
-                for p in c.providers.values()
-                if not p.cordoned and p.breaker.state is not BreakerState.OPEN
-            ]
-            chains[f"{c.profile}/{c.name}"] = {"usable_providers": usable}
-            ok = ok and bool(usable)
-        return _json({"ready": ok, "chains": chains}, 200 if ok else 503)
+            r = chain_readiness(
+                c.profile, c.name, c.providers.values(), poll_ms=c.routing.head_poll_ms, now_ms=now
+            )
+            chains[f"{c.profile}/{c.name}"] = {
+                "ready": r.ready,
+                "usable_providers": r.usable,
+                "window_ms": r.window_ms,
+                "providers": {
+                    p.provider: {"usable": p.usable, "reason": p.reason} for p in r.providers
+                },
+            }
+            if r.reason is not None:
+                reasons.append(r.reason)
+        ok = not reasons
+        return _json({"ready": ok, "reasons": reasons, "chains": chains}, 200 if ok else 503)
 
     async def metrics_text(self, request: web.Request) -> web.Response:
         return web.Response(
@@ -72,8 +88,11 @@ class OpsHandlers:
             [self.router.resolve(chain_key, profile)] if chain_key else self.router.chains()
         )
         out = []
+        now = self.router.clock.now_ms()
         for c in chains:
+            window = health_window_ms(c.routing.head_poll_ms)
             for p in c.providers.values():
+                health = provider_readiness(p, now_ms=now, window_ms=window)
                 out.append(
                     {
                         "profile": c.profile,
@@ -88,6 +107,8 @@ class OpsHandlers:
                         "head": p.head,
                         "lag": p.lag,
                         "in_flight": p.in_flight,
+                        "usable": health.usable,
+                        "health": health.reason,
                         "unsupported_methods": sorted(p.unsupported),
                         "stats": p.stats.snapshot(),
                     }
@@ -98,8 +119,19 @@ class OpsHandlers:
         """Server-Sent Events, or WebSocket frames when the client asks for an upgrade."""
         types = set(filter(None, request.query.get("types", "").split(",")))
         bus = self.router.bus
+        feed = self.summaries
+        summaries = (
+            feed.hold()
+            if feed is not None and "stats.summary" in types
+            else contextlib.nullcontext()
+        )
+        # Filtered at the bus: a stream of a few types costs the request path nothing more.
+        kinds = {"chaos.injected" if t == "chaos.reverted" else t for t in types} or None
+        # Every frame carries ``seq``: the stream drops its oldest events when the reader is
+        # slow, and a jump in ``seq`` tells the reader how many it lost.
+        accept = (lambda ev: _event_type(ev) in types) if types else None
         # Registered before the handshake so a client that got its answer misses nothing.
-        with bus.stream() as stream:
+        with bus.stream(kinds=kinds, accept=accept) as stream, summaries:
             if request.headers.get("Upgrade", "").lower() == "websocket":
                 ws = web.WebSocketResponse(heartbeat=20)
                 await ws.prepare(request)
@@ -111,9 +143,9 @@ class OpsHandlers:
                             break
                         if ev is None:
                             continue
-                        d = event_to_dict(ev)
-                        if not types or d["type"] in types:
-                            await ws.send_bytes(orjson.dumps(d, default=str))
+                        d = event_to_dict(ev[1])
+                        d["seq"] = ev[0]
+                        await ws.send_bytes(orjson.dumps(d, default=str))
                 finally:
                     reader.cancel()
                     with contextlib.suppress(asyncio.CancelledError):
@@ -133,15 +165,21 @@ class OpsHandlers:
                     # A comment line: a client that went away is noticed by the failed write.
                     await resp.write(b": keep-alive\n\n")
                     continue
-                d = event_to_dict(ev)
-                if types and d["type"] not in types:
-                    continue
+                d = event_to_dict(ev[1])
+                d["seq"] = ev[0]
                 await resp.write(
                     b"event: %s\ndata: %s\n\n" % (d["type"].encode(), orjson.dumps(d, default=str))
                 )
 
 
 _KEEPALIVE_S = 15.0
+
+
+def _event_type(ev: Event) -> str:
+    """The frame ``type`` of an event (``event_to_dict``'s, without building the dict)."""
+    return "chaos.reverted" if isinstance(ev, ChaosEvent) and ev.reverted else ev.kind
+
+
 _CLOSED = object()
 
 
@@ -149,7 +187,7 @@ async def _next_event(
     stream: EventStream, reader: asyncio.Task[None] | None, timeout_s: float
 ) -> Any:
     """The next event; None after ``timeout_s`` of silence; _CLOSED when the reader ended."""
-    getter = asyncio.create_task(stream.get())
+    getter = asyncio.create_task(stream.get_numbered())
     waiting: set[asyncio.Future[Any]] = {getter} if reader is None else {getter, reader}
     try:
         done, _ = await asyncio.wait(

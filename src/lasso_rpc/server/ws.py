@@ -117,6 +117,9 @@ class _Client:
         self._request = request
         self._route = route
         self._failover = failover
+        # ``?include_meta=body`` on the socket's URL: every unary answer carries ``lasso_meta``.
+        meta = request.query.get("include_meta") or request.headers.get("X-Lasso-Include-Meta")
+        self._body_meta = meta == "body"
         self._opts = opts = endpoint.manager.options
         self._id = f"ws{next(_conn_ids)}"
         self._n = itertools.count(1)
@@ -295,7 +298,7 @@ class _Client:
             return self._subscribe(ctx, call)
         if call.method == "eth_unsubscribe":
             return self._unsubscribe(ctx, call), []
-        answer = await self._ep.rpc.call(ctx, call, False)
+        answer = await self._ep.rpc.call(ctx, call, self._body_meta)
         return answer.body, []
 
     def _subscribe(self, ctx: CallContext, call: Call) -> tuple[bytes | None, list[_After]]:

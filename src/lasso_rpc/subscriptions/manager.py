@@ -41,7 +41,7 @@ from lasso_rpc.subscriptions.upstream_ws import UpstreamWs
 from lasso_rpc.upstream.chain import ChainRuntime
 from lasso_rpc.upstream.provider import ProviderRuntime
 
-__all__ = ["FeedKey", "Resolve", "Share", "Sink", "SubscriptionManager"]
+__all__ = ["DeliveryTap", "FeedKey", "Resolve", "Share", "Sink", "SubscriptionManager"]
 
 log = logging.getLogger("lasso_rpc.subscriptions")
 
@@ -72,16 +72,27 @@ class Share:
     id: int
 
 
-class _Entry:
-    __slots__ = ("feed", "sinks", "task")
+#: A test seam (``SubscriptionManager.tap``): sees every delivery to every client subscription
+#: (its share, the feed, the notification's raw result) and returns False to drop it. The battle
+#: tests use it to build a router that silently starves one client; None in production.
+DeliveryTap = Callable[["Share", Feed, bytes], bool]
 
-    def __init__(self) -> None:
+
+class _Entry:
+    __slots__ = ("feed", "key", "owner", "sinks", "task")
+
+    def __init__(self, owner: SubscriptionManager, key: FeedKey) -> None:
+        self.owner = owner
+        self.key = key
         self.sinks: dict[int, Sink] = {}
         self.feed: Feed
         self.task: asyncio.Task[None]
 
     def fanout(self, raw: bytes) -> None:
-        for sink in list(self.sinks.values()):  # a sink may leave (overflow) during the loop
+        tap = self.owner.tap
+        for sid, sink in list(self.sinks.items()):  # a sink may leave (overflow) during the loop
+            if tap is not None and not tap(Share(self.key, sid), self.feed, raw):
+                continue
             try:
                 sink(raw)
             except Exception:
@@ -114,6 +125,7 @@ class SubscriptionManager:
         self._stopping: set[asyncio.Task[None]] = set()
         self._ids = itertools.count(1)
         self._closed = False
+        self.tap: DeliveryTap | None = None
 
     def configure(self, **changes: Any) -> SubscriptionOptions:
         """Replace some options (for feeds and connections created from now on)."""
@@ -173,7 +185,7 @@ class SubscriptionManager:
         def resolve() -> ChainRuntime:
             return self._resolve(key.chain, key.profile)
 
-        entry = _Entry()
+        entry = _Entry(self, key)
         entry.feed = Feed(
             label=key.label,
             chain=key.chain,

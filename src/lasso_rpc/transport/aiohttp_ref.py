@@ -25,7 +25,11 @@ from lasso_rpc.errors import (
     UpstreamTimeout,
 )
 from lasso_rpc.transport.base import UpstreamResponse
-from lasso_rpc.transport.endpoint import DEFAULT_MAX_RESPONSE_BYTES, Endpoint, parse_retry_after
+from lasso_rpc.transport.endpoint import (
+    DEFAULT_MAX_RESPONSE_BYTES,
+    parse_retry_after,
+    transport_endpoint,
+)
 
 __all__ = ["AiohttpTransport"]
 
@@ -69,11 +73,9 @@ class AiohttpTransport:
         ssl_context: ssl.SSLContext | None = None,
         connect_timeout_s: float = 5.0,
     ) -> None:
-        if pool_size < 1:
-            raise ValueError("pool_size must be at least 1")
-        if max_response_bytes < 0:
-            raise ValueError("max_response_bytes must not be negative")
-        endpoint = Endpoint.parse(url)
+        endpoint = transport_endpoint(
+            url, pool_size=pool_size, max_response_bytes=max_response_bytes
+        )
         self.origin = endpoint.origin
         self.pool_size = pool_size
         self.max_response_bytes = max_response_bytes

@@ -13,7 +13,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from urllib.parse import unquote, urlsplit
 
-__all__ = ["DEFAULT_MAX_RESPONSE_BYTES", "Endpoint", "parse_retry_after"]
+__all__ = ["DEFAULT_MAX_RESPONSE_BYTES", "Endpoint", "parse_retry_after", "transport_endpoint"]
 
 DEFAULT_MAX_RESPONSE_BYTES = 64 * 1024 * 1024
 _RESERVED_HEADERS = frozenset({"host", "content-length", "transfer-encoding", "connection"})
@@ -81,6 +81,15 @@ class Endpoint:
                 del headers[old]
             headers[name] = value
         return headers
+
+
+def transport_endpoint(url: str, *, pool_size: int, max_response_bytes: int) -> Endpoint:
+    """The checks every ``UpstreamTransport`` constructor makes, then the parsed URL."""
+    if pool_size < 1:
+        raise ValueError("pool_size must be at least 1")
+    if max_response_bytes < 0:
+        raise ValueError("max_response_bytes must not be negative")
+    return Endpoint.parse(url)
 
 
 def parse_retry_after(value: str | bytes | None) -> float | None:

@@ -15,7 +15,7 @@ from collections.abc import Mapping
 
 from lasso_rpc.errors import ConnectError, ConnectionLost, UpstreamTimeout
 from lasso_rpc.transport.base import UpstreamResponse
-from lasso_rpc.transport.endpoint import DEFAULT_MAX_RESPONSE_BYTES, Endpoint
+from lasso_rpc.transport.endpoint import DEFAULT_MAX_RESPONSE_BYTES, transport_endpoint
 from lasso_rpc.transport.http_conn import HttpConnection
 
 __all__ = ["HttpPoolTransport"]
@@ -34,11 +34,9 @@ class HttpPoolTransport:
         ssl_context: ssl.SSLContext | None = None,
         connect_timeout_s: float = 5.0,
     ) -> None:
-        if pool_size < 1:
-            raise ValueError("pool_size must be at least 1")
-        if max_response_bytes < 0:
-            raise ValueError("max_response_bytes must not be negative")
-        endpoint = Endpoint.parse(url)
+        endpoint = transport_endpoint(
+            url, pool_size=pool_size, max_response_bytes=max_response_bytes
+        )
         self.origin = endpoint.origin
         self.pool_size = pool_size
         self.max_response_bytes = max_response_bytes

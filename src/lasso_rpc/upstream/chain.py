@@ -61,12 +61,18 @@ class ChainRuntime:
             self.providers,
             poll_ms=self.routing.head_poll_ms,
             publish_health=self._publish_health,
+            clock=clock,
         )
 
     @property
     def consensus_head(self) -> int | None:
         """The highest head any provider reported (None before the first poll answered)."""
         return self._heads.consensus_head
+
+    @property
+    def heads(self) -> HeadTracker:
+        """The head-polling task's owner (``poll_round``, ``rounds``)."""
+        return self._heads
 
     # -- routing -------------------------------------------------------------------------
 

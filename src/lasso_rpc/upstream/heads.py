@@ -14,9 +14,12 @@ from collections.abc import Callable, Mapping
 
 import msgspec
 
+from lasso_rpc.clock import SYSTEM_CLOCK, Clock
 from lasso_rpc.errors import TransportError
 from lasso_rpc.jsonrpc.codec import decode_upstream
+from lasso_rpc.observability.redact import redact
 from lasso_rpc.resilience.classify import ErrorClass
+from lasso_rpc.upstream.probe import probe_timeout_ms
 from lasso_rpc.upstream.provider import ProviderRuntime
 
 __all__ = ["HeadTracker"]
@@ -34,12 +37,16 @@ class HeadTracker:
         *,
         poll_ms: int,
         publish_health: Callable[[ProviderRuntime], None],
+        clock: Clock = SYSTEM_CLOCK,
     ) -> None:
         self._chain = chain
         self._providers = providers
         self._poll_ms = poll_ms
         self._publish_health = publish_health
+        self._clock = clock
         self.consensus_head: int | None = None
+        #: Poll rounds completed (tests count rounds rather than wall-clock time).
+        self.rounds = 0
         self._task: asyncio.Task[None] | None = None
 
     def start(self) -> None:
@@ -61,20 +68,27 @@ class HeadTracker:
     async def _track(self) -> None:
         interval = self._poll_ms / 1000.0
         while True:
-            await asyncio.gather(*(self._probe(p) for p in self._providers.values()))
-            self._update_lag()
+            await self.poll_round()
             await asyncio.sleep(interval)
+
+    async def poll_round(self) -> None:
+        """One round: every provider probed at once, then the lags (the task's loop body)."""
+        await asyncio.gather(*(self._probe(p) for p in self._providers.values()))
+        self._update_lag()
+        self.rounds += 1
 
     async def _probe(self, p: ProviderRuntime) -> None:
         breaker = p.breaker
         if not breaker.closed and not breaker.acquire():
             return
-        timeout = min(self._poll_ms, 5000) / 1000.0
+        timeout = probe_timeout_ms(self._poll_ms) / 1000.0
         try:
             resp = await p.transport.post(_HEAD_PROBE, timeout_s=timeout)
-            reply = decode_upstream(resp.body)
-            if resp.status != 200 or not isinstance(reply.result, msgspec.Raw):
+            if resp.status != 200:
                 raise ValueError(f"HTTP {resp.status}")
+            reply = decode_upstream(resp.body)
+            if not isinstance(reply.result, msgspec.Raw):
+                raise ValueError("answered with an error")
             head = int(msgspec.json.decode(bytes(reply.result)), 16)
         except (
             TransportError,
@@ -82,10 +96,12 @@ class HeadTracker:
             TypeError,
             msgspec.DecodeError,
             msgspec.ValidationError,
-        ):
+        ) as exc:
             breaker.record(ErrorClass.PROVIDER)
+            p.probe.failed(self._clock.now_ms(), _describe(exc))
             return
         breaker.record(None)
+        p.probe.answered(self._clock.now_ms())
         p.head = head
 
     def _update_lag(self) -> None:
@@ -106,3 +122,11 @@ class HeadTracker:
             f"HeadTracker({self._chain} head={self.consensus_head}"
             f" every={self._poll_ms}ms running={running})"
         )
+
+
+def _describe(exc: Exception) -> str:
+    """A failed poll in a few words for /ready (URLs masked)."""
+    if isinstance(exc, msgspec.MsgspecError):
+        return f"not a JSON-RPC answer ({exc})"[:160]
+    text = redact(str(exc)) or type(exc).__name__
+    return text if len(text) <= 160 else text[:157] + "..."

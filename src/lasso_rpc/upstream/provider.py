@@ -19,6 +19,7 @@ from lasso_rpc.resilience.breaker import BreakerTransition, CircuitBreaker
 from lasso_rpc.routing.stats import ProviderStats
 from lasso_rpc.transport.base import UpstreamTransport
 from lasso_rpc.transport.factory import provider_transport
+from lasso_rpc.upstream.probe import ProbeRecord
 
 __all__ = ["BreakerEvents", "ProviderRuntime", "build_provider"]
 
@@ -38,6 +39,7 @@ class ProviderRuntime:
         "in_flight",
         "lag",
         "masked_url",
+        "probe",
         "stats",
         "transport",
         "unsupported",
@@ -73,6 +75,8 @@ class ProviderRuntime:
         self.in_flight = 0
         self.backoff_until_ms = 0.0
         self.masked_url = mask_url(config.url)
+        #: The health poll's last answer and failure (``upstream/readiness.py`` reads it).
+        self.probe = ProbeRecord()
         self._permits: dict[str, bool] = {}
 
     @property

@@ -33,6 +33,7 @@ from lasso_rpc.battle.load.replies import (
     meta_url,
 )
 from lasso_rpc.battle.load.workload import Workload
+from lasso_rpc.battle.load.ws_sender import WsRpcTransport
 from lasso_rpc.battle.records import RequestRecord
 from lasso_rpc.transport.base import UpstreamResponse
 from lasso_rpc.transport.http_pool import HttpPoolTransport
@@ -98,7 +99,7 @@ class _Run:
     def __init__(
         self,
         workload: Workload,
-        transport: HttpPoolTransport,
+        transport: HttpPoolTransport | WsRpcTransport,
         clock_start: float,
         on_record: Callable[[RequestRecord], None],
         progress: Callable[[int], None] | None,
@@ -269,7 +270,8 @@ async def run_workload(
     progress: Callable[[int], None] | None = None,
     stop: asyncio.Event | None = None,
 ) -> LoadStats:
-    """Send ``workload`` to ``base_url`` (the router, e.g. ``http://127.0.0.1:4000``), open loop.
+    """Send ``workload`` to ``base_url`` (the router, e.g. ``http://127.0.0.1:4000``), open loop,
+    over HTTP, or over WebSockets for ``Workload.over("ws")`` (``load.ws_sender``).
 
     Offsets of the schedule count from ``clock_start`` (``loop.time()`` at scenario start; the
     same monotonic clock), and so do the times in each ``RequestRecord``. ``on_record`` gets
@@ -278,11 +280,17 @@ async def run_workload(
     cancelling this call) ends the run early: unsent requests are dropped, unfinished ones are
     recorded as cancelled.
     """
-    if workload.transport != "http":
-        raise NotImplementedError("run_workload sends over HTTP only (WebSocket: not yet)")
-    transport = HttpPoolTransport(
-        meta_url(base_url, workload.target_path), pool_size=workload.max_in_flight
-    )
+    path = workload.target_path
+    if workload.transport == "ws" and path.startswith("/rpc/"):
+        path = "/ws" + path  # the router's socket for /rpc/X is /ws/rpc/X
+    url = meta_url(base_url, path)
+    transport: HttpPoolTransport | WsRpcTransport
+    if workload.transport == "ws":
+        ws_url = "ws" + url[4:] if url.startswith("http") else url
+        sockets = WsRpcTransport.sockets_for(workload.max_in_flight)
+        transport = WsRpcTransport(ws_url, connections=sockets)
+    else:
+        transport = HttpPoolTransport(url, pool_size=workload.max_in_flight)
     run = _Run(workload, transport, clock_start, on_record, progress)
     began = time.monotonic()
     if stop is not None and stop.is_set():

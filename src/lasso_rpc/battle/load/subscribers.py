@@ -10,6 +10,12 @@ was missed meanwhile counts as a gap, as it would for a user.
   ``removed`` log (once per block); gaps are known only with ``chain`` (a mock fleet's
   ``SimulatedChain``): expected logs of the delivered block range that never arrived.
 
+Against the chain's truth (``load.feed_truth``): with ``chain`` (exact) or ``truth_url`` (a node's
+``eth_blockNumber`` polled directly), every block mined while a client was subscribed is
+expected, so a feed that stops delivering counts every block it then missed as a gap (``gaps``;
+the jumps between deliveries stay in ``gaps_in_stream``), and each record carries the longest
+stall, how far behind the client was at the end and its uptime from blocks arriving.
+
 Delivery latency: from the moment the mock chain mined the block (``chain`` given, exact) or
 else from the block's own ``timestamp`` (whole seconds, so coarse).
 """
@@ -17,6 +23,7 @@ else from the block's own ``timestamp`` (whole seconds, so coarse).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
 from collections.abc import Callable, Mapping
 from typing import Any, Literal
@@ -24,6 +31,14 @@ from typing import Any, Literal
 import aiohttp
 import orjson
 
+from lasso_rpc.battle.load.feed_truth import (
+    END_GRACE_S,
+    START_GRACE_S,
+    ChainTruth,
+    FeedLog,
+    judge_feed,
+    poll_heads,
+)
 from lasso_rpc.battle.providers.blocks import ChainEvent, LogFilter
 from lasso_rpc.battle.providers.chain import SimulatedChain
 from lasso_rpc.battle.records import SubscriptionRecord
@@ -44,12 +59,15 @@ async def run_subscribers(
     chain: SimulatedChain | None = None,
     ready: asyncio.Event | None = None,
     on_delivery: Callable[[str, float], None] | None = None,
+    truth_url: str | None = None,
 ) -> list[SubscriptionRecord]:
     """Run ``count`` subscribers against ``url`` (``ws://…/ws/rpc/CHAIN``; ``http://`` is
     accepted and converted) for ``duration_s``; one record per client.
 
     ``ready`` is set once every client holds its first subscription; ``on_delivery`` gets every
-    delivery as (block hash, latency ms), for exact percentiles across all clients.
+    delivery as (block hash, latency ms), for exact percentiles across all clients. The chain's
+    truth comes from ``chain`` or, without one, from polling ``truth_url`` (a provider's own
+    HTTP URL, not the router's).
     """
     if kind not in ("newHeads", "logs"):
         raise ValueError(f"kind must be 'newHeads' or 'logs', not {kind!r}")
@@ -57,15 +75,25 @@ async def run_subscribers(
         url = "ws" + url[4:]
     mined: dict[str, float] = {}
     unlisten = None
+    truth: ChainTruth | None = None
+    poller: asyncio.Task[None] | None = None
     if chain is not None:
+        truth = ChainTruth("chain")
+        truth.saw(chain.head_number, time.monotonic())
 
         def on_block(ev: ChainEvent) -> None:
-            mined[ev.block.hash] = time.monotonic()
+            now = time.monotonic()
+            assert truth is not None
+            truth.saw(ev.block.number, now)
+            mined[ev.block.hash] = now
             if len(mined) > 2 * _WINDOW:
                 for h in list(mined)[:_WINDOW]:
                     del mined[h]
 
         unlisten = chain.add_listener(on_block)
+    elif truth_url is not None:
+        truth = ChainTruth("poll")
+        poller = asyncio.create_task(poll_heads(truth, truth_url), name="subscribers-truth")
     params: list[Any] = ["newHeads"] if kind == "newHeads" else ["logs", dict(filter or {})]
     exact = mined if chain is not None else None
     clients = [_Subscriber(i, kind, exact, on_delivery) for i in range(count)]
@@ -79,10 +107,15 @@ async def run_subscribers(
                 *(c.run(session, url, params, deadline, gate, subscribed) for c in clients)
             )
     finally:
+        end = time.monotonic()
         if unlisten is not None:
             unlisten()
+        if poller is not None:
+            poller.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await poller
     expected = _expected_logs(chain, filter) if kind == "logs" and chain is not None else None
-    return [c.record(duration_s, expected) for c in clients]
+    return [c.record(duration_s, expected, truth, end) for c in clients]
 
 
 class _Countdown:
@@ -119,6 +152,7 @@ class _Subscriber:
         self.logs_seen: set[tuple[str, int]] = set()
         self.block_range: tuple[int, int] | None = None
         self._counted = False
+        self.feed = FeedLog()
 
     async def run(
         self,
@@ -130,6 +164,7 @@ class _Subscriber:
         subscribed: _Countdown,
     ) -> None:
         backoff = 0.05
+        self.feed.trying(time.monotonic())
         while time.monotonic() < deadline:
             since: float | None = None
             try:
@@ -167,6 +202,7 @@ class _Subscriber:
             if isinstance(data, dict) and data.get("id") == 1:
                 if "error" in data:
                     raise ValueError(f"eth_subscribe refused: {data['error']}")
+                self.feed.subscribed(time.monotonic())
                 if not self._counted:
                     self._counted = True
                     subscribed.done_one()
@@ -184,6 +220,7 @@ class _Subscriber:
 
     def _on_head(self, n: int, h: str, result: dict[str, Any], now: float) -> None:
         self._latency(h, result.get("timestamp"), now)
+        self.feed.got(n, now)
         last = self._last
         if last is not None and n <= last:
             if self._hashes.get(n) == h:
@@ -214,6 +251,7 @@ class _Subscriber:
             return
         self._latency(block_hash, None, now)
         number = int(str(result.get("blockNumber", "0x0")), 16)
+        self.feed.got(number, now)
         lo, hi = self.block_range or (number, number)
         self.block_range = (min(lo, number), max(hi, number))
         self.logs_seen.add((block_hash, key[1]))
@@ -232,10 +270,25 @@ class _Subscriber:
         if self._on_delivery is not None:
             self._on_delivery(block_hash, ms)
 
-    def record(self, duration_s: float, expected: _Expected | None) -> SubscriptionRecord:
-        gaps = self.gaps
-        if expected is not None and self.block_range is not None:
-            gaps = expected.missing(self.block_range, self.logs_seen)
+    def record(
+        self, duration_s: float, expected: _Expected | None, truth: ChainTruth | None, end: float
+    ) -> SubscriptionRecord:
+        gaps = in_stream = self.gaps
+        figures = None
+        if truth is not None:
+            only = expected.has_logs if expected is not None else None
+            figures = judge_feed(self.feed, truth.mined, end, only=only)
+        if expected is not None:
+            lo_hi = self.block_range
+            start = self.feed.first_ack or self.feed.first_try
+            if figures is not None and start is not None:
+                lo_hi = _window(truth, start, end) or lo_hi
+            gaps = expected.missing(lo_hi, self.logs_seen) if lo_hi is not None else 0
+            in_stream = (
+                expected.missing(self.block_range, self.logs_seen) if self.block_range else 0
+            )
+        elif figures is not None:
+            gaps = max(figures.missed, self.gaps)
         lat = sorted(self.latencies_ms)
         return SubscriptionRecord(
             client=self.index,
@@ -248,6 +301,12 @@ class _Subscriber:
             duration_s=duration_s,
             delivery_ms_p50=_pct(lat, 0.50),
             delivery_ms_p99=_pct(lat, 0.99),
+            truth=None if figures is None or truth is None else truth.source,
+            expected_blocks=None if figures is None else figures.expected,
+            gaps_in_stream=in_stream,
+            max_stall_s=None if figures is None else figures.max_stall_s,
+            behind_s=None if figures is None else figures.behind_s,
+            uptime=None if figures is None else round(figures.uptime, 6),
         )
 
 
@@ -259,6 +318,18 @@ class _Expected:
         lo, hi = block_range
         want = {(lg.block_hash, lg.log_index) for lg in self._chain.logs(lo, hi, self._flt)}
         return len(want - seen)
+
+    def has_logs(self, number: int) -> bool:
+        """Block ``number`` holds a log the filter matches (the feed owes the client one)."""
+        return bool(self._chain.logs(number, number, self._flt))
+
+
+def _window(truth: ChainTruth | None, start: float, end: float) -> tuple[int, int] | None:
+    """The block numbers mined while subscribed (up to the end's grace)."""
+    if truth is None:
+        return None
+    numbers = [n for n, t in truth.mined.items() if start + START_GRACE_S <= t <= end - END_GRACE_S]
+    return (numbers[0], numbers[-1]) if numbers else None
 
 
 def _expected_logs(chain: SimulatedChain, flt: Mapping[str, Any] | None) -> _Expected:

@@ -8,7 +8,9 @@ from typing import Any
 
 from lasso_rpc.battle.measure.data import BreakerRecord, SubscriptionFailoverRecord
 from lasso_rpc.battle.measure.recovery import RULE
-from lasso_rpc.battle.records import SystemSample
+from lasso_rpc.battle.measure.upstream_view import UpstreamView
+from lasso_rpc.battle.measure.validity import LoadSummary, Telemetry, Validity
+from lasso_rpc.battle.records import SubscriptionRecord, SystemSample
 
 __all__ = [
     "Analysis",
@@ -43,12 +45,23 @@ class FailoverLatency:
 
 @dataclass(frozen=True, slots=True)
 class WsSummary:
+    """Every subscriber together. With the chain's truth (``truth`` set), ``gaps`` counts mined
+    blocks a client never got and ``uptime`` is the mean share of time each client's newest
+    block was current (``load.feed_truth``); without it, gaps between deliveries and the share
+    of time a socket held a subscription."""
+
     clients: int
     events: int
     gaps: int
     duplicates: int
     reorgs: int
-    uptime: float  # connected time / subscribed time, over every client
+    uptime: float
+    truth: str | None = None  # "chain" | "poll" | None (socket time, in-stream gaps)
+    gaps_in_stream: int = 0
+    expected_blocks: int | None = None
+    max_stall_s: float | None = None  # the longest a mined block waited for any client
+    stalled_clients: int | None = None  # clients still behind the chain at the end
+    connected: float = 0.0  # connected time / subscribed time, over every client
 
 
 @dataclass(frozen=True, slots=True)
@@ -98,6 +111,7 @@ class Timeseries:
     failovers: tuple[int, ...]
     provider_share: Mapping[str, tuple[float, ...]]
     provider_share_source: str  # "router" | "client"
+    hedged: tuple[int, ...] = ()  # router requests with a hedge, per bucket
 
 
 @dataclass(frozen=True, slots=True)
@@ -124,6 +138,14 @@ class Analysis:
     #: The router's subscription timeline: real failovers, plus reorgs and unclosable gaps
     #: (those are marked with from == to and ``reorg``/``gap``).
     subscription_events: tuple[SubscriptionFailoverRecord, ...] = ()
+    #: Whose process the system samples are: "router" (its own process) or "battle" (an
+    #: in-process router shares this process: no router figures are derived from them).
+    process_scope: str = "router"
+    loads: tuple[LoadSummary, ...] = ()
+    telemetry: Telemetry | None = None
+    upstream: UpstreamView | None = None
+    validity: Validity | None = None
+    subscribers: tuple[SubscriptionRecord, ...] = ()
 
     def to_dict(self) -> dict[str, Any]:
         s = self.summary
@@ -166,6 +188,7 @@ class Analysis:
                 "p95_ms": list(ts.p95_ms),
                 "p99_ms": list(ts.p99_ms),
                 "failovers": list(ts.failovers),
+                "hedged": list(ts.hedged),
                 "provider_share": {p: list(v) for p, v in ts.provider_share.items()},
                 "provider_share_source": ts.provider_share_source,
             },
@@ -176,6 +199,12 @@ class Analysis:
             "system": [_fields(x) for x in self.system],
             "subscription_failovers": [_fields(x) for x in self.subscription_events],
             "histogram": self.histogram,
+            "system_scope": self.process_scope,
+            "load": [x.to_dict() for x in self.loads],
+            "telemetry": self.telemetry.to_dict() if self.telemetry is not None else None,
+            "upstream": self.upstream.to_dict() if self.upstream is not None else None,
+            "validity": self.validity.to_dict() if self.validity is not None else None,
+            "subscribers": [_fields(x) for x in self.subscribers],
         }
 
 

@@ -21,6 +21,7 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping, Sequence
 
+from lasso_rpc.battle.load.feed_truth import LATE_AFTER_S
 from lasso_rpc.battle.measure.analysis import (
     Analysis,
     ChaosOutcome,
@@ -39,6 +40,14 @@ from lasso_rpc.battle.measure.histograms import (
     release_histogram,
 )
 from lasso_rpc.battle.measure.recovery import RecoveryRule
+from lasso_rpc.battle.measure.upstream_view import UpstreamView
+from lasso_rpc.battle.measure.validity import (
+    DEFAULT_MAX_GENERATOR_LAG_MS,
+    LoadSummary,
+    Telemetry,
+    judge_validity,
+    unanswered,
+)
 from lasso_rpc.battle.records import ChaosRecord, SubscriptionRecord, SystemSample
 from lasso_rpc.observability.events import is_provider_fault
 
@@ -63,13 +72,25 @@ def _ws(subs: Sequence[SubscriptionRecord] | None) -> WsSummary | None:
     if not subs:
         return None
     total = sum(s.duration_s for s in subs)
+    connected = min(1.0, sum(s.connected_s for s in subs) / total) if total > 0 else 0.0
+    judged = [s for s in subs if s.uptime is not None]
+    truth = judged[0].truth if judged and len(judged) == len(subs) else None
+    stalls = [s.max_stall_s for s in judged if s.max_stall_s is not None]
     return WsSummary(
         clients=len(subs),
         events=sum(s.events for s in subs),
         gaps=sum(s.gaps for s in subs),
         duplicates=sum(s.duplicates for s in subs),
         reorgs=sum(s.reorgs for s in subs),
-        uptime=min(1.0, sum(s.connected_s for s in subs) / total) if total > 0 else 0.0,
+        uptime=sum(s.uptime or 0.0 for s in judged) / len(judged) if truth else connected,
+        truth=truth,
+        gaps_in_stream=sum(s.gaps if s.gaps_in_stream is None else s.gaps_in_stream for s in subs),
+        expected_blocks=sum(s.expected_blocks or 0 for s in judged) if truth else None,
+        max_stall_s=max(stalls) if truth and stalls else None,
+        stalled_clients=sum(1 for s in judged if (s.behind_s or 0.0) > LATE_AFTER_S)
+        if truth
+        else None,
+        connected=connected,
     )
 
 
@@ -94,7 +115,10 @@ def _add_counts(into: dict[str, int], counts: Mapping[str, int]) -> None:
 
 
 def _summary(
-    data: CollectedData, subscriptions: Sequence[SubscriptionRecord] | None, duration_s: float
+    data: CollectedData,
+    subscriptions: Sequence[SubscriptionRecord] | None,
+    duration_s: float,
+    own_process: bool,
 ) -> Summary:
     cb, rb = data.client_buckets, data.router_buckets
     requests = sum(b.requests for b in cb)
@@ -108,7 +132,8 @@ def _summary(
     else:
         heuristic = count_above(hist, 2 * mean * 1000.0) if requests else 0
     f50, f95, f99 = percentiles(decode_histogram(data.failover_latency_hist), (50.0, 95.0, 99.0))
-    rss = [s.rss_mb for s in data.system]
+    system = data.system if own_process else ()
+    rss = [s.rss_mb for s in system]
     return Summary(
         requests=requests,
         ok=ok,
@@ -124,8 +149,8 @@ def _summary(
         hedged=sum(b.hedged for b in rb),
         router_rss_mb_max=max(rss) if rss else None,
         router_rss_mb_mean=_mean(rss),
-        router_cpu_pct_mean=_mean([s.cpu_pct for s in data.system]),
-        router_rss_growth_pct=_rss_growth_pct(data.system),
+        router_cpu_pct_mean=_mean([s.cpu_pct for s in system]),
+        router_rss_growth_pct=_rss_growth_pct(system),
         ws=_ws(subscriptions),
         router_requests=sum(b.requests for b in rb),
         router_errors=sum(b.status.get("error", 0) for b in rb),
@@ -140,6 +165,11 @@ def _providers(
     use_router = any(b.served for b in rb)
     served = [b.served for b in rb] if use_router else [b.providers for b in data.client_buckets]
     served = [*served, *({} for _ in range(n - len(served)))]
+    if n and len(served) > n:  # router events past the load window (clock skew): last bucket
+        tail: dict[str, int] = {}
+        for extra in served[n - 1 :]:
+            _add_counts(tail, extra)
+        served = [*served[: n - 1], tail]
     attempts: dict[str, dict[str, int]] = {}
     for b in rb:
         for prov, outcomes in b.attempts.items():
@@ -164,17 +194,56 @@ def _providers(
     return providers, share, "router" if use_router else "client"
 
 
+def _telemetry(data: CollectedData) -> Telemetry:
+    errors: dict[str, int] = {}
+    for c in data.client_buckets:
+        _add_counts(errors, c.errors_by_class)
+    return Telemetry(
+        source=data.source,
+        events_lost=data.stream_lost,
+        stream_reconnects=data.stream_reconnects,
+        decode_errors=data.stream_decode_errors,
+        out_of_range=data.dropped,
+        router_requests=data.router_requests,
+        answered_by_router=data.client_requests - unanswered(errors),
+    )
+
+
+def _fold(values: Sequence[int], n: int) -> list[int]:
+    """``values`` as ``n`` buckets: any past the end (clock skew) counted in the last one."""
+    out = [values[i] if i < len(values) else 0 for i in range(n)]
+    if n and len(values) > n:
+        out[-1] += sum(values[n:])
+    return out
+
+
 def analyze(
     data: CollectedData,
     *,
     chaos: Sequence[ChaosRecord],
     subscriptions: Sequence[SubscriptionRecord] | None,
     duration_s: float,
+    load_s: float | None = None,
+    loads: Sequence[LoadSummary] = (),
+    upstream: UpstreamView | None = None,
+    router: bool = True,
+    own_process: bool = True,
+    max_generator_lag_ms: float = DEFAULT_MAX_GENERATOR_LAG_MS,
 ) -> Analysis:
-    """Every figure of the report from one run's collected data (see the module docstring)."""
+    """Every figure of the report from one run's collected data (see the module docstring).
+
+    ``load_s`` is the load window (the longest workload): the time series and the throughput
+    cover it (the drain after it would show as a last bucket at 0 req/s), with a last partial
+    bucket's rate taken over its own length. ``router``: a router served the run (its
+    telemetry is owed); ``own_process``: the system samples are the router's own process.
+    ``loads`` and ``upstream`` (the independent view) go into the report and its validity.
+    """
     bs = data.bucket_s
     cb, rb = data.client_buckets, data.router_buckets
-    n = max(math.ceil(duration_s / bs - 1e-9), len(cb), len(rb), 0)
+    window = duration_s if load_s is None else min(load_s, duration_s)
+    n = max(math.ceil(window / bs - 1e-9), len(cb), 0)
+    if load_s is None:
+        n = max(n, len(rb))
     c_req = [cb[i].requests if i < len(cb) else 0 for i in range(n)]
     c_err = [cb[i].errors if i < len(cb) else 0 for i in range(n)]
     pcts = _bucketpercentiles(cb, n)
@@ -186,18 +255,22 @@ def analyze(
     for r in rb:
         _add_counts(router_errors_by_class, r.errors_by_class)
     providers, share, share_source = _providers(data, n)
+    # A last bucket cut short by the end of the load holds fewer seconds: its rate is per its
+    # own length, not per bucket_s (else the chart shows the throughput dropping at the end).
+    spans = [min(bs, max(window - i * bs, 0.0)) or bs for i in range(n)]
     timeseries = Timeseries(
         bucket_s=bs,
         t=tuple(i * bs for i in range(n)),
         requests=tuple(c_req),
         errors=tuple(c_err),
-        throughput_rps=tuple(k / bs for k in c_req),
+        throughput_rps=tuple(k / w for k, w in zip(c_req, spans, strict=True)),
         p50_ms=tuple(q[0] for q in pcts),
         p95_ms=tuple(p95s),
         p99_ms=tuple(q[2] for q in pcts),
-        failovers=tuple(rb[i].failovers if i < len(rb) else 0 for i in range(n)),
+        failovers=tuple(_fold([b.failovers for b in rb], n)),
         provider_share=share,
         provider_share_source=share_source,
+        hedged=tuple(_fold([b.hedged for b in rb], n)),
     )
 
     base_err: float | None = None
@@ -219,8 +292,16 @@ def analyze(
                 )
             )
 
+    summary = _summary(data, subscriptions, window, own_process)
+    telemetry = _telemetry(data) if router else None
+    validity = judge_validity(
+        telemetry=telemetry,
+        loads=loads,
+        upstream=upstream,
+        max_generator_lag_ms=max_generator_lag_ms,
+    )
     return Analysis(
-        summary=_summary(data, subscriptions, duration_s),
+        summary=summary,
         chaos=tuple(outcomes),
         timeseries=timeseries,
         breakers=data.breakers,
@@ -232,4 +313,10 @@ def analyze(
         baseline_error_rate=base_err,
         baseline_p95_ms=base_p95,
         subscription_events=data.subscription_failovers,
+        process_scope="router" if own_process else "battle",
+        loads=tuple(loads),
+        telemetry=telemetry,
+        upstream=upstream,
+        validity=validity,
+        subscribers=tuple(subscriptions or ()),
     )

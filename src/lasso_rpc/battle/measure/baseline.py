@@ -9,9 +9,13 @@ from typing import Any, Literal
 
 from lasso_rpc.battle.report.formatting import OPS, chaos_label, fmt
 from lasso_rpc.battle.report.schema import Result, validate_result
-from lasso_rpc.errors import ConfigError
+from lasso_rpc.errors import ConfigError, LassoError
 
-__all__ = ["Comparison", "ComparisonRow", "Thresholds", "compare"]
+__all__ = ["Comparison", "ComparisonRow", "ScenarioMismatch", "Thresholds", "compare"]
+
+
+class ScenarioMismatch(LassoError):
+    """The new result and the baseline are runs of different scenarios: nothing to compare."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -31,6 +35,14 @@ class Thresholds:
     recovery_floor_s: float = 1.0
     rss_growth: float = 0.20
     rss_floor_mb: float = 0.0
+    errors_growth: float = 0.25  # client requests that failed (a count)
+    errors_floor: float = 1.0
+    ws_uptime_drop: float = 0.01  # absolute
+    stall_growth: float = 0.5
+    stall_floor_s: float = 1.0
+    cpu_growth: float = 0.30  # router CPU mean
+    cpu_floor_pct: float = 5.0
+    rss_trend_floor_pct: float = 5.0  # router RSS growth over the run, in points
 
     @classmethod
     def from_dict(cls, d: Mapping[str, Any] | None, *, path: str = "thresholds") -> Thresholds:
@@ -82,6 +94,21 @@ class Comparison:
     def regressions(self) -> tuple[ComparisonRow, ...]:
         return tuple(r for r in self.rows if r.regressed)
 
+    def to_dict(self) -> dict[str, Any]:
+        """The comparison as it goes into the result JSON (``comparison``)."""
+        return {
+            "baseline_id": self.baseline_id,
+            "regressed": self.regressed,
+            "rows": [
+                {
+                    "metric": r.metric, "baseline": r.baseline, "new": r.new, "delta": r.delta,
+                    "limit": r.limit, "better": r.better, "regressed": r.regressed,
+                }
+                for r in self.rows
+            ],
+            "notes": list(self.notes),
+        }  # fmt: skip
+
     def render(self) -> str:
         """A plain-text table, one metric a line, and the verdict."""
         head = ("metric", "baseline", "new", "delta", "limit", "")
@@ -117,8 +144,10 @@ def _num(x: Any) -> float | None:
 
 def _row(
     metric: str, base: Any, new: Any, *, growth: float, floor: float,
-    better: Better = "lower", missing_regresses: bool = False,
+    better: Better = "lower", missing_regresses: bool = True,
 ) -> ComparisonRow:  # fmt: skip
+    """A metric the baseline has and the new run lacks is a regression (it stopped being
+    measured, or never recovered); one the baseline lacks is not compared."""
     b, n = _num(base), _num(new)
     if b is None:
         return ComparisonRow(metric, b, n, None, None, False, better)
@@ -147,13 +176,34 @@ def _rules(t: Thresholds) -> list[tuple[str, tuple[str, ...], float, float, Bett
         ("failovers", ("failovers",), t.failover_growth, t.failover_floor, "lower"),
         ("failover_latency_p95_ms", ("failover_latency_ms", "p95"), *lat, "lower"),
         ("router_rss_mb_max", ("router_rss_mb_max",), t.rss_growth, t.rss_floor_mb, "lower"),
+        ("latency_p90_ms", ("latency_ms", "p90"), *lat, "lower"),
+        ("latency_p999_ms", ("latency_ms", "p999"), *lat, "lower"),
+        ("latency_max_ms", ("latency_ms", "max"), *lat, "lower"),
+        ("failover_latency_max_ms", ("failover_latency_ms", "max"), *lat, "lower"),
+        ("router_cpu_pct_mean", ("router_cpu_pct_mean",), t.cpu_growth, t.cpu_floor_pct, "lower"),
+        ("router_rss_growth_pct", ("router_rss_growth_pct",), 0.0, t.rss_trend_floor_pct, "lower"),
+        ("errors", ("errors",), t.errors_growth, t.errors_floor, "lower"),
+        ("ws_gaps", ("ws", "gaps"), 0.0, 0.0, "lower"),
+        ("ws_duplicates", ("ws", "duplicates"), 0.0, 0.0, "lower"),
+        ("ws_uptime", ("ws", "uptime"), 0.0, t.ws_uptime_drop, "higher"),
+        ("ws_max_stall_s", ("ws", "max_stall_s"), t.stall_growth, t.stall_floor_s, "lower"),
+        ("ws_stalled_clients", ("ws", "stalled_clients"), 0.0, 0.0, "lower"),
     ]
 
 
 def compare(new: Result, baseline: Result, thresholds: Thresholds | None = None) -> Comparison:
-    """Compare ``new`` with ``baseline``; a metric missing from the baseline never regresses."""
+    """Compare ``new`` with ``baseline``: every summary metric, every chaos recovery, every
+    SLO verdict and the run's validity. A metric or SLO the baseline has and the new run lacks
+    is a regression; a metric only the new run has is not compared. Results of different
+    scenarios cannot be compared (``ScenarioMismatch``)."""
     validate_result(new)
     validate_result(baseline)
+    names = (new["scenario"]["name"], baseline["scenario"]["name"])
+    if names[0] != names[1]:
+        raise ScenarioMismatch(
+            f"different scenarios: {names[0]!r} ({new['id']}) vs {names[1]!r} "
+            f"({baseline['id']}); compare runs of the same scenario"
+        )
     t = thresholds or Thresholds()
     ns, bs = new["summary"], baseline["summary"]
     rows = [
@@ -161,11 +211,32 @@ def compare(new: Result, baseline: Result, thresholds: Thresholds | None = None)
         for metric, path, g, f, b in _rules(t)
     ]
     notes: list[str] = []
-    names = (new["scenario"]["name"], baseline["scenario"]["name"])
-    if names[0] != names[1]:
-        notes.append(f"scenario differs: {names[0]!r} vs {names[1]!r}")
     rows += _chaos_rows(new["chaos"], baseline["chaos"], t, notes)
+    rows += _slo_rows(new["slos"], baseline["slos"])
+    base_valid = (baseline.get("validity") or {}).get("valid", True)
+    new_valid = (new.get("validity") or {}).get("valid", True)
+    rows.append(
+        ComparisonRow("valid", float(base_valid), float(new_valid), float(new_valid) - float(
+            base_valid), float(base_valid), new_valid < base_valid, "higher")
+    )  # fmt: skip
+    only_new = [r.metric for r in rows if r.baseline is None and r.new is not None]
+    if only_new:
+        notes.append(f"not in the baseline, not compared: {', '.join(only_new)}")
     return Comparison(new["id"], baseline["id"], tuple(rows), tuple(notes))
+
+
+def _slo_rows(new: list[Any], base: list[Any]) -> list[ComparisonRow]:
+    """Each SLO of the baseline: 1 passed, 0 failed; failing (or gone) after passing regresses."""
+    got = {v["key"]: v for v in new}
+    rows = []
+    for v in base:
+        n = got.get(v["key"])
+        b_ok = float(bool(v["passed"]))
+        n_ok = None if n is None else float(bool(n["passed"]))
+        regressed = n_ok is None or n_ok < b_ok
+        delta = None if n_ok is None else n_ok - b_ok
+        rows.append(ComparisonRow(f"slo {v['key']}", b_ok, n_ok, delta, b_ok, regressed, "higher"))
+    return rows
 
 
 def _chaos_key(c: Mapping[str, Any]) -> tuple[Any, Any]:

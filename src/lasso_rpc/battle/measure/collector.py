@@ -46,6 +46,7 @@ from lasso_rpc.battle.measure.histograms import (
     to_us,
 )
 from lasso_rpc.battle.measure.sampler import SystemSampler
+from lasso_rpc.battle.measure.validity import unanswered
 from lasso_rpc.battle.records import RequestRecord, SystemSample
 from lasso_rpc.observability.events import (
     BreakerChanged,
@@ -120,6 +121,7 @@ class Collector:
         self._c_hist = new_histogram()
         self._c_sum_ms = 0.0
         self._c_max_ms = 0.0
+        self._c_unanswered = 0
         # timelines
         self._breakers: deque[BreakerRecord] = deque(maxlen=_TIMELINE_CAP)
         self._health: deque[HealthRecord] = deque(maxlen=_TIMELINE_CAP)
@@ -129,6 +131,7 @@ class Collector:
         self._raw_records: list[RequestRecord] = []
         self._raw_events: list[dict[str, Any]] = []
         self._dropped = 0
+        self._attempts_by_method: dict[str, dict[str, int]] = {}  # provider → method → sent
         # owned resources
         self._unsubscribe: list[Callable[[], None]] = []
         self._tasks: list[asyncio.Task[None]] = []
@@ -168,6 +171,28 @@ class Collector:
     @property
     def stream_decode_errors(self) -> int:
         return self._stream.decode_errors if self._stream is not None else 0
+
+    @property
+    def stream_lost(self) -> int:
+        """Events the router's stream dropped because this reader fell behind."""
+        return self._stream.lost if self._stream is not None else 0
+
+    @property
+    def router_requests(self) -> int:
+        """``request.finished`` events collected so far."""
+        return int(self._r_hist.get_total_count())
+
+    @property
+    def answered_requests(self) -> int:
+        """Workload requests so far that got an answer from the router (events are owed)."""
+        return int(self._c_hist.get_total_count()) - self._c_unanswered
+
+    @property
+    def source(self) -> str:
+        """Where router events came from: "bus" (in-process), "stream" (subprocess) or "none"."""
+        if self._stream is not None:
+            return "stream"
+        return "bus" if self._unsubscribe else "none"
 
     def _wants(self, cls: type[Event]) -> bool:
         need = {
@@ -244,11 +269,16 @@ class Collector:
             b.hedged += 1
         if ev.provider is not None:
             bump(b.served, ev.provider)
+        by_method = self._attempts_by_method
         for a in ev.attempts:
             outcomes = b.attempts.get(a.provider)
             if outcomes is None:
                 outcomes = b.attempts[a.provider] = {}
             bump(outcomes, a.outcome)
+            methods = by_method.get(a.provider)
+            if methods is None:
+                methods = by_method[a.provider] = {}
+            bump(methods, ev.method)
         if self._raw:
             self._raw_events.append(
                 {
@@ -277,6 +307,8 @@ class Collector:
         else:
             b.errors += 1
             bump(b.by_class, r.error_class or "unknown")
+            if unanswered({r.error_class or "unknown": 1}):
+                self._c_unanswered += 1
         ms = r.latency_ms
         us = to_us(ms)
         self._c_hist.record_value(us)
@@ -292,8 +324,6 @@ class Collector:
             bump(b.providers, r.provider)
         if self._raw:
             self._raw_records.append(r)
-
-    # -- system sampling -------------------------------------------------------------------
 
     # -- system sampling -------------------------------------------------------------------
 
@@ -363,4 +393,7 @@ class Collector:
             stream_reconnects=self.stream_reconnects,
             stream_decode_errors=self.stream_decode_errors,
             dropped=self._dropped,
+            stream_lost=self.stream_lost,
+            source=self.source,
+            attempts_by_method={p: dict(m) for p, m in self._attempts_by_method.items()},
         )

@@ -133,6 +133,11 @@ class CollectedData:
     stream_reconnects: int = 0
     stream_decode_errors: int = 0
     dropped: int = 0  # events outside the time range, plus timeline entries past the cap
+    stream_lost: int = 0  # events the router's /api/events dropped for this reader (seq gaps)
+    source: str = "none"  # router events from: "bus" | "stream" | "none"
+    #: Upstream attempts the router reports, per provider and method (the independent view
+    #: compares them with what the providers received).
+    attempts_by_method: Mapping[str, Mapping[str, int]] = field(default_factory=dict)
 
     @property
     def router_requests(self) -> int:

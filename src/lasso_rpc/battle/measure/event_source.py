@@ -69,7 +69,8 @@ class EventStream:
     ``open()`` returns once connected; the reader task then belongs to the stream until
     ``aclose()``. A dropped connection is re-opened (events sent meanwhile are lost and
     ``reconnects`` counts the drops); a frame that cannot be decoded counts in
-    ``decode_errors``.
+    ``decode_errors``; events the router dropped because this reader fell behind (its frames
+    are numbered by ``seq``) count in ``lost``.
     """
 
     def __init__(
@@ -78,6 +79,9 @@ class EventStream:
         self.url = URL(events_url).update_query(types=",".join(types))
         self.reconnects = 0
         self.decode_errors = 0
+        self.lost = 0
+        self.frames = 0
+        self._seq = 0
         self._on_event = on_event
         self._session: aiohttp.ClientSession | None = None
         self._task: asyncio.Task[None] | None = None
@@ -132,6 +136,7 @@ class EventStream:
             live = False
             try:
                 async with self._session.ws_connect(self.url, heartbeat=10.0) as ws:
+                    self._seq = 0  # a new connection numbers its events from 1
                     self._connected.set()
                     live = True
                     backoff = 0.05
@@ -148,8 +153,15 @@ class EventStream:
             backoff = min(backoff * 2, 2.0)
 
     def _on_frame(self, data: str | bytes) -> None:
+        self.frames += 1
         try:
-            ev = event_from_dict(orjson.loads(data))
+            d = orjson.loads(data)
+            seq = d.get("seq")
+            if isinstance(seq, int) and not isinstance(seq, bool):
+                if seq > self._seq + 1:
+                    self.lost += seq - self._seq - 1
+                self._seq = max(self._seq, seq)
+            ev = event_from_dict(d)
         except (orjson.JSONDecodeError, KeyError, TypeError, ValueError, AttributeError):
             self.decode_errors += 1
             return

@@ -6,7 +6,7 @@ key                        op  measured as
 success_rate               >=  summary.success_rate (client view); needs requests
 p50/p90/p95/p99_latency_ms <=  client latency percentile (HDR); needs requests
 max_latency_ms             <=  slowest client request; needs requests
-max_failover_latency_ms    <=  slowest router request with > 1 attempt (0 when none failed over)
+max_failover_latency_ms    <=  slowest router request that failed over; needs a failover
 max_recovery_s             <=  every chaos event's recovery_s (None = never recovered: fails);
                                needs chaos events
 max_gap_count              <=  missing block numbers over every WS subscriber; needs subscribers
@@ -14,18 +14,29 @@ max_duplicate_count        <=  duplicate deliveries over every WS subscriber; ne
 min_ws_uptime              >=  subscribed-and-connected time / subscribed time; needs subscribers
 max_rss_mb                 <=  router RSS peak; needs system samples
 max_rss_growth_pct         <=  router RSS, last 10 % of samples vs first 10 %; needs 2 samples
-min_throughput_rps         >=  client requests / run duration
-max_error_count            <=  client requests with outcome "error"
+min_throughput_rps         >=  client requests / load window; needs requests
+max_error_count            <=  client requests with outcome "error"; needs requests
+max_feed_stall_s           <=  longest wait of a mined block for any WS subscriber (chain
+                               truth); needs subscribers and the chain's truth
+max_stalled_clients        <=  WS subscribers still behind the chain at the end (feed stopped);
+                               needs subscribers and the chain's truth
 =========================  ==  ===============================================================
 
-A target that cannot be measured in the run fails with a "not measured" message: an SLO must be
-able to fail. ``SLO()`` without targets is allowed, but its evaluation is one failing verdict.
+``max_gap_count`` counts blocks the chain mined while a client was subscribed that it never
+got (with the chain's truth; ``load.feed_truth``), so a feed that stops counts too; and
+``min_ws_uptime`` is then the share of time each client's newest block was current.
+
+A target the run did not measure (``max_failover_latency_ms`` when nothing failed over,
+``max_error_count`` without requests, ...) is *not applicable*, and a not-applicable target
+fails: an SLO must be able to fail. Name it in ``optional`` to let it pass as "not applicable"
+instead; a verdict list where nothing applied still fails. ``SLO()`` without targets is allowed,
+but its evaluation is one failing verdict.
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -65,6 +76,25 @@ def _optional(value: float | None, why: str) -> float | str:
     return value if value is not None else f"not measured ({why})"
 
 
+def _failover_latency(a: Analysis) -> float | str:
+    if not a.summary.failovers:
+        return "not measured (no request failed over)"
+    return a.summary.failover_latency_ms.max
+
+
+def _truth(field: str) -> Reader:
+    def read(a: Analysis) -> float | str:
+        ws = a.summary.ws
+        if ws is None:
+            return "not measured (no WebSocket subscriptions)"
+        value = getattr(ws, field)
+        if ws.truth is None or value is None:
+            return "not measured (no chain truth for the subscribers)"
+        return float(value)
+
+    return read
+
+
 _KEYS: dict[str, tuple[str, Reader]] = {
     "success_rate": (">=", _needs_requests(lambda a: a.summary.success_rate)),
     "p50_latency_ms": ("<=", _needs_requests(lambda a: a.summary.latency_ms.p50)),
@@ -72,7 +102,7 @@ _KEYS: dict[str, tuple[str, Reader]] = {
     "p95_latency_ms": ("<=", _needs_requests(lambda a: a.summary.latency_ms.p95)),
     "p99_latency_ms": ("<=", _needs_requests(lambda a: a.summary.latency_ms.p99)),
     "max_latency_ms": ("<=", _needs_requests(lambda a: a.summary.latency_ms.max)),
-    "max_failover_latency_ms": ("<=", lambda a: a.summary.failover_latency_ms.max),
+    "max_failover_latency_ms": ("<=", _failover_latency),
     "max_recovery_s": ("<=", _recovery),
     "max_gap_count": ("<=", _ws("gaps")),
     "max_duplicate_count": ("<=", _ws("duplicates")),
@@ -82,8 +112,10 @@ _KEYS: dict[str, tuple[str, Reader]] = {
         "<=",
         lambda a: _optional(a.summary.router_rss_growth_pct, "fewer than 2 system samples"),
     ),
-    "min_throughput_rps": (">=", lambda a: a.summary.throughput_rps),
-    "max_error_count": ("<=", lambda a: float(a.summary.errors)),
+    "min_throughput_rps": (">=", _needs_requests(lambda a: a.summary.throughput_rps)),
+    "max_error_count": ("<=", _needs_requests(lambda a: float(a.summary.errors))),
+    "max_feed_stall_s": ("<=", _truth("max_stall_s")),
+    "max_stalled_clients": ("<=", _truth("stalled_clients")),
 }
 SLO_KEYS = tuple(_KEYS)
 
@@ -100,6 +132,8 @@ class SloVerdict:
     actual: float | None  # None: not measured
     passed: bool
     message: str
+    applicable: bool = True  # False: the run did not measure it
+    optional: bool = False  # named in SLO(optional=...): passes when not applicable
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -109,18 +143,29 @@ class SloVerdict:
             "actual": self.actual,
             "passed": self.passed,
             "message": self.message,
+            "applicable": self.applicable,
+            "optional": self.optional,
         }
 
 
 class SLO:
-    """``SLO(success_rate=0.999, p95_latency_ms=250)``; an unknown key is a ``ValueError``."""
+    """``SLO(success_rate=0.999, p95_latency_ms=250)``; an unknown key is a ``ValueError``.
 
-    __slots__ = ("targets",)
+    ``optional`` names targets that may be not applicable in a run (see the module docstring).
+    """
 
-    def __init__(self, **targets: float) -> None:
+    __slots__ = ("optional", "targets")
+
+    def __init__(self, *, optional: Iterable[str] = (), **targets: float) -> None:
         unknown = sorted(set(targets) - set(_KEYS))
         if unknown:
             raise ValueError(f"unknown SLO keys {unknown}; valid keys: {', '.join(SLO_KEYS)}")
+        if isinstance(optional, str):
+            optional = (optional,)
+        stray = sorted(set(optional) - set(targets))
+        if stray:
+            raise ValueError(f"SLO optional {stray}: not among the targets {sorted(targets)}")
+        self.optional: frozenset[str] = frozenset(optional)
         clean: dict[str, float] = {}
         for key, value in targets.items():
             if isinstance(value, bool) or not isinstance(value, int | float):
@@ -133,32 +178,59 @@ class SLO:
         self.targets: Mapping[str, float] = clean
 
     def __repr__(self) -> str:
-        return f"SLO({', '.join(f'{k}={v:g}' for k, v in self.targets.items())})"
+        shown = ", ".join(f"{k}={v:g}" for k, v in self.targets.items())
+        if self.optional:
+            shown += f", optional={sorted(self.optional)}"
+        return f"SLO({shown})"
 
     def __eq__(self, other: object) -> bool:
-        return isinstance(other, SLO) and dict(self.targets) == dict(other.targets)
+        return (
+            isinstance(other, SLO)
+            and dict(self.targets) == dict(other.targets)
+            and self.optional == other.optional
+        )
 
     def __hash__(self) -> int:
-        return hash(tuple(sorted(self.targets.items())))
+        return hash((tuple(sorted(self.targets.items())), self.optional))
+
+    def to_dict(self) -> dict[str, Any]:
+        """The YAML form: the targets, and ``optional`` when some are."""
+        d: dict[str, Any] = dict(self.targets)
+        if self.optional:
+            d["optional"] = sorted(self.optional)
+        return d
 
     def evaluate(self, analysis: Analysis) -> list[SloVerdict]:
         if not self.targets:
             return [
                 SloVerdict("slo", "defined", None, None, False, "no SLO targets: nothing can pass")
             ]
-        return [self._verdict(k, t, analysis) for k, t in self.targets.items()]
+        verdicts = [self._verdict(k, t, analysis) for k, t in self.targets.items()]
+        if not any(v.applicable for v in verdicts):
+            message = "no SLO target applied to this run: it measured nothing the SLOs check"
+            verdicts.append(SloVerdict("slo", "defined", None, None, False, message))
+        return verdicts
 
-    @staticmethod
-    def _verdict(key: str, target: float, analysis: Analysis) -> SloVerdict:
+    def _verdict(self, key: str, target: float, analysis: Analysis) -> SloVerdict:
         op, read = _KEYS[key]
         actual = read(analysis)
-        if isinstance(actual, str):
+        if isinstance(actual, str) and not actual.startswith("not measured"):
+            # measured, and no number can pass (a chaos event that never recovered)
             return SloVerdict(key, op, target, None, False, f"{key}: {actual} (violated)")
+        if isinstance(actual, str):
+            if key in self.optional:
+                why = actual.removeprefix("not measured ")
+                message = f"{key}: not applicable {why} (optional)"
+                return SloVerdict(key, op, target, None, True, message, False, True)
+            message = f"{key}: {actual} (violated)"
+            return SloVerdict(key, op, target, None, False, message, False, False)
         passed = actual >= target if op == ">=" else actual <= target
         shown = op if passed else ("<" if op == ">=" else ">")
         state = "ok" if passed else "violated"
         message = f"{key}: {_fmt(actual)} {shown} {_fmt(target)} ({state})"
-        return SloVerdict(key, op, target, float(actual), passed, message)
+        return SloVerdict(
+            key, op, target, float(actual), passed, message, True, key in self.optional
+        )
 
 
 def all_passed(verdicts: list[SloVerdict]) -> bool:

@@ -164,14 +164,15 @@ class MockFleet:
 
 
 async def run_mock_fleet(
-    n: int,
+    n: int | ProviderSpecs,
     *,
     port_base: int = 0,
     chain_id: int = 1,
     block_time_ms: int = 2000,
     out: TextIO | None = None,
 ) -> None:
-    """Start ``n`` providers, print their ready config YAML, serve until cancelled."""
+    """Start ``n`` providers (or ``{id: knobs}``), print their ready config YAML, serve until
+    cancelled."""
     fleet = await MockFleet.start(
         n, chain_id=chain_id, block_time_ms=block_time_ms, port_base=port_base
     )

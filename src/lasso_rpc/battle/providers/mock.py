@@ -171,6 +171,7 @@ class MockProvider:
         self._requests_received = 0
         self._failures_injected = 0
         self._method_counts: dict[str, int] = {}
+        self._probe_counts: dict[str, int] = {}
 
     @property
     def requests_total(self) -> int:
@@ -191,6 +192,12 @@ class MockProvider:
         """Calls per method as received (before any injected failure); ``<invalid>`` for junk."""
         return dict(self._method_counts)
 
+    @property
+    def probe_counts(self) -> dict[str, int]:
+        """Calls per method that carried JSON-RPC id 0: the router's own head probe (it numbers
+        the calls it forwards from 1), included in ``method_counts`` too."""
+        return dict(self._probe_counts)
+
     def _count(self, payload: object) -> None:
         self._requests_total += 1
         for item in payload if isinstance(payload, list) else [payload]:
@@ -198,6 +205,8 @@ class MockProvider:
             method = item.get("method") if isinstance(item, dict) else None
             key = method if isinstance(method, str) else "<invalid>"
             self._method_counts[key] = self._method_counts.get(key, 0) + 1
+            if isinstance(item, dict) and item.get("id") == 0:
+                self._probe_counts[key] = self._probe_counts.get(key, 0) + 1
 
     # -- lifecycle -------------------------------------------------------------------------
 

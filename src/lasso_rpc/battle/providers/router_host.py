@@ -46,6 +46,11 @@ class InProcessRouter:
     def router(self) -> Router | None:
         return self._server.router
 
+    @property
+    def server(self) -> RouterServer:
+        """The server itself (its ``subscriptions`` manager, for test seams)."""
+        return self._server
+
     async def aclose(self) -> None:
         await self._server.aclose()
 

@@ -30,6 +30,7 @@ from typing import Any
 
 __all__ = [
     "DEFAULT_IDS",
+    "FAILURE_MODES",
     "FailureMode",
     "Knobs",
     "MockFleetSpec",
@@ -48,6 +49,9 @@ class FailureMode(StrEnum):
     RESET = "reset"
     MALFORMED = "malformed"
     WRONG_ID = "wrong_id"
+
+
+FAILURE_MODES = tuple(m.value for m in FailureMode)
 
 
 @dataclass(frozen=True, slots=True)

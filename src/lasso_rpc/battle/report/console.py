@@ -17,7 +17,10 @@ def print_slo_table(data: Result, console: Console | None = None) -> None:
     out = console if console is not None else Console()
     s = data["summary"]
     lat = s["latency_ms"]
-    table = Table(title=f"{data['scenario']['name']} — {'PASSED' if data['passed'] else 'FAILED'}")
+    verdict = "PASSED" if data["passed"] else "FAILED"
+    if not (data.get("validity") or {}).get("valid", True):
+        verdict += " (INVALID RUN)"
+    table = Table(title=f"{data['scenario']['name']} — {verdict}")
     for col in ("SLO", "target", "actual", "verdict"):
         table.add_column(col)
     for v in data["slos"]:
@@ -25,7 +28,9 @@ def print_slo_table(data: Result, console: Console | None = None) -> None:
             v["key"],
             f"{v['op']} {v['target']}",
             _shown(v["actual"]),
-            "[green]ok[/]" if v["passed"] else "[red]VIOLATED[/]",
+            ("[green]ok[/]" if v.get("applicable", True) else "n/a (optional)")
+            if v["passed"]
+            else "[red]VIOLATED[/]",
         )
     out.print(table)
     out.print(
@@ -37,6 +42,25 @@ def print_slo_table(data: Result, console: Console | None = None) -> None:
     for v in data["slos"]:
         if not v["passed"]:
             out.print(f"[red]violation:[/] {v['message']}")
+    validity = data.get("validity") or {}
+    for reason in validity.get("reasons") or []:
+        out.print(f"[red]invalid run:[/] {reason}")
+    contenders = data.get("contenders") or []
+    if contenders:
+        cmp = Table(title="contenders: the same providers, workload and chaos")
+        for col in ("contender", "requests", "success", "p95 ms", "calls/request", "SLOs"):
+            cmp.add_column(col)
+        for c in contenders:
+            cs = c["summary"]
+            cmp.add_row(
+                c["label"],
+                str(cs["requests"]),
+                f"{cs['success_rate']:.2%}",
+                _shown(cs["latency_ms"].get("p95")),
+                _shown((c.get("upstream") or {}).get("calls_per_request")),
+                "[green]pass[/]" if c["passed"] else "[red]FAIL[/]",
+            )
+        out.print(cmp)
 
 
 def _shown(actual: Any) -> str:

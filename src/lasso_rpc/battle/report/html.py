@@ -8,7 +8,6 @@ action was never reverted).
 
 from __future__ import annotations
 
-import html
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -17,78 +16,36 @@ import plotly.io as pio
 from plotly.offline import get_plotlyjs
 from plotly.subplots import make_subplots
 
+from lasso_rpc.battle.report import html_charts as charts
+from lasso_rpc.battle.report import html_sections as sections
 from lasso_rpc.battle.report.formatting import breaker_lane, chaos_label, fmt
+from lasso_rpc.battle.report.html_base import (
+    CONFIG,
+    CSS,
+    SECONDARY,
+    STATE_COLORS,
+    colors,
+    esc,
+    layout,
+    rows_table,
+    time_axis,
+)
 from lasso_rpc.battle.report.schema import validate_result
 
-__all__ = ["CHART_IDS", "breaker_segments", "render_html"]
+__all__ = ["CHART_IDS", "CONTENDER_CHART_IDS", "breaker_segments", "render_html"]
 
 
-CHART_IDS = ("chart-latency", "chart-throughput", "chart-share", "chart-breakers", "chart-system")
-
-_PALETTE = ("#636efa", "#00a884", "#ab63fa", "#ffa15a", "#19d3f3", "#ff6692", "#b6e880")
-_NOTE_FONT = {"size": 11, "color": "#c0392b"}
-_STATE_COLORS = {"closed": "#2ca02c", "half_open": "#f0ad00", "open": "#d62728"}
-_CONFIG = {"displaylogo": False, "responsive": True}
-_SECONDARY = {"showgrid": False, "tickmode": "auto"}  # plotly.js 3 syncs overlaying ticks
-_CSS = """
-body{font:14px/1.45 system-ui,-apple-system,"Segoe UI",Roboto,sans-serif;margin:0;color:#1f2933;
-background:#f5f7fa}
-main{max-width:1200px;margin:0 auto;padding:24px}
-h1{font-size:22px;margin:0 0 4px}h2{font-size:17px;margin:28px 0 8px}
-.meta{color:#52606d}.badge{display:inline-block;padding:2px 10px;border-radius:12px;color:#fff;
-font-weight:600;margin-left:8px;vertical-align:middle;font-size:14px}
-.pass{background:#2ca02c}.fail{background:#d62728}
-table{border-collapse:collapse;background:#fff;margin:6px 0}
-td,th{border:1px solid #d9e2ec;padding:4px 10px;text-align:left}th{background:#eef2f7}
-td.num{text-align:right;font-variant-numeric:tabular-nums}
-td.ok{color:#2ca02c;font-weight:600}td.bad{color:#d62728;font-weight:600}
-.cards{display:flex;flex-wrap:wrap;gap:10px;margin:12px 0}
-.card{background:#fff;border:1px solid #d9e2ec;border-radius:6px;padding:8px 14px;min-width:120px}
-.card b{display:block;font-size:18px}.card span{color:#52606d;font-size:12px}
-section.chart{background:#fff;border:1px solid #d9e2ec;border-radius:6px;margin:14px 0;padding:6px}
-"""
-
-
-def _esc(x: Any) -> str:
-    return html.escape(str(x))
-
-
-def _colors(names: Sequence[str]) -> dict[str, str]:
-    return {n: _PALETTE[i % len(_PALETTE)] for i, n in enumerate(names)}
-
-
-def _layout(fig: go.Figure, title: str, *, y_title: str, **extra: Any) -> None:
-    layout: dict[str, Any] = {
-        "title": {"text": title, "x": 0.01, "font": {"size": 15}},
-        "template": "plotly_white",
-        "height": 340,
-        "margin": {"l": 60, "r": 60, "t": 80, "b": 45},
-        "legend": {"orientation": "h", "yanchor": "bottom", "y": 1.1, "xanchor": "right", "x": 1},
-        "hovermode": "x unified",
-    }
-    fig.update_layout(**{**layout, **extra})
-    fig.update_xaxes(title_text="seconds since start")
-    fig.update_yaxes(title_text=y_title)
-
-
-def _time_axis(fig: go.Figure, d: Mapping[str, Any], *, above: bool = False) -> None:
-    """The whole run on the x axis (all charts line up), and a shaded window per chaos event
-    (a dashed line when never reverted), labelled above the plot."""
-    ts = d["timeseries"]["t"]
-    fig.update_xaxes(range=[0, max([float(d["duration_s"]), *(float(t) for t in ts[-1:])])])
-    for c in d["chaos"]:
-        note = {"text": chaos_label(c), "yanchor": "bottom", "font": _NOTE_FONT}
-        if c.get("end_s") is None:
-            fig.add_vline(
-                x=c["at_s"], line={"color": "#d62728", "dash": "dash", "width": 1.5},
-                annotation=note, annotation_position="top right",
-            )  # fmt: skip
-        else:
-            fig.add_vrect(
-                x0=c["at_s"], x1=c["end_s"], fillcolor="#d62728", line_width=0,
-                opacity=0.12 if above else 0.10, layer="above" if above else "below",
-                annotation=note, annotation_position="top left",
-            )  # fmt: skip
+CHART_IDS = (
+    "chart-latency",
+    "chart-throughput",
+    "chart-hedging",
+    "chart-share",
+    "chart-breakers",
+    "chart-chaos",
+    "chart-system",
+)
+#: Charts of a run with contenders (``Scenario.contenders``): one line per contender.
+CONTENDER_CHART_IDS = ("chart-contenders-success", "chart-contenders-latency")
 
 
 def _latency(d: Mapping[str, Any]) -> go.Figure:
@@ -98,8 +55,8 @@ def _latency(d: Mapping[str, Any]) -> go.Figure:
                              ("p99_ms", "p99", "#d62728")):  # fmt: skip
         if ts.get(key) is not None:
             fig.add_scatter(x=ts["t"], y=ts[key], name=name, mode="lines", line={"color": color})
-    _layout(fig, "Latency over time (ms)", y_title="ms")
-    _time_axis(fig, d)
+    layout(fig, "Latency over time (ms)", y_title="ms")
+    time_axis(fig, d)
     return fig
 
 
@@ -113,10 +70,10 @@ def _throughput(d: Mapping[str, Any]) -> go.Figure:
     if ts.get("failovers") is not None:
         fig.add_bar(x=ts["t"], y=ts["failovers"], name="failovers", marker_color="#ffa15a",
                     opacity=0.75, secondary_y=True)  # fmt: skip
-    _layout(fig, "Throughput, errors and failovers", y_title="req/s", barmode="group")
-    fig.update_yaxes(title_text="per bucket", secondary_y=True, rangemode="tozero", **_SECONDARY)
+    layout(fig, "Throughput, errors and failovers", y_title="req/s", barmode="group")
+    fig.update_yaxes(title_text="per bucket", secondary_y=True, rangemode="tozero", **SECONDARY)
     fig.update_yaxes(rangemode="tozero", secondary_y=False)
-    _time_axis(fig, d)
+    time_axis(fig, d)
     return fig
 
 
@@ -142,10 +99,10 @@ def _share(d: Mapping[str, Any], colors: Mapping[str, str]) -> go.Figure:
             stackgroup="share", mode="lines", line={"width": 0.5, "color": colors.get(p)},
             hovertemplate="%{y:.1f} %",
         )  # fmt: skip
-    _layout(fig, "Provider share over time (%)", y_title="% of requests")
+    layout(fig, "Provider share over time (%)", y_title="% of requests")
     fig.update_layout(legend_traceorder="normal")
     fig.update_yaxes(range=[0, 100])
-    _time_axis(fig, d, above=True)
+    time_axis(fig, d, above=True)
     return fig
 
 
@@ -172,7 +129,7 @@ def breaker_segments(
 def _breakers(d: Mapping[str, Any], providers: Sequence[str]) -> go.Figure:
     segments = breaker_segments(d, providers)
     fig = go.Figure()
-    for state, color in _STATE_COLORS.items():
+    for state, color in STATE_COLORS.items():
         segs = [s for s in segments if s[1] == state]
         fig.add_bar(
             y=[s[0] for s in segs], x=[s[3] - s[2] for s in segs], base=[s[2] for s in segs],
@@ -181,10 +138,10 @@ def _breakers(d: Mapping[str, Any], providers: Sequence[str]) -> go.Figure:
             hovertemplate="%{y}: " + state + " %{customdata[0]:.2f} to %{customdata[1]:.2f} s"
             "<br>%{customdata[2]}<extra></extra>",
         )  # fmt: skip
-    _layout(fig, "Circuit breaker states", y_title="", barmode="overlay", hovermode="closest")
+    layout(fig, "Circuit breaker states", y_title="", barmode="overlay", hovermode="closest")
     fig.update_yaxes(categoryorder="array", categoryarray=list(reversed(providers)))
     fig.update_layout(height=max(220, 110 + 45 * len(providers)))
-    _time_axis(fig, d)
+    time_axis(fig, d)
     return fig
 
 
@@ -196,38 +153,38 @@ def _system(d: Mapping[str, Any]) -> go.Figure:
                     line={"color": "#636efa"}, secondary_y=False)  # fmt: skip
     fig.add_scatter(x=t, y=[s.get("cpu_pct") for s in samples], name="CPU (%)", mode="lines",
                     line={"color": "#ff7f0e"}, secondary_y=True)  # fmt: skip
-    _layout(fig, "Router process: memory and CPU", y_title="MB")
-    fig.update_yaxes(title_text="CPU %", secondary_y=True, rangemode="tozero", **_SECONDARY)
+    title = "Router process: memory and CPU"
+    if d.get("system_scope") == "battle":
+        title = "Battle process (the router ran in it): memory and CPU"
+    layout(fig, title, y_title="MB")
+    fig.update_yaxes(title_text="CPU %", secondary_y=True, rangemode="tozero", **SECONDARY)
     fig.update_yaxes(rangemode="tozero", secondary_y=False)
-    _time_axis(fig, d)
+    time_axis(fig, d)
     return fig
 
 
 def _figures(d: Mapping[str, Any]) -> list[tuple[str, go.Figure]]:
     providers = _providers(d)
-    figs = [
+    figs = []
+    if d.get("contenders"):
+        figs += [
+            ("chart-contenders-success", charts.contender_success(d)),
+            ("chart-contenders-latency", charts.contender_latency(d)),
+        ]
+    figs += [
         ("chart-latency", _latency(d)),
         ("chart-throughput", _throughput(d)),
-        ("chart-share", _share(d, _colors(providers))),
+    ]
+    figs.append(("chart-hedging", charts.hedging(d)))
+    figs += [
+        ("chart-share", _share(d, colors(providers))),
         ("chart-breakers", _breakers(d, providers)),
     ]
+    if d["chaos"]:
+        figs.append(("chart-chaos", charts.chaos_lanes(d)))
     if d.get("system"):
         figs.append(("chart-system", _system(d)))
     return figs
-
-
-def _td(c: Any) -> str:
-    """A table cell; ``(text, css_class)`` sets the class, numbers are right-aligned."""
-    if isinstance(c, tuple):
-        return f'<td class="{c[1]}">{_esc(c[0])}</td>'
-    num = isinstance(c, int | float) or (isinstance(c, str) and c[:1].isdigit())
-    return f'<td class="num">{_esc(c)}</td>' if num else f"<td>{_esc(c)}</td>"
-
-
-def _rows(rows: Sequence[Sequence[Any]], head: Sequence[str]) -> str:
-    th = "".join(f"<th>{_esc(h)}</th>" for h in head)
-    body = "".join("<tr>" + "".join(_td(c) for c in row) + "</tr>" for row in rows)
-    return f"<table><thead><tr>{th}</tr></thead><tbody>{body}</tbody></table>"
 
 
 def _header(d: Mapping[str, Any]) -> str:
@@ -235,9 +192,13 @@ def _header(d: Mapping[str, Any]) -> str:
     router = sc.get("router") or {}
     verdict = '<span class="badge pass">PASS</span>' if d["passed"] else (
         '<span class="badge fail">FAIL</span>')  # fmt: skip
+    if not (d.get("validity") or {}).get("valid", True):
+        verdict += '<span class="badge fail">INVALID</span>'
+    if d.get("contenders"):
+        verdict += f'<span class="badge other">{len(d["contenders"])} contenders</span>'
     meta = (
-        f"{_esc(d['id'])} · started {_esc(d['started_at'])} · {fmt(d['duration_s'])} s · "
-        f"seed {_esc(sc.get('seed', '—'))} · strategy {_esc(router.get('strategy', '—'))}"
+        f"{esc(d['id'])} · started {esc(d['started_at'])} · {fmt(d['duration_s'])} s · "
+        f"seed {esc(sc.get('seed', '—'))} · strategy {esc(router.get('strategy', '—'))}"
     )
     lat = s["latency_ms"]
     cards = [
@@ -250,8 +211,9 @@ def _header(d: Mapping[str, Any]) -> str:
     ops = {">=": "≥", "<=": "≤"}
     slos = [
         (x["key"], f"{ops.get(x['op'], x['op'])} {fmt(x['target'])}", fmt(x["actual"]),
-         ("pass", "ok") if x["passed"] else ("FAIL", "bad"),
-         "" if x["passed"] else x.get("message", ""))
+         (("pass", "ok") if x.get("applicable", True) else ("n/a", "ok")) if x["passed"]
+         else ("FAIL", "bad"),
+         "" if x["passed"] and x.get("applicable", True) else x.get("message", ""))
         for x in d["slos"]
     ]  # fmt: skip
     chaos = [
@@ -260,21 +222,29 @@ def _header(d: Mapping[str, Any]) -> str:
         for c in d["chaos"]
     ]  # fmt: skip
     parts = [
-        f"<h1>{_esc(sc['name'])}{verdict}</h1>",
+        f"<h1>{esc(sc['name'])}{verdict}</h1>",
         f'<div class="meta">{meta}</div>',
-        f"<p>{_esc(sc['description'])}</p>" if sc.get("description") else "",
+        f"<p>{esc(sc['description'])}</p>" if sc.get("description") else "",
         '<div class="cards">'
-        + "".join(f"<div class=card><b>{_esc(v)}</b><span>{_esc(k)}</span></div>" for k, v in cards)
+        + "".join(f"<div class=card><b>{esc(v)}</b><span>{esc(k)}</span></div>" for k, v in cards)
         + "</div>",
+        sections.validity_banner(d),
         "<h2>SLOs</h2>",
-        _rows(slos, ["SLO", "target", "actual", "", "note"]) if slos else "<p>(none)</p>",
+        rows_table(slos, ["SLO", "target", "actual", "", "note"]) if slos else "<p>(none)</p>",
+        sections.contenders_section(d),
     ]
     if chaos:
         parts += [
             "<h2>Chaos</h2>",
-            _rows(chaos, ["at", "until", "action", "recovery", "after revert"]),
+            rows_table(chaos, ["at", "until", "action", "recovery", "after revert"]),
         ]
-    return "\n".join(parts)
+    parts += [
+        sections.ws_section(d),
+        sections.truth_section(d),
+        sections.comparison_section(d),
+        sections.notifications_section(d),
+    ]
+    return "\n".join(p for p in parts if p)
 
 
 def render_html(d: Mapping[str, Any]) -> str:
@@ -282,7 +252,7 @@ def render_html(d: Mapping[str, Any]) -> str:
     validate_result(d)
     sections = [
         '<section class="chart">'
-        + pio.to_html(fig, config=_CONFIG, include_plotlyjs=False, full_html=False,
+        + pio.to_html(fig, config=CONFIG, include_plotlyjs=False, full_html=False,
                       div_id=cid, default_height=f"{fig.layout.height}px")
         + "</section>"
         for cid, fig in _figures(d)
@@ -292,8 +262,8 @@ def render_html(d: Mapping[str, Any]) -> str:
 <head>
 <meta charset="utf-8">
 <meta name="viewport" content="width=device-width, initial-scale=1">
-<title>Battle: {_esc(d["scenario"]["name"])} — {"PASS" if d["passed"] else "FAIL"}</title>
-<style>{_CSS}</style>
+<title>Battle: {esc(d["scenario"]["name"])} — {"PASS" if d["passed"] else "FAIL"}</title>
+<style>{CSS}</style>
 <script>window.PlotlyConfig = {{MathJaxConfig: 'local'}};</script>
 <script type="text/javascript">{get_plotlyjs()}</script>
 </head>
@@ -302,8 +272,8 @@ def render_html(d: Mapping[str, Any]) -> str:
 {_header(d)}
 <h2>Charts</h2>
 {"".join(sections)}
-<p class="meta">lasso-rpc battle report · schema {_esc(d["schema"])} · data in
-{_esc(d["id"])}.json</p>
+<p class="meta">lasso-rpc battle report · schema {esc(d["schema"])} · data in
+{esc(d["id"])}.json</p>
 </main>
 </body>
 </html>

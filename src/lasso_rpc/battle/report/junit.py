@@ -26,6 +26,11 @@ def render_junit(d: Result) -> str:
         (f"{x['key']} {x['op']} {x['target']}", None if x["passed"] else _x(x.get("message", "")))
         for x in d["slos"]
     ]
+    reasons = (d.get("validity") or {}).get("reasons") or []
+    if reasons:
+        cases.append(
+            ("valid run (ground truth complete, generator on time)", _x("; ".join(reasons)))
+        )
     if not d["passed"] and all(msg is None for _, msg in cases):
         cases.append(("verdict", "the scenario failed without a violated SLO"))
     elif not cases:

@@ -50,12 +50,102 @@ def _summary_rows(s: Mapping[str, Any]) -> list[list[Any]]:
     return rows
 
 
+def _truth(d: Result) -> list[str]:
+    """Validity, telemetry, load generator and the independent upstream view."""
+    out: list[str] = []
+    v = d.get("validity") or {}
+    if v and not v.get("valid", True):
+        out += ["## ⚠️ Invalid run", "", "The figures below cannot be trusted:", ""]
+        out += [f"- {r}" for r in v.get("reasons", [])] + [""]
+    rows: list[list[Any]] = []
+    if t := d.get("telemetry"):
+        rows += [
+            ["router events from", t["source"]],
+            ["events lost / stream reconnects / undecodable",
+             f"{t['events_lost']} / {t['stream_reconnects']} / {t['decode_errors']}"],
+            ["request events / requests the router answered",
+             f"{t['router_requests']} / {t['answered_by_router']}"],
+        ]  # fmt: skip
+    for x in d.get("load") or []:
+        rows.append(
+            [f"workload {x['workload']} ({x['sender']}, {x['transport']})",
+             f"sent {x['sent']}, lag p99 {fmt(x['generator_lag_ms_p99'])} ms, "
+             f"max {fmt(x['generator_lag_ms_max'])} ms"]
+        )  # fmt: skip
+    if up := d.get("upstream"):
+        per = ", ".join(
+            f"{p} {fmt(c['claimed'])}/{c['received']}" for p, c in up["providers"].items()
+        )
+        rows.append(
+            ["upstream calls, router claims / providers received",
+             f"{per}; {fmt(up['calls_per_request'])} per request"
+             f"{'' if up['consistent'] else ' (INCONSISTENT)'}"]
+        )  # fmt: skip
+    if d.get("system_scope") == "battle" and d.get("system"):
+        rows.append(["system samples", "the battle process (router in-process): not the router's"])
+    if rows:
+        out += ["## Ground truth and load", "", *_table(["", "value"], rows)]
+    out += [f"- note: {n}" for n in d.get("notes") or []]
+    return out
+
+
+def _contenders(d: Result) -> list[str]:
+    contenders = d.get("contenders") or []
+    if not contenders:
+        return []
+    rows = []
+    for c in contenders:
+        s, lat = c["summary"], c["summary"]["latency_ms"]
+        errors = sorted((c.get("errors_by_class") or {}).items(), key=lambda kv: -kv[1])
+        rows.append(
+            [c["label"] + (" *" if c.get("primary") else ""), s["requests"],
+             f"{s['success_rate'] * 100:.1f} %", fmt(lat.get("p50")), fmt(lat.get("p95")),
+             fmt(lat.get("p99")), ", ".join(f"`{k}` x{v}" for k, v in errors[:2]) or "—",
+             fmt((c.get("upstream") or {}).get("calls_per_request")),
+             "✅" if c["passed"] else "❌"]
+        )  # fmt: skip
+    head = ["contender", "requests", "success", "p50 ms", "p95 ms", "p99 ms", "top errors",
+            "calls / request", "SLOs"]  # fmt: skip
+    notes = [f"- {c['label']}: {n}" for c in contenders for n in c.get("notes") or []]
+    return [
+        "## Contenders",
+        "",
+        "The same providers, workload and chaos, reached other ways (* the scenario's router).",
+        "",
+        *_table(head, rows),
+        *notes,
+    ]
+
+
+def _after(d: Result) -> list[str]:
+    out: list[str] = []
+    if cmp := d.get("comparison"):
+        rows = [
+            [r["metric"], fmt(r["baseline"]), fmt(r["new"]), fmt(r["limit"]),
+             "REGRESSED" if r["regressed"] else "ok"]
+            for r in cmp["rows"]
+        ]  # fmt: skip
+        verdict = "REGRESSED" if cmp["regressed"] else "OK"
+        out += [f"## Against baseline `{cmp['baseline_id']}`: {verdict}", ""]
+        out += _table(["metric", "baseline", "new", "limit", ""], rows)
+    if sent := d.get("notifications"):
+        rows = [
+            [n["channel"], n["target"], "sent" if n["ok"] else f"NOT sent: {n['error']}",
+             n["attempts"]]
+            for n in sent
+        ]  # fmt: skip
+        out += ["## Notifications", "", *_table(["channel", "to", "", "tries"], rows)]
+    return out
+
+
 def render_markdown(d: Result) -> str:
     """A Markdown summary: verdict, SLOs, numbers, chaos and breaker timelines, provider share."""
     validate_result(d)
     sc, s = d["scenario"], d["summary"]
     router = sc.get("router") or {}
     verdict = "PASS ✅" if d["passed"] else "FAIL ❌"
+    if not (d.get("validity") or {}).get("valid", True):
+        verdict += " (INVALID RUN)"
     out = [f"# Battle: {sc['name']} — {verdict}", ""]
     out += [
         f"`{d['id']}` · started {d['started_at']} · {fmt(d['duration_s'])} s · "
@@ -68,11 +158,14 @@ def render_markdown(d: Result) -> str:
     out += ["## SLOs", ""]
     slo_rows = [
         [f"`{x['key']}`", f"{OPS.get(x['op'], x['op'])} {fmt(x['target'])}", fmt(x["actual"]),
-         "✅" if x["passed"] else "❌", "" if x["passed"] else x.get("message", "")]
+         ("✅" if x.get("applicable", True) else "n/a") if x["passed"] else "❌",
+         "" if x["passed"] and x.get("applicable", True) else x.get("message", "")]
         for x in d["slos"]
     ]  # fmt: skip
     out += _table(["SLO", "target", "actual", "", "note"], slo_rows) if slo_rows else ["(none)", ""]
+    out += _contenders(d)
     out += ["## Summary", "", *_table(["metric", "value"], _summary_rows(s))]
+    out += _truth(d)
     if d["chaos"]:
         rows = [
             [fmt(c["at_s"], "s"), fmt(c["end_s"], "s"), c["action"], c.get("target") or "—",
@@ -100,4 +193,5 @@ def render_markdown(d: Result) -> str:
             [f"`{k}`", v] for k, v in sorted(d["errors_by_class"].items(), key=lambda kv: -kv[1])
         ]
         out += ["## Errors by class", "", *_table(["class", "count"], rows)]
+    out += _after(d)
     return "\n".join(out)

@@ -1,4 +1,10 @@
-"""The battle result: a plain dict with the versioned schema ``lasso-rpc.battle/1`` (SPEC §6).
+"""The battle result: a plain dict with the versioned schema ``lasso-rpc.battle/2`` (SPEC §6).
+
+Version 2 (issue 15) adds ``validity`` (a run whose ground truth is incomplete or whose load
+generator lagged does not pass), ``telemetry``, ``load``, ``upstream`` (calls counted at the
+providers), ``subscribers``, ``system_scope``, ``contenders`` (the same scenario against
+other ways of reaching the providers), ``comparison`` and ``notifications``; SLO verdicts gain
+``applicable`` and ``optional``. Results of version 1 are still read (compare, reports).
 
 The result JSON is the source of truth; every report format is rendered from that dict alone, so
 a report can be rebuilt from a saved ``<id>.json``:
@@ -25,9 +31,18 @@ import orjson
 
 from lasso_rpc.errors import LassoError
 
-__all__ = ["SCHEMA", "InvalidResult", "Result", "dump_result", "load_result", "validate_result"]
+__all__ = [
+    "READABLE",
+    "SCHEMA",
+    "InvalidResult",
+    "Result",
+    "dump_result",
+    "load_result",
+    "validate_result",
+]
 
-SCHEMA = "lasso-rpc.battle/1"
+SCHEMA = "lasso-rpc.battle/2"
+READABLE = ("lasso-rpc.battle/1", SCHEMA)
 
 Result = Mapping[str, Any]
 
@@ -57,7 +72,9 @@ _LATENCY = ("p50", "p95", "p99", "max")
 _SLO = ("key", "op", "target", "actual", "passed", "message")
 _CHAOS = ("action", "target", "at_s", "end_s")
 _BREAKER = ("t_s", "provider", "from", "to")
-_SERIES = ("requests", "errors", "throughput_rps", "p50_ms", "p95_ms", "p99_ms", "failovers")
+_SERIES = (
+    "requests", "errors", "throughput_rps", "p50_ms", "p95_ms", "p99_ms", "failovers", "hedged",
+)  # fmt: skip
 _SAFE_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._:+-]*")
 
 
@@ -94,12 +111,14 @@ def _check_items(items: list[Any], keys: tuple[str, ...], path: str, out: list[s
 
 
 def validate_result(d: Any) -> None:
-    """Raise ``InvalidResult`` unless ``d`` is a ``lasso-rpc.battle/1`` result reports can read."""
+    """Raise ``InvalidResult`` unless ``d`` is a battle result (``READABLE``) reports can read."""
     if not isinstance(d, Mapping):
         raise InvalidResult([f"<root>: must be an object, got {type(d).__name__}"])
     schema = d.get("schema")
-    if schema != SCHEMA:
-        raise InvalidResult([f"schema: unsupported {schema!r}; this lasso-rpc reads {SCHEMA!r}"])
+    if schema not in READABLE:
+        raise InvalidResult(
+            [f"schema: unsupported {schema!r}; this lasso-rpc reads {' and '.join(READABLE)}"]
+        )
     errors: list[str] = []
     _check(d, _TOP, "", errors)
     if isinstance(d.get("id"), str) and not _SAFE_ID.fullmatch(d["id"]):
@@ -122,6 +141,11 @@ def validate_result(d: Any) -> None:
         for name, values in series:
             if values is not None and (not isinstance(values, list) or len(values) != n):
                 errors.append(f"timeseries.{name}: must be a list as long as timeseries.t ({n})")
+    for i, c in enumerate(d.get("contenders") or []):
+        if not isinstance(c, dict) or not isinstance(c.get("summary"), dict):
+            errors.append(f"contenders[{i}]: must be an object with a summary")
+        elif not isinstance(c.get("label"), str):
+            errors.append(f"contenders[{i}].label: missing")
     if errors:
         raise InvalidResult(errors)
 
