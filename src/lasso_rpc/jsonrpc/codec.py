@@ -68,6 +68,8 @@ _scalar_decoder = msgspec.json.Decoder(msgspec.Raw)
 MAX_DEPTH = 64
 #: Batch limits up to this are decoded into a bounded struct (see ``_batch_items``).
 _MAX_BOUNDED_BATCH = 4096
+#: A batch body with fewer commas has fewer items: a plain list stays small (64 B an item).
+_LIST_OK = 4096
 _OptRaw = msgspec.Raw | msgspec.UnsetType
 _bounded: dict[int, msgspec.json.Decoder[Any]] = {}
 
@@ -130,18 +132,17 @@ def decode_body(
     than ``max_batch`` items, or JSON nested deeper than ``max_depth`` levels. Memory stays
     bounded by the body: a huge batch is counted before it is built.
     """
-    if not is_utf8(body):
+    if not body.isascii() and not is_utf8(body):
         raise ParseError("parse error: invalid UTF-8")
     head = body.lstrip()[:1]
-    try:
-        if head == b"[":
-            return _decode_batch(body, max_depth, max_batch)
-        if head == b"{":
-            if not within_depth(body, max_depth):
-                raise _too_deep(max_depth)
-            return decode_item(body)
-    except MalformedJson as exc:
-        raise ParseError("parse error") from exc
+    if head == b"{":
+        # The bracket count settles a plain call at once; only more brackets than the limit
+        # are looked at closer.
+        if body.count(b"[") + body.count(b"{") > max_depth and not _within(body, max_depth):
+            raise _too_deep(max_depth)
+        return decode_item(body)
+    if head == b"[":
+        return _decode_batch(body, max_depth, max_batch)
     if not head:
         raise InvalidRequest("empty body")
     try:
@@ -169,16 +170,15 @@ def _decode_batch(
             f"batch exceeds the limit of {max_batch} calls", data={"limit": max_batch}
         )
     out: list[Call | InvalidRequest] = []
+    inner = max_depth - 1
     for it in items:
         raw = bytes(it)
         # Too deep anywhere: the whole body is refused, as when msgspec's own recursion gives
         # up (at a depth that depends on the stack), so the answer never depends on which did.
-        if not within_depth(raw, max_depth - 1):
+        if raw.count(b"[") + raw.count(b"{") > inner and not _within(raw, inner):
             raise _too_deep(max_depth)
         try:
             out.append(decode_item(raw))
-        except MalformedJson:
-            out.append(InvalidRequest("parse error"))
         except (InvalidRequest, ParseError) as exc:
             out.append(exc if isinstance(exc, InvalidRequest) else InvalidRequest(str(exc)))
     return out
@@ -186,7 +186,8 @@ def _decode_batch(
 
 def _batch_items(body: bytes, max_batch: int | None) -> list[msgspec.Raw]:
     """The batch's items, at most ``max_batch + 1`` of them (one more says "too many")."""
-    if max_batch is None or max_batch > _MAX_BOUNDED_BATCH:
+    if max_batch is None or max_batch > _MAX_BOUNDED_BATCH or body.count(b",") < _LIST_OK:
+        # Few commas: at most that many items, a small list whatever the body says.
         return _batch_decoder.decode(body)
     decoder = _bounded.get(max_batch)
     if decoder is None:
@@ -196,14 +197,16 @@ def _batch_items(body: bytes, max_batch: int | None) -> list[msgspec.Raw]:
         fields = [(f"i{k}", _OptRaw, msgspec.UNSET) for k in range(max_batch + 1)]
         struct = msgspec.defstruct(f"Batch{max_batch}", fields, array_like=True)
         decoder = _bounded[max_batch] = msgspec.json.Decoder(struct)
-    parsed = decoder.decode(body)
-    items: list[msgspec.Raw] = []
-    for name in parsed.__struct_fields__:
-        value = getattr(parsed, name)
-        if value is msgspec.UNSET:
-            break
-        items.append(value)
-    return items
+    values = msgspec.structs.astuple(decoder.decode(body))
+    n = values.index(msgspec.UNSET) if values[-1] is msgspec.UNSET else len(values)
+    return list(values[:n])
+
+
+def _within(body: bytes, limit: int) -> bool:
+    try:
+        return within_depth(body, limit)
+    except MalformedJson as exc:  # brackets that do not balance: not JSON
+        raise ParseError("parse error") from exc
 
 
 def _too_deep(limit: int) -> InvalidRequest:
