@@ -1,11 +1,13 @@
 """The fast upstream: a raw ``asyncio.Protocol`` + httptools + uvloop JSON-RPC server.
 
-    python bench/servers/upstream.py [--mode echo|big|fail500]
+    python bench/servers/upstream.py [--mode echo|big|fail500|chain]
 
 Binds 127.0.0.1 on a free port and prints ``listening PORT``. ``echo`` answers
 ``{"jsonrpc":"2.0","id":<id>,"result":"0x1234"}`` with the request's id (read with one regex,
 no JSON parse), batches as arrays, keep-alive; ``big`` answers ``eth_getLogs`` with a ~1 MB
-log list; ``fail500`` answers everything with HTTP 500 and a JSON-RPC error.
+log list; ``fail500`` answers everything with HTTP 500 and a JSON-RPC error; ``chain`` answers
+``eth_getBlockByNumber`` with a real-looking block (about 1.3 KB; a chain standing still at
+``CHAIN_HEAD``, `finalized` 64 below) and everything else as ``echo``.
 """
 
 from __future__ import annotations
@@ -18,6 +20,57 @@ import re
 from typing import Any
 
 HOST = "127.0.0.1"
+
+CHAIN_HEAD = 0x1000000
+_FIRST_PARAM = re.compile(rb'"params"\s*:\s*\[\s*"([^"]*)"')
+_blocks: dict[int, bytes] = {}
+
+
+def chain_block(n: int) -> bytes:
+    """Block ``n`` of the standing chain, as JSON (memoised)."""
+    out = _blocks.get(n)
+    if out is None:
+
+        def h(x: int) -> str:
+            return "0x" + f"{x * 0x9E3779B97F4A7C15:064x}"[-64:]
+
+        block = {
+            "number": hex(n),
+            "hash": h(n + 1),
+            "parentHash": h(n),
+            "nonce": "0x0000000000000000",
+            "sha3Uncles": h(7),
+            "logsBloom": "0x" + "00" * 256,
+            "transactionsRoot": h(n + 11),
+            "stateRoot": h(n + 12),
+            "receiptsRoot": h(n + 13),
+            "miner": "0x" + "ab" * 20,
+            "difficulty": "0x0",
+            "extraData": "0x",
+            "gasLimit": hex(30_000_000),
+            "gasUsed": hex(21_000 * 5),
+            "timestamp": hex(1_700_000_000 + 12 * n),
+            "baseFeePerGas": hex(1_000_000_000),
+            "transactions": [h(n * 100 + i) for i in range(5)],
+            "uncles": [],
+        }
+        out = _blocks[n] = json.dumps(block, separators=(",", ":")).encode()
+    return out
+
+
+def _chain_answer(body: bytes) -> bytes | None:
+    if b"eth_getBlockByNumber" not in body:
+        return None
+    m = _FIRST_PARAM.search(body)
+    tag = m.group(1) if m else b"latest"
+    if tag in (b"latest", b"pending", b"safe"):
+        n = CHAIN_HEAD
+    elif tag == b"finalized":
+        n = CHAIN_HEAD - 64
+    else:
+        n = int(tag, 16)
+    return b"null" if n > CHAIN_HEAD else chain_block(n)
+
 
 _ID = re.compile(rb'"id"\s*:\s*("(?:[^"\\]|\\.)*"|[^,}\]\s]+)')
 _OK_HEAD = b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: %d\r\n\r\n"
@@ -97,6 +150,10 @@ class _Upstream(asyncio.Protocol):
             pre = b'{"jsonrpc":"2.0","id":%s,"result":' % (m.group(1) if m else b"null")
             n = len(pre) + len(self._big) + 1
             t.writelines([_OK_HEAD % n, pre, self._big, b"}"])  # no 1 MB concatenation here
+        elif self._mode == "chain" and (result := _chain_answer(body)) is not None:
+            m = _ID.search(body)
+            out = b'{"jsonrpc":"2.0","id":%s,"result":%s}' % (m.group(1) if m else b"null", result)
+            t.write(_OK_HEAD % len(out) + out)
         elif body[:1] == b"[":
             out = (
                 b"["
@@ -131,7 +188,7 @@ def _serve_upstream(mode: str) -> None:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description="raw asyncio.Protocol + httptools JSON-RPC echo")
-    parser.add_argument("--mode", choices=["echo", "big", "fail500"], default="echo")
+    parser.add_argument("--mode", choices=["echo", "big", "fail500", "chain"], default="echo")
     _serve_upstream(parser.parse_args().mode)
 
 

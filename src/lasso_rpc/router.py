@@ -19,6 +19,7 @@ from lasso_rpc.config.models import Config, ProfileConfig
 from lasso_rpc.errors import ConfigError, InvalidParams
 from lasso_rpc.observability.events import ConfigReloaded, EventBus
 from lasso_rpc.resilience.pipeline import Pipeline
+from lasso_rpc.shaping.shaper import Shaper, StoreFactory
 from lasso_rpc.upstream.chain import ChainRuntime
 
 __all__ = ["Router", "ProfileRuntime"]
@@ -43,12 +44,17 @@ class Router:
         clock: Clock = SYSTEM_CLOCK,
         rng: random.Random | None = None,
         transport_impl: str = "fast",
+        cache_store: StoreFactory | None = None,
     ) -> None:
         self.bus = bus or EventBus()
         self.clock = clock
         self._rng = rng or random.Random()
         self._impl = transport_impl
         self.pipeline = Pipeline(bus=self.bus, clock=clock)
+        #: Cache, dedup, log splitting, monotonic heads: what the server calls per unary call.
+        self.shaper = Shaper(
+            pipeline=self.pipeline, bus=self.bus, clock=clock, store_factory=cache_store
+        )
         self.config = config
         self.profiles = self._build(config)
         self._started = False
@@ -59,6 +65,7 @@ class Router:
         for slug, prof in config.profiles.items():
             chains: dict[str, ChainRuntime] = {}
             lookup: dict[str, ChainRuntime] = {}
+            store = self.shaper.store_for(slug, prof.cache) if prof.cache.enabled else None
             for name, cc in prof.chains.items():
                 rt = ChainRuntime(
                     slug,
@@ -70,6 +77,7 @@ class Router:
                     transport_impl=self._impl,
                 )
                 chains[name] = rt
+                self.shaper.add_chain(rt, prof.cache, store)
                 for key in (name, str(cc.chain_id), *cc.aliases):
                     lookup[key] = rt
             out[slug] = ProfileRuntime(prof, chains, lookup)
@@ -84,6 +92,7 @@ class Router:
                 await chain.start()
 
     async def aclose(self) -> None:
+        await self.shaper.aclose()
         for prof in self.profiles.values():
             for chain in prof.chains.values():
                 await chain.aclose()
@@ -185,6 +194,7 @@ class Router:
         await asyncio.sleep(_CLOSE_GRACE_S)
         for prof in old.values():
             for chain in prof.chains.values():
+                await self.shaper.forget(chain)
                 await chain.aclose()
 
     def __repr__(self) -> str:

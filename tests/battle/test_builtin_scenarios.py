@@ -20,6 +20,7 @@ from lasso_rpc.battle.providers.spec import MockFleetSpec
 from lasso_rpc.battle.report.html import CONTENDER_CHART_IDS
 from lasso_rpc.battle.report.schema import validate_result
 from lasso_rpc.observability.events import Event, RequestFinished
+from lasso_rpc.shaping.testing import reorg_safety
 
 pytestmark = [pytest.mark.battle, pytest.mark.chaos]
 
@@ -39,6 +40,7 @@ def test_the_builtin_catalogue() -> None:
         "total-failure",
         "network-faults-anvil",
         "ws-failover",
+        "reorg-under-load",
         CONTENDERS,
     } <= set(SCENARIOS)
 
@@ -70,6 +72,23 @@ async def test_builtin_scenario_passes(name: str, tmp_path: Path) -> None:
             if e["from_provider"] != e["to_provider"]
         ]
         assert moves, "the kill and the drop must have moved the upstream subscriptions"
+    if name == "reorg-under-load":
+        truth = result.data["truth"]
+        assert truth["reorgs"] == 3 and truth["answers_checked"] > 500
+        assert truth["stale_answers"] == 0
+        assert truth["upstream_calls"] < truth["client_requests"]  # the cache saved calls
+
+
+async def test_reorg_under_load_fails_on_a_router_without_reorg_eviction() -> None:
+    """The same scenario against a router whose cache ignores reorgs (test mode): the
+    stale-answer count is taken from the chain, not from the router, so the SLO fails."""
+    sc = Scenario.from_yaml(SCENARIOS["reorg-under-load"]).scaled(0.3)
+    with reorg_safety(False):
+        result = await sc.run()
+    assert not result.passed
+    (stale,) = [v for v in result.data["slos"] if v["key"] == "max_stale_answers"]
+    assert not stale["passed"] and stale["actual"] > 10
+    assert result.data["truth"]["examples"]
 
 
 async def _cli(*args: str) -> tuple[int, str]:

@@ -48,7 +48,8 @@ def max_overlap(records: list[RequestRecord]) -> int:
 async def test_every_send_ends_in_one_record_filled_from_include_meta(
     make_router: RouterFactory, fleet: MockFleet
 ) -> None:
-    s = await make_router()
+    # No dedup: every call makes exactly one attempt of its own (a coalesced one makes none).
+    s = await make_router(routing={"shaping": {"dedup": False}})
     fleet.reset_counters()
     mix = {"eth_blockNumber": 4, "eth_getBalance": 3, "eth_call": 2, "eth_chainId": 1}
     w = Workload.constant(400, 1).mix(mix).path("/rpc/round-robin/ethereum?failover=true")
@@ -87,7 +88,10 @@ async def test_every_send_ends_in_one_record_filled_from_include_meta(
 
 
 async def test_hedged_flag_comes_from_meta(make_router: RouterFactory, fleet: MockFleet) -> None:
-    s = await make_router(routing={"hedge": {"enabled": True, "after": 50}})
+    # No dedup: each of these identical calls must make its own attempts.
+    s = await make_router(
+        routing={"hedge": {"enabled": True, "after": 50}, "shaping": {"dedup": False}}
+    )
     fleet["alpha"].set_failure("hang")  # priority tries alpha first; the hedge to beta answers
     w = Workload.constant(40, 0.25, "eth_getBalance").path("/rpc/priority/ethereum")
     _, records = await run(w, s.url)
@@ -243,7 +247,8 @@ async def test_an_on_record_error_stops_the_run(make_router: RouterFactory) -> N
 async def test_unary_calls_over_websocket_end_in_records_filled_from_include_meta(
     make_router: RouterFactory, fleet: MockFleet
 ) -> None:
-    s = await make_router()
+    # No dedup: every call makes exactly one attempt of its own (a coalesced one makes none).
+    s = await make_router(routing={"shaping": {"dedup": False}})
     fleet.reset_counters()
     mix = {"eth_getBalance": 3, "eth_call": 2, "eth_chainId": 1}
     # 130 may be in flight: three sockets (64 calls each is the router's per-socket cap)

@@ -3,13 +3,28 @@
 from __future__ import annotations
 
 import asyncio
+from typing import Any
 
 import aiohttp
+import pytest
 
 from lasso_rpc.battle.providers.fleet import MockFleet
+from lasso_rpc.server.app import RouterServer
 from tests.conftest import RouterFactory, rpc
 
 ADDR = "0x" + "22" * 20
+
+
+@pytest.fixture
+def make_router(lasso_router: RouterFactory) -> RouterFactory:
+    """Routers without in-flight dedup: every call here is counted where it lands, so
+    identical calls in flight at once must not share one upstream call."""
+
+    async def factory(**kw: Any) -> RouterServer:
+        kw["routing"] = {"shaping": {"dedup": False}, **(kw.get("routing") or {})}
+        return await lasso_router(**kw)
+
+    return factory
 
 
 async def _send(http: aiohttp.ClientSession, url: str, n: int, conc: int = 4) -> None:

@@ -65,7 +65,7 @@ def test_a_profile_routing_error_is_reported_once_where_it_was_written() -> None
         "routing.max_attempts: must be an integer from 1 to 10 (got 0)",
         "routing.retries: unknown key (known keys: default_strategy, request_timeout_ms, "
         "attempt_timeout_ms, max_attempts, hedge, breaker, max_lag_blocks, max_batch_size, "
-        "max_body_bytes, max_response_bytes, head_poll_ms)",
+        "max_body_bytes, max_response_bytes, head_poll_ms, shaping)",
         "chains.c9.routing.max_attempts: must be an integer from 1 to 10 (got 0)",
     ]
 

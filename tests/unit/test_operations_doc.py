@@ -27,6 +27,7 @@ DOC = Path(__file__).resolve().parents[2] / "docs" / "operations.md"
 CONFIG = """
 name: T
 slug: local
+cache: {enabled: true}  # so that the cache's families have their series
 chains:
   ethereum:
     chain_id: 1

@@ -10,6 +10,7 @@ from lasso_rpc.battle.measure.analysis import Analysis
 from lasso_rpc.battle.measure.analyzer import analyze
 from lasso_rpc.battle.measure.collector import Collector
 from lasso_rpc.battle.measure.slo import SLO, SLO_KEYS, SloVerdict, all_passed
+from lasso_rpc.battle.measure.staleness import TruthFigures
 from lasso_rpc.battle.records import ChaosRecord, SubscriptionRecord, SystemSample
 from tests.unit.test_analyzer import WALL0, fin, rec
 
@@ -51,6 +52,7 @@ def run_analysis(
         chaos=[ChaosRecord("error_rate", "alpha", 5.0, None)] if chaos else [],
         subscriptions=subs if subscriptions else None,
         duration_s=10.0,
+        truth=TruthFigures(100, 40, answers_checked=50, stale_answers=3, reorgs=1),
     )
 
 
@@ -78,6 +80,7 @@ CASES = {
     "max_error_count": (2.0, 2.0, 1.0),
     "max_feed_stall_s": (3.0, 3.0, 2.9),
     "max_stalled_clients": (1.0, 1.0, 0.0),
+    "max_stale_answers": (3.0, 3.0, 2.0),
 }
 
 
@@ -268,3 +271,19 @@ def test_slo_value_semantics() -> None:
     assert SLO(p95_latency_ms=200) == SLO(p95_latency_ms=200.0)
     assert dict(SLO(p95_latency_ms=200).targets) == {"p95_latency_ms": 200.0}
     assert repr(SLO(success_rate=0.999)) == "SLO(success_rate=0.999)"
+
+
+@pytest.mark.parametrize(
+    ("truth", "why"),
+    [
+        (None, "answers are checked against a mock fleet's chain only"),
+        (TruthFigures(10, None, None, None, 0), "answers are checked against a mock fleet"),
+        (TruthFigures(10, 10, 0, 0, 1), "no answer named a block"),
+    ],
+)
+def test_stale_answers_not_measured_fails(
+    analysis: Analysis, truth: TruthFigures | None, why: str
+) -> None:
+    v, *_ = SLO(max_stale_answers=0).evaluate(dataclasses.replace(analysis, truth=truth))
+    assert v.key == "max_stale_answers" and not v.applicable
+    assert not v.passed and v.actual is None and why in v.message

@@ -69,6 +69,8 @@ class Drive:
             for w in sc.workloads
         ]
         self.sidecars: dict[int, Sidecar] = {}
+        #: Sees every answer body the load generator gets (``measure.staleness.ChainTruth``).
+        self.inspect: Callable[[float, bytes], None] | None = None
 
     async def prepare(self, stack: contextlib.AsyncExitStack) -> None:
         c = self.contender
@@ -169,7 +171,7 @@ def _job(
         base_url = plan.ws_urls[pid] if w.transport == "ws" else plan.reach_urls[pid]
         w = dataclasses.replace(w, target_path="/")
         record = _as_provider(collector.record, pid)
-    return _router_load(w, i, base_url, ctx.t0, rng, record)
+    return _router_load(w, i, base_url, ctx.t0, rng, record, plan.inspect)
 
 
 async def _router_load(
@@ -179,9 +181,10 @@ async def _router_load(
     t0: float,
     rng: random.Random,
     on_record: Callable[[RequestRecord], None],
+    inspect: Callable[[float, bytes], None] | None = None,
 ) -> LoadSummary:
     stats: LoadStats = await run_workload(
-        w, base_url=base_url, clock_start=t0, rng=rng, on_record=on_record
+        w, base_url=base_url, clock_start=t0, rng=rng, on_record=on_record, inspect=inspect
     )
     return LoadSummary(
         workload=i,

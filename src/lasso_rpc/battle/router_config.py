@@ -28,10 +28,11 @@ def router_config(
     routing.update(sc.router_opts.routing)
     if strategy is not None:
         routing["default_strategy"] = strategy
-    doc = {
+    doc: dict[str, Any] = {
         "name": f"Battle: {sc.name}",
         "slug": "battle",
         "routing": routing,
+        **({"cache": dict(sc.router_opts.cache)} if sc.router_opts.cache else {}),
         "chains": {
             CHAIN: {
                 "chain_id": chain_id,

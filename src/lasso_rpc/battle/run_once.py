@@ -28,6 +28,7 @@ from lasso_rpc.battle.measure.analysis import Analysis
 from lasso_rpc.battle.measure.analyzer import analyze
 from lasso_rpc.battle.measure.collector import Collector
 from lasso_rpc.battle.measure.data import CollectedData
+from lasso_rpc.battle.measure.staleness import ChainTruth
 from lasso_rpc.battle.measure.upstream_view import (
     ProviderCalls,
     UpstreamView,
@@ -142,6 +143,9 @@ async def run_once(
         before = _counters(fleet)
         t0 = loop.time()
         ctx.t0 = t0
+        truth = _truth(sc, fleet, t0)
+        stack.callback(truth.close)
+        plan.inspect = truth.inspect if truth.check else None
         collector = Collector(
             start=t0,
             bucket_s=sc.bucket_s,
@@ -163,6 +167,9 @@ async def run_once(
 
     requests = data.client_requests
     received = {p: provider_calls(before[p], after[p]) for p in before if p in after}
+    truth.requests = requests
+    # Every call the providers got, the router's head polls and cache head checks included.
+    calls = sum(n for c in received.values() for n in c.calls.values()) if received else None
     view = _view(sc, data, received, requests, contender) if received else None
     analysis = analyze(
         data,
@@ -175,6 +182,7 @@ async def run_once(
         router=contender.is_router,
         own_process=contender.is_router and sc.router_opts.process,
         max_generator_lag_ms=sc.max_generator_lag_ms,
+        truth=truth.figures(calls),
     )
     return RunOutcome(contender, name, analysis, tuple(ctx.timeline), duration, wall0, tuple(notes))
 
@@ -197,6 +205,15 @@ def _view(
         requests=requests,
         unanswered=unanswered(errors),
     )
+
+
+def _truth(sc: ScenarioSpec, fleet: MockFleet | None, t0: float) -> ChainTruth:
+    """Answers checked against the chain when the scenario reorgs it or has a stale-answer
+    SLO (``measure.staleness``)."""
+    check = any(a.action == "reorg" for a in sc.chaos_actions) or (
+        sc.slos is not None and "max_stale_answers" in sc.slos.targets
+    )
+    return ChainTruth(fleet.chain if fleet is not None else None, t0, check=check)
 
 
 def _counters(fleet: MockFleet | None) -> dict[str, tuple[dict[str, int], dict[str, int]]]:

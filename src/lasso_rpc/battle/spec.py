@@ -47,6 +47,8 @@ class RouterOptions:
     strategy: str = "fastest"
     process: bool = False
     routing: Mapping[str, Any] = field(default_factory=dict)
+    #: The profile's ``cache:`` block (docs/config.md); empty: no cache.
+    cache: Mapping[str, Any] = field(default_factory=dict)
 
 
 @dataclass(frozen=True, slots=True)
@@ -92,8 +94,17 @@ class ScenarioSpec:
         opts = AnvilOptions(nodes, block_time_s, chain_id)
         return dataclasses.replace(self, anvil_opts=opts, fleet=None)
 
-    def router(self, *, strategy: str = "fastest", process: bool = False, **routing: Any) -> Self:
-        return dataclasses.replace(self, router_opts=RouterOptions(strategy, process, routing))
+    def router(
+        self,
+        *,
+        strategy: str = "fastest",
+        process: bool = False,
+        cache: Mapping[str, Any] | None = None,
+        **routing: Any,
+    ) -> Self:
+        """``routing`` keys as in a profile's ``routing:``; ``cache`` its ``cache:`` block."""
+        opts = RouterOptions(strategy, process, routing, dict(cache or {}))
+        return dataclasses.replace(self, router_opts=opts)
 
     def setup(self, hook: SetupHook) -> Self:
         return dataclasses.replace(self, setup_hooks=(*self.setup_hooks, hook))
@@ -203,6 +214,7 @@ class ScenarioSpec:
                 "strategy": self.router_opts.strategy,
                 "process": self.router_opts.process,
                 "routing": dict(self.router_opts.routing),
+                **({"cache": dict(self.router_opts.cache)} if self.router_opts.cache else {}),
             },
             "providers": providers,
             "anvil": dataclasses.asdict(self.anvil_opts) if self.anvil_opts else None,
@@ -257,11 +269,12 @@ class ScenarioSpec:
         strategy = router.pop("strategy", "fastest")
         process = bool(router.pop("process", False))
         routing = dict(router.pop("routing", {}) or {})
+        cache = dict(router.pop("cache", {}) or {})
         if router:
             raise ValueError(
-                f"unknown router keys {sorted(router)}; valid: process, routing, strategy"
+                f"unknown router keys {sorted(router)}; valid: cache, process, routing, strategy"
             )
-        s = s.router(strategy=strategy, process=process, **routing)
+        s = s.router(strategy=strategy, process=process, cache=cache, **routing)
         loads = d.get("workloads") or d.get("workload") or []
         if isinstance(loads, Mapping):
             loads = [loads]  # one workload; to_dict writes the list

@@ -20,11 +20,14 @@ from lasso_rpc.config.base import Frozen
 from lasso_rpc.config.dashboard import DashboardConfig
 from lasso_rpc.config.describe import Expect
 from lasso_rpc.config.server import ClientRateLimit, ControlConfig, ServerConfig
+from lasso_rpc.config.shaping import CacheConfig, CachePolicy, ShapingConfig
 
 __all__ = [
     "LOADER_CHECKS",
     "STRATEGIES",
     "BreakerConfig",
+    "CacheConfig",
+    "CachePolicy",
     "ChainConfig",
     "ClientRateLimit",
     "Config",
@@ -37,6 +40,7 @@ __all__ = [
     "ProviderConfig",
     "RoutingConfig",
     "ServerConfig",
+    "ShapingConfig",
     "Strategy",
     "canonical_strategy",
 ]
@@ -166,6 +170,10 @@ class RoutingConfig(Frozen):
         description="Interval of the eth_blockNumber health poll of every provider (head, "
         "lag, breaker probes).",
     )
+    shaping: ShapingConfig = Field(
+        default=ShapingConfig(),
+        description="In-flight dedup, eth_getLogs splitting, monotonic eth_blockNumber.",
+    )
 
     @field_validator("default_strategy", mode="before")
     @classmethod
@@ -248,8 +256,18 @@ class ProviderConfig(Frozen):
         description="Extra headers on every HTTP request and WebSocket handshake to it.",
         examples=[{"Authorization": "Bearer ${BETA_TOKEN}"}],
     )
+    logs_max_block_range: Annotated[int, Field(ge=1)] | None = Field(
+        default=None,
+        description="Longest eth_getLogs/trace_filter block range this provider accepts (its "
+        "plan's limit). Longer requests go to a provider that takes them whole, or are split "
+        "into pieces every provider accepts. Unset: no limit known (a refusal still splits).",
+        examples=[2000],
+    )
     archive: bool = Field(
-        default=False, description="Marks an archive node. Accepted; routing does not use it yet."
+        default=False,
+        description="An archive node: state reads of old blocks "
+        "(routing.shaping.archive_after_blocks) go to archive providers only while one is "
+        "usable.",
     )
     rate_limit_rps: Annotated[float, Field(gt=0)] | None = Field(
         default=None,
@@ -307,6 +325,12 @@ class ChainConfig(Frozen):
         description="Its upstream endpoints, at least one.",
         examples=[[{"id": "alpha", "url": "https://eth-mainnet.example/v2/${ALPHA_KEY}"}]],
     )
+    finality_depth: Annotated[int, Field(ge=1)] = Field(
+        default=1024,
+        description="Blocks behind the head taken as final when the providers do not answer "
+        "the `finalized` block tag (the cache never re-checks a finalized answer).",
+        examples=[64],
+    )
     routing: RoutingConfig = Field(
         default=RoutingConfig(),
         description="Overrides of the profile's routing for this chain, key by key "
@@ -340,6 +364,11 @@ class ProfileConfig(Frozen):
     )
     routing: RoutingConfig = Field(
         default=RoutingConfig(), description="Routing defaults for every chain of the profile."
+    )
+    cache: CacheConfig = Field(
+        default=CacheConfig(),
+        description="Response cache of the profile's chains (off by default).",
+        examples=[{"enabled": True}],
     )
     chains: dict[str, ChainConfig] = Field(
         description="Chains by name (/rpc/<name>).",

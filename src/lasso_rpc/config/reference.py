@@ -85,7 +85,17 @@ def sections(root: type[BaseModel] = ProfileFile) -> list[Section]:
     return out
 
 
+def _plain(value: Any) -> Any:
+    """Model instances inside a default (a list of policies) as the YAML that makes them."""
+    if isinstance(value, BaseModel):
+        return value.model_dump(mode="json", exclude_defaults=True)
+    if isinstance(value, list):
+        return [_plain(v) for v in value]
+    return value
+
+
 def _inline(value: Any) -> str:
+    value = _plain(value)
     text = yaml.safe_dump(value, default_flow_style=True, width=1000, sort_keys=False)
     return text.removesuffix("\n").removesuffix("\n...").strip()
 

@@ -27,11 +27,27 @@ routing:                          # defaults for every chain below
   max_body_bytes: 5242880
   max_response_bytes: 67108864
   head_poll_ms: 2000
+  shaping:
+    dedup: true
+    dedup_exclude: ["eth_estimateGas"]
+    monotonic_block_number: true
+    archive_after_blocks: 128
+    logs_max_block_range: 100000
+    logs_split_concurrency: 4
+cache:                             # the profile's response cache
+  enabled: true
+  max_bytes: 67108864
+  head_check_ms: 250
+  policies:
+    - {methods: ["*"], finality: finalized}
+    - {methods: ["*"], finality: unfinalized, ttl_ms: 60000}
+    - {methods: ["*"], finality: realtime, ttl_ms: 2000}
 chains:
   ethereum:
     chain_id: 1
     aliases: [eth, mainnet]
     block_time_ms: 12000
+    finality_depth: 64            # only used when providers do not answer the finalized tag
     providers:
       - id: alchemy
         name: Alchemy
@@ -42,6 +58,7 @@ chains:
         timeout_ms: 5000
         pool_size: 64
         rate_limit_rps: 25
+        logs_max_block_range: 2000
         methods: {deny: ["trace_*", "debug_*"]}
         error_overrides: {-32000: client, "msg:capacity exceeded": rate_limited}
       - id: own-node

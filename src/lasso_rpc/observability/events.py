@@ -14,6 +14,8 @@ subscription.failover  a multiplexed subscription moved to another provider
 config.reloaded   a new configuration was swapped in (or rejected: ``ok=False``)
 chaos.injected    the battle framework injected a fault (``chaos.reverted`` when undone)
 limit.rejected    a client hit a limit of ``server.limits`` (or sent a request refused outright)
+chain.reorg       a block hash changed at some height: the response cache dropped every
+                  unfinalized answer from the fork point up (``shaping.headwatch``)
 stats.summary     a few times a second while a dashboard follows the router: counts of the
                   interval, provider state, sampled routing decisions (``dashboard/summary.py``)
 ================  =====================================================================
@@ -32,6 +34,7 @@ import msgspec
 __all__ = [
     "Attempt",
     "BreakerChanged",
+    "ChainReorg",
     "ChaosEvent",
     "ConfigReloaded",
     "Event",
@@ -98,6 +101,10 @@ class RequestFinished(Event, frozen=True, kw_only=True):
     provider: str | None = None  # the provider whose answer was returned
     #: The routing decision (``.explain()`` says why this provider); formatted only when read.
     decision: Any = None
+    #: ``HIT`` / ``MISS`` / ``BYPASS`` when the profile has a response cache; else None.
+    cache: str | None = None
+    #: Answered by an identical call already in flight (in-flight dedup): no attempt of its own.
+    coalesced: bool = False
 
 
 class BreakerChanged(Event, frozen=True, kw_only=True):
@@ -135,6 +142,14 @@ class ConfigReloaded(Event, frozen=True, kw_only=True):
     ok: bool
     source: str
     errors: tuple[str, ...] = ()
+
+
+class ChainReorg(Event, frozen=True, kw_only=True):
+    kind: ClassVar[str] = "chain.reorg"
+    profile: str
+    chain: str
+    fork_block: int  # the lowest block replaced
+    evicted: int  # cache entries dropped (-1: the store could not tell)
 
 
 class ChaosEvent(Event, frozen=True, kw_only=True):

@@ -34,6 +34,7 @@ from lasso_rpc.observability.operator_metrics import (
     attempt_families,
     histogram_buckets,
 )
+from lasso_rpc.shaping.metrics import ShapingCollector
 
 if TYPE_CHECKING:
     from prometheus_client.metrics_core import Metric
@@ -98,6 +99,9 @@ class PrometheusMetrics:
         self.registry.register(self)
         self.registry.register(_StateCollector(router))
         self.registry.register(HealthCollector(router))
+        shaper = getattr(router, "shaper", None)  # stand-in routers of tests have none
+        if shaper is not None:
+            self.registry.register(ShapingCollector(shaper))  # cache, dedup, log splits
 
     def _admit(self, m: str) -> str:
         if len(self._methods) < _MAX_METHODS:

@@ -14,11 +14,15 @@ __all__ = ["CallContext", "CallOutcome"]
 
 
 class CallContext(msgspec.Struct, frozen=True):
-    """One call: its request id, the chain it is for and how to route it."""
+    """One call: its request id, the chain it is for and how to route it.
+
+    ``bypass_cache``: the client asked for a fresh answer (``X-Lasso-Cache-Bypass: 1``).
+    """
 
     request_id: str
     chain: ChainRuntime
     route: RouteRequest
+    bypass_cache: bool = False
 
 
 class CallOutcome(msgspec.Struct, frozen=True):
@@ -35,6 +39,10 @@ class CallOutcome(msgspec.Struct, frozen=True):
     hedged: bool
     latency_ms: float
     decision: Decision
+    #: ``HIT`` / ``MISS`` / ``BYPASS`` when the profile has a cache (``X-Lasso-Cache``).
+    cache: str | None = None
+    #: Answered by an identical call already in flight (in-flight dedup).
+    coalesced: bool = False
 
     @property
     def failover(self) -> bool:

@@ -12,9 +12,11 @@ class RouteRequest(msgspec.Struct, frozen=True):
 
     ``pin``: a provider id from ``/rpc/provider/ID/...``; with ``failover`` the others follow it.
     ``transport``: whose latency statistics rank the candidates (``http`` or ``ws``).
+    ``avoid``: providers not to send this call to (e.g. a log range over their limit).
     """
 
     strategy: str
     pin: str | None = None
     failover: bool = False
     transport: str = "http"
+    avoid: frozenset[str] = frozenset()

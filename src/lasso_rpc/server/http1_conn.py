@@ -286,6 +286,7 @@ class FrontConnection(asyncio.Protocol):
                     request_id=head.request_id,
                     failover=failover,
                     peer=self._peer,
+                    cache_bypass=head.cache_bypass,
                 )
         except Exception:
             log.exception("unexpected error answering POST /rpc/%s", head.tail)

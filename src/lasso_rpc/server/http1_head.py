@@ -28,6 +28,7 @@ _TOKEN = b"!#$%&'*+-.^_`|~0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqr
 _CONTENT_LENGTH, _TRANSFER_ENCODING, _CONNECTION, _UPGRADE, _EXPECT, _META, _REQUEST_ID, _HOST = (
     range(8)
 )
+_BYPASS = 8
 _HEADERS = {
     b"host": _HOST,
     b"content-length": _CONTENT_LENGTH,
@@ -37,6 +38,7 @@ _HEADERS = {
     b"expect": _EXPECT,
     b"x-lasso-include-meta": _META,
     b"x-request-id": _REQUEST_ID,
+    b"x-lasso-cache-bypass": _BYPASS,
 }
 
 
@@ -52,6 +54,7 @@ class RequestHead(msgspec.Struct, frozen=True):
     expect_continue: bool
     start: int
     end: int
+    cache_bypass: bool = False  # X-Lasso-Cache-Bypass: 1
     fields: int = 0  # header lines
 
 
@@ -100,6 +103,7 @@ def parse_head(buf: bytes | bytearray) -> RequestHead | HandOff | None:
     meta: str | None = None
     request_id: str | None = None
     expect_continue = False
+    bypass = False
     host = False
     closed = False
     for line in lines[1:]:
@@ -138,6 +142,8 @@ def parse_head(buf: bytes | bytearray) -> RequestHead | HandOff | None:
                 return _HANDOFF  # echoed in a response header: let aiohttp judge it
             if request_id is None:
                 request_id = v.decode("utf-8", "surrogateescape")
+        elif k == _BYPASS:
+            bypass = v == b"1"
         elif k == _EXPECT and v.lower() == b"100-continue":
             expect_continue = True
         else:  # Transfer-Encoding, Upgrade, another Expect
@@ -159,6 +165,7 @@ def parse_head(buf: bytes | bytearray) -> RequestHead | HandOff | None:
         expect_continue,
         start,
         start + length,
+        bypass,
         len(lines) - 1,
     )
 

@@ -140,6 +140,7 @@ class RpcHandler:
                 request_id=request.headers.get("X-Request-Id"),
                 failover=query.get("failover") == "true",
                 peer=request.remote or "?",
+                cache_bypass=request.headers.get("X-Lasso-Cache-Bypass") == "1",
             )
         if reply.body is None:
             return web.Response(status=204, headers=reply.headers or None)
@@ -170,6 +171,7 @@ class RpcHandler:
         request_id: str | None,
         failover: bool,
         peer: str,
+        cache_bypass: bool = False,
     ) -> RpcReply:
         """Answer one HTTP request body (a call or a batch). Never raises RequestRejected."""
         request_id = request_id[:64] if request_id else f"{_PID}-{next(_req_ids)}"
@@ -196,6 +198,7 @@ class RpcHandler:
             RouteRequest(
                 route.strategy or chain.routing.default_strategy, route.pin, failover, "http"
             ),
+            cache_bypass,
         )
         if isinstance(parsed, Call):
             ans = await self.call(ctx, parsed, meta_mode == "body")
@@ -221,7 +224,7 @@ class RpcHandler:
     ) -> _Answer:
         if isinstance(item, InvalidRequest):
             return _Answer(encode_error(item.id_raw, -32600, item.message))
-        sub = CallContext(f"{ctx.request_id}.{n}", ctx.chain, ctx.route)
+        sub = CallContext(f"{ctx.request_id}.{n}", ctx.chain, ctx.route, ctx.bypass_cache)
         return await self.call(sub, item, meta_mode == "body")
 
     async def call(self, ctx: CallContext, call: Call, body_meta: bool) -> _Answer:
@@ -244,7 +247,7 @@ class RpcHandler:
             pipeline.publish_local(ctx, call, error=exc)
             return _error_answer(call, exc)
         try:
-            outcome = await pipeline.execute(ctx, call)
+            outcome = await self.router.shaper.execute(ctx, call)
         except RequestRejected as exc:
             return _error_answer(call, exc)
         if call.id_raw is None:
@@ -332,6 +335,8 @@ def _meta_dict(ctx: CallContext, o: CallOutcome) -> dict[str, Any]:
         "latency_ms": round(o.latency_ms, 3),
         "hedged": o.hedged,
         "failover": o.failover,
+        "cache": o.cache,
+        "coalesced": o.coalesced,
         "explanation": o.decision.explain(),
         "attempt_list": [
             {
@@ -349,7 +354,10 @@ def _meta_headers(
     ctx: CallContext, outcomes: list[CallOutcome | None]
 ) -> tuple[tuple[str, str], ...]:
     done = [o for o in outcomes if o is not None]
+    cache = [o.cache for o in done if o.cache is not None]
+    extra = (("X-Lasso-Cache", ",".join(cache)),) if cache else ()
     return (
+        *extra,
         ("X-Lasso-Request-Id", ctx.request_id),
         ("X-Lasso-Strategy", ctx.route.strategy if ctx.route.pin is None else "provider"),
         ("X-Lasso-Provider", ",".join(o.provider for o in done)),

@@ -293,7 +293,13 @@ class _Client:
     ) -> tuple[bytes | None, list[_After]]:
         route = self._route
         strategy = route.strategy or chain.routing.default_strategy
-        ctx = CallContext(rid, chain, RouteRequest(strategy, route.pin, self._failover, "ws"))
+        ctx = CallContext(
+            rid,
+            chain,
+            RouteRequest(strategy, route.pin, self._failover, "ws"),
+            # The handshake's X-Lasso-Cache-Bypass: 1 holds for every call on the socket.
+            self._request.headers.get("X-Lasso-Cache-Bypass") == "1",
+        )
         if call.method == "eth_subscribe":
             return self._subscribe(ctx, call)
         if call.method == "eth_unsubscribe":

@@ -9,6 +9,7 @@ heads are polled by ``upstream.heads.HeadTracker``.
 from __future__ import annotations
 
 import random
+from collections.abc import Iterable
 
 from lasso_rpc.clock import Clock
 from lasso_rpc.config.models import ChainConfig
@@ -17,7 +18,7 @@ from lasso_rpc.routing.candidates import decide
 from lasso_rpc.routing.decision import Decision
 from lasso_rpc.routing.request import RouteRequest
 from lasso_rpc.routing.strategies import RoutingStrategy, make_strategy
-from lasso_rpc.upstream.heads import HeadTracker
+from lasso_rpc.upstream.heads import BlockListener, HeadTracker
 from lasso_rpc.upstream.provider import ProviderRuntime, build_provider
 
 __all__ = ["ChainRuntime"]
@@ -64,6 +65,10 @@ class ChainRuntime:
             clock=clock,
         )
 
+    def watch_blocks(self, listener: BlockListener) -> None:
+        """Head polls fetch the head block and report it (the response cache's reorg watch)."""
+        self._heads.watch_blocks(listener)
+
     @property
     def consensus_head(self) -> int | None:
         """The highest head any provider reported (None before the first poll answered)."""
@@ -84,8 +89,12 @@ class ChainRuntime:
 
     def decide(self, req: RouteRequest, method: str, head_sensitive: bool) -> Decision:
         """Who gets ``method``: the candidates filtered and ranked (``routing/candidates.py``)."""
+        providers: Iterable[ProviderRuntime] = self.providers.values()
+        if req.avoid:
+            kept = [p for p in providers if p.id not in req.avoid]
+            providers = kept or providers  # avoiding everyone would answer nothing at all
         return decide(
-            self.providers.values(),
+            providers,
             self.strategy(req.strategy),
             req,
             method,

@@ -4,6 +4,10 @@ One task per chain polls ``eth_blockNumber`` on every provider each ``head_poll_
 also the breaker's background probe: a provider that stops answering opens its breaker with no
 user traffic, and the poll is the probe that closes it again. A lag change is published as a
 ``provider.health`` event (through the ``publish_health`` hook the chain passes in).
+
+With ``watch_blocks(listener)`` (the response cache needs block hashes to see reorgs) the probe is
+``eth_getBlockByNumber("latest", false)`` instead, and each answer's number, hash and parent
+hash go to the listener as well.
 """
 
 from __future__ import annotations
@@ -25,6 +29,18 @@ from lasso_rpc.upstream.provider import ProviderRuntime
 __all__ = ["HeadTracker"]
 
 _HEAD_PROBE = b'{"jsonrpc":"2.0","id":0,"method":"eth_blockNumber","params":[]}'
+_BLOCK_PROBE = b'{"jsonrpc":"2.0","id":0,"method":"eth_getBlockByNumber","params":["latest",false]}'
+#: (provider, number, hash, parent hash) of each head block a probe saw.
+BlockListener = Callable[[ProviderRuntime, int, str, str], None]
+
+
+class _Head(msgspec.Struct):
+    number: str
+    hash: str
+    parentHash: str
+
+
+_head_decoder = msgspec.json.Decoder(_Head)
 
 
 class HeadTracker:
@@ -48,6 +64,11 @@ class HeadTracker:
         #: Poll rounds completed (tests count rounds rather than wall-clock time).
         self.rounds = 0
         self._task: asyncio.Task[None] | None = None
+        self._on_block: BlockListener | None = None
+
+    def watch_blocks(self, listener: BlockListener) -> None:
+        """Probe with the head block (not only its number) and report each one seen."""
+        self._on_block = listener
 
     def start(self) -> None:
         if self._task is None:
@@ -82,14 +103,22 @@ class HeadTracker:
         if not breaker.closed and not breaker.acquire():
             return
         timeout = probe_timeout_ms(self._poll_ms) / 1000.0
+        on_block = self._on_block
+        block: _Head | None = None
         try:
-            resp = await p.transport.post(_HEAD_PROBE, timeout_s=timeout)
+            resp = await p.transport.post(
+                _HEAD_PROBE if on_block is None else _BLOCK_PROBE, timeout_s=timeout
+            )
             if resp.status != 200:
                 raise ValueError(f"HTTP {resp.status}")
             reply = decode_upstream(resp.body)
             if not isinstance(reply.result, msgspec.Raw):
                 raise ValueError("answered with an error")
-            head = int(msgspec.json.decode(bytes(reply.result)), 16)
+            if on_block is None:
+                head = int(msgspec.json.decode(bytes(reply.result)), 16)
+            else:
+                block = _head_decoder.decode(bytes(reply.result))
+                head = int(block.number, 16)
         except (
             TransportError,
             ValueError,
@@ -103,6 +132,8 @@ class HeadTracker:
         breaker.record(None)
         p.probe.answered(self._clock.now_ms())
         p.head = head
+        if on_block is not None and block is not None:
+            on_block(p, head, block.hash, block.parentHash)
 
     def _update_lag(self) -> None:
         providers = self._providers.values()

@@ -15,6 +15,7 @@ from lasso_rpc.battle.chaos.actions import (
     OpenCircuitBreaker,
 )
 from lasso_rpc.battle.chaos.base import ChaosAction
+from lasso_rpc.battle.chaos.chain_actions import ReorgChain
 from lasso_rpc.battle.chaos.random_failures import RandomFailures
 
 __all__ = ["ACTIONS", "Chaos"]
@@ -38,6 +39,7 @@ class Chaos:
     open_circuit_breaker = OpenCircuitBreaker  # (provider, at_s, duration_s=None, chain=...)
     random_failures = RandomFailures  # (mtbf_s, seed, at_s=0, duration_s=None, mttr_s=5, ...)
     network = NetworkFault  # (provider, at_s, duration_s=None, latency_ms=0, ...)
+    reorg = ReorgChain  # (depth, at_s): the mock chain replaces its last blocks
 
 
 #: action name → class: what ``chaos_from_dict`` accepts. A new action is added here and above.
@@ -48,5 +50,6 @@ ACTIONS: dict[str, type[ChaosAction]] = {
     for cls in (
         KillProvider, FlapProvider, DegradeProvider, InjectLatency, ErrorRate, Blackhole,
         LagProvider, DropWebsockets, OpenCircuitBreaker, RandomFailures, NetworkFault,
+        ReorgChain,
     )
 }  # fmt: skip

@@ -103,8 +103,10 @@ class _Run:
         clock_start: float,
         on_record: Callable[[RequestRecord], None],
         progress: Callable[[int], None] | None,
+        inspect: Callable[[float, bytes], None] | None = None,
     ) -> None:
         self.loop = asyncio.get_running_loop()
+        self.inspect = inspect
         self.transport = transport
         self.t0 = clock_start
         self.on_record = on_record
@@ -184,6 +186,8 @@ class _Run:
             if exc is None:
                 response = task.result()
                 reply = classify_reply(response.status, response.body)
+                if self.inspect is not None and reply.outcome == "ok":
+                    self.inspect(started - self.t0, response.body)
             else:
                 reply = classify_exception(exc)
             self.completed += 1
@@ -269,6 +273,7 @@ async def run_workload(
     on_record: Callable[[RequestRecord], None],
     progress: Callable[[int], None] | None = None,
     stop: asyncio.Event | None = None,
+    inspect: Callable[[float, bytes], None] | None = None,
 ) -> LoadStats:
     """Send ``workload`` to ``base_url`` (the router, e.g. ``http://127.0.0.1:4000``), open loop,
     over HTTP, or over WebSockets for ``Workload.over("ws")`` (``load.ws_sender``).
@@ -278,7 +283,8 @@ async def run_workload(
     every record as it ends (an exception from it stops the run and is raised here);
     ``progress`` gets the number of finished requests about every 100 ms. Setting ``stop`` (or
     cancelling this call) ends the run early: unsent requests are dropped, unfinished ones are
-    recorded as cancelled.
+    recorded as cancelled. ``inspect(start_s, body)`` sees the body of every answered request
+    (the chain-truth check of ``measure.staleness``).
     """
     path = workload.target_path
     if workload.transport == "ws" and path.startswith("/rpc/"):
@@ -291,7 +297,7 @@ async def run_workload(
         transport = WsRpcTransport(ws_url, connections=sockets)
     else:
         transport = HttpPoolTransport(url, pool_size=workload.max_in_flight)
-    run = _Run(workload, transport, clock_start, on_record, progress)
+    run = _Run(workload, transport, clock_start, on_record, progress, inspect)
     began = time.monotonic()
     if stop is not None and stop.is_set():
         await transport.aclose()

@@ -8,6 +8,7 @@ from typing import Any
 
 from lasso_rpc.battle.measure.data import BreakerRecord, SubscriptionFailoverRecord
 from lasso_rpc.battle.measure.recovery import RULE
+from lasso_rpc.battle.measure.staleness import TruthFigures
 from lasso_rpc.battle.measure.upstream_view import UpstreamView
 from lasso_rpc.battle.measure.validity import LoadSummary, Telemetry, Validity
 from lasso_rpc.battle.records import SubscriptionRecord, SystemSample
@@ -146,6 +147,8 @@ class Analysis:
     upstream: UpstreamView | None = None
     validity: Validity | None = None
     subscribers: tuple[SubscriptionRecord, ...] = ()
+    #: Answers against the chain's truth, upstream calls at the mock providers (mock fleets).
+    truth: TruthFigures | None = None
 
     def to_dict(self) -> dict[str, Any]:
         s = self.summary
@@ -205,6 +208,7 @@ class Analysis:
             "upstream": self.upstream.to_dict() if self.upstream is not None else None,
             "validity": self.validity.to_dict() if self.validity is not None else None,
             "subscribers": [_fields(x) for x in self.subscribers],
+            "truth": self.truth.to_dict() if self.truth is not None else None,
         }
 
 

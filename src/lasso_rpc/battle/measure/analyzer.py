@@ -40,6 +40,7 @@ from lasso_rpc.battle.measure.histograms import (
     release_histogram,
 )
 from lasso_rpc.battle.measure.recovery import RecoveryRule
+from lasso_rpc.battle.measure.staleness import TruthFigures
 from lasso_rpc.battle.measure.upstream_view import UpstreamView
 from lasso_rpc.battle.measure.validity import (
     DEFAULT_MAX_GENERATOR_LAG_MS,
@@ -229,6 +230,7 @@ def analyze(
     router: bool = True,
     own_process: bool = True,
     max_generator_lag_ms: float = DEFAULT_MAX_GENERATOR_LAG_MS,
+    truth: TruthFigures | None = None,
 ) -> Analysis:
     """Every figure of the report from one run's collected data (see the module docstring).
 
@@ -319,4 +321,5 @@ def analyze(
         upstream=upstream,
         validity=validity,
         subscribers=tuple(subscriptions or ()),
+        truth=truth,
     )

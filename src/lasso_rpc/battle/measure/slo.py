@@ -20,6 +20,9 @@ max_feed_stall_s           <=  longest wait of a mined block for any WS subscrib
                                truth); needs subscribers and the chain's truth
 max_stalled_clients        <=  WS subscribers still behind the chain at the end (feed stopped);
                                needs subscribers and the chain's truth
+max_stale_answers          <=  answers naming a block a reorg had replaced before the request
+                               was sent (``measure.staleness``); needs a mock fleet's chain and
+                               at least one answer naming a block
 =========================  ==  ===============================================================
 
 ``max_gap_count`` counts blocks the chain mined while a client was subscribed that it never
@@ -72,6 +75,15 @@ def _recovery(a: Analysis) -> float | str:
     return max(c.recovery_s for c in a.chaos if c.recovery_s is not None)
 
 
+def _stale(a: Analysis) -> float | str:
+    t = a.truth
+    if t is None or t.stale_answers is None:
+        return "not measured (answers are checked against a mock fleet's chain only)"
+    if not t.answers_checked:
+        return "not measured (no answer named a block)"
+    return float(t.stale_answers)
+
+
 def _optional(value: float | None, why: str) -> float | str:
     return value if value is not None else f"not measured ({why})"
 
@@ -116,6 +128,7 @@ _KEYS: dict[str, tuple[str, Reader]] = {
     "max_error_count": ("<=", _needs_requests(lambda a: float(a.summary.errors))),
     "max_feed_stall_s": ("<=", _truth("max_stall_s")),
     "max_stalled_clients": ("<=", _truth("stalled_clients")),
+    "max_stale_answers": ("<=", _stale),
 }
 SLO_KEYS = tuple(_KEYS)
 

@@ -30,6 +30,7 @@ from lasso_rpc.battle.providers.mock_rpc import (
     answer,
     decode,
     error_reply,
+    logs_span,
     wrong_ids,
 )
 from lasso_rpc.battle.providers.mock_ws import WsSession
@@ -348,6 +349,11 @@ class MockProvider:
         fn = METHODS.get(method)
         if fn is None:
             raise Fault(-32601, f"the method {method} does not exist/is not available")
+        limit = self._knobs.max_logs_range
+        if limit is not None and method == "eth_getLogs":
+            span = logs_span(self._chain, self.head_number, params)
+            if span is not None and span > limit:
+                raise Fault(-32005, f"query exceeds max block range {limit}")
         return fn(self._chain, self.head_number, params)
 
     async def _serve_ws(self, request: web.BaseRequest) -> web.StreamResponse:

@@ -28,6 +28,7 @@ __all__ = [
     "decode",
     "error",
     "error_reply",
+    "logs_span",
     "wrong_ids",
 ]
 
@@ -199,6 +200,19 @@ def _get_logs(chain: SimulatedChain, head: int, params: list[Any]) -> object:
         raise Fault(-32602, "invalid block range params")
     # Like a real lagging node: silently answers only up to the head it has.
     return [lg.to_rpc() for lg in chain.logs(lo, min(hi, head), flt)]
+
+
+def logs_span(chain: SimulatedChain, head: int, params: list[Any]) -> int | None:
+    """Blocks an ``eth_getLogs`` range covers (None: by block hash, or not a range)."""
+    spec = params[0] if params else None
+    if not isinstance(spec, dict) or spec.get("blockHash") is not None:
+        return None
+    try:
+        lo = _resolve(chain, head, spec.get("fromBlock") or "latest", 0)
+        hi = _resolve(chain, head, spec.get("toBlock") or "latest", 0)
+    except Fault:
+        return None
+    return None if lo is None or hi is None else hi - lo + 1
 
 
 def _send_raw(chain: SimulatedChain, head: int, params: list[Any]) -> object:

@@ -18,6 +18,8 @@ request:
 - ``lag_blocks``: the provider's head is the chain head minus this, for every method and for
   subscriptions; later blocks are unknown to it (``null`` / ``header not found``).
 - ``unsupported_methods``: answered with -32601 like a provider lacking them.
+- ``max_logs_range``: an ``eth_getLogs`` over more blocks is refused with -32005 "query
+  exceeds max block range N" (as a hosted plan's limit).
 """
 
 from __future__ import annotations
@@ -66,6 +68,7 @@ class Knobs:
     retry_after_s: int = 1
     lag_blocks: int = 0
     unsupported_methods: frozenset[str] = frozenset()
+    max_logs_range: int | None = None
 
     def __post_init__(self) -> None:
         # Accept YAML-friendly spellings ("hang", a list of methods) and store canonical ones.
@@ -79,6 +82,8 @@ class Knobs:
             raise ValueError("http_status must be an HTTP error status (400..599)")
         if self.retry_after_s < 0 or self.lag_blocks < 0:
             raise ValueError("retry_after_s and lag_blocks must be >= 0")
+        if self.max_logs_range is not None and self.max_logs_range < 1:
+            raise ValueError("max_logs_range must be None or >= 1")
 
     def with_changes(self, **changes: Any) -> Knobs:
         unknown = set(changes) - {f.name for f in dataclasses.fields(self)}

@@ -208,6 +208,11 @@ def _header(d: Mapping[str, Any]) -> str:
         ("max", fmt(lat.get("max"), "ms")), ("failovers", fmt(s["failovers"])),
         ("hedged", fmt(s.get("hedged", 0))), ("RSS max", fmt(s.get("router_rss_mb_max"), "MB")),
     ]  # fmt: skip
+    if truth := d.get("truth"):  # measure/staleness.py: counted at the providers, and the chain
+        if truth.get("upstream_saved_pct") is not None:
+            cards.append(("upstream calls saved", fmt(truth["upstream_saved_pct"], "%")))
+        if truth.get("stale_answers") is not None:
+            cards.append(("stale answers", fmt(truth["stale_answers"])))
     ops = {">=": "≥", "<=": "≤"}
     slos = [
         (x["key"], f"{ops.get(x['op'], x['op'])} {fmt(x['target'])}", fmt(x["actual"]),

@@ -50,6 +50,29 @@ def _summary_rows(s: Mapping[str, Any]) -> list[list[Any]]:
     return rows
 
 
+def _truth_rows(t: Mapping[str, Any]) -> list[str]:
+    rows: list[list[Any]] = []
+    if t.get("upstream_calls") is not None:
+        saved = t.get("upstream_saved_pct")
+        rows.append(
+            [
+                "upstream calls saved",
+                f"{fmt(saved, '%')} (client requests {t['client_requests']}, calls received "
+                f"by the providers {t['upstream_calls']}, router head polls included)",
+            ]
+        )
+    if t.get("stale_answers") is not None:
+        rows.append(
+            [
+                "stale answers (vs the chain)",
+                f"{t['stale_answers']} of {t['answers_checked']} answers naming a block "
+                f"({t.get('reorgs', 0)} reorgs; {fmt(t.get('grace_s'), 's')} grace after each)",
+            ]
+        )
+    rows += [["stale example", e] for e in t.get("examples") or ()]
+    return _table(["figure", "value"], rows) if rows else []
+
+
 def _truth(d: Result) -> list[str]:
     """Validity, telemetry, load generator and the independent upstream view."""
     out: list[str] = []
@@ -166,6 +189,8 @@ def render_markdown(d: Result) -> str:
     out += _contenders(d)
     out += ["## Summary", "", *_table(["metric", "value"], _summary_rows(s))]
     out += _truth(d)
+    if truth := d.get("truth"):
+        out += ["## Upstream calls and the chain's truth", "", *_truth_rows(truth)]
     if d["chaos"]:
         rows = [
             [fmt(c["at_s"], "s"), fmt(c["end_s"], "s"), c["action"], c.get("target") or "—",
