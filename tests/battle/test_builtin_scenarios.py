@@ -42,6 +42,7 @@ def test_the_builtin_catalogue() -> None:
         "ws-failover",
         "reorg-under-load",
         CONTENDERS,
+        "hung-provider",
     } <= set(SCENARIOS)
 
 
@@ -120,6 +121,24 @@ async def test_impossible_slo_fails_with_nonzero_exit_and_a_violation_line(tmp_p
         "run", str(SCENARIOS["provider-failover"]), "--scale", "0.2", "--out", str(tmp_path / "ok")
     )
     assert code == 0, out
+
+
+async def test_hung_provider_fails_when_the_router_keeps_sending_to_it() -> None:
+    """The scenario's max_chaos_target_share can fail: a router that neither ejects the hung
+    provider nor trips its breaker (priority routing keeps choosing it) keeps half its
+    traffic on it, every call paying for a hedge or a timeout."""
+    doc = yaml.safe_load(SCENARIOS["hung-provider"].read_text())
+    doc["router"]["strategy"] = "priority"
+    doc["router"]["routing"] |= {
+        "ejection": {"enabled": False},
+        "breaker": {"failure_threshold": 1000},
+    }
+    result = await Scenario.from_dict(doc).scaled(CI_SCALE).run()
+    assert not result.passed
+    verdicts = {v["key"]: v for v in result.data["slos"]}
+    share = verdicts["max_chaos_target_share"]
+    assert not share["passed"] and share["actual"] > 0.3, share
+    assert result.data["chaos"][0]["target_first_share"] == 1.0  # every call tried it first
 
 
 async def test_failover_count_matches_ground_truth_exactly() -> None:

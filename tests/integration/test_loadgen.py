@@ -88,9 +88,14 @@ async def test_every_send_ends_in_one_record_filled_from_include_meta(
 
 
 async def test_hedged_flag_comes_from_meta(make_router: RouterFactory, fleet: MockFleet) -> None:
-    # No dedup: each of these identical calls must make its own attempts.
+    # Every call hedged and making its own attempts: no budget cap, alpha not ejected after its
+    # first lost races, no dedup of these identical calls.
     s = await make_router(
-        routing={"hedge": {"enabled": True, "after": 50}, "shaping": {"dedup": False}}
+        routing={
+            "hedge": {"enabled": True, "after": 50, "budget_percent": 100},
+            "ejection": {"enabled": False},
+            "shaping": {"dedup": False},
+        }
     )
     fleet["alpha"].set_failure("hang")  # priority tries alpha first; the hedge to beta answers
     w = Workload.constant(40, 0.25, "eth_getBalance").path("/rpc/priority/ethereum")

@@ -322,6 +322,8 @@ def test_recovery_after_an_outage_follows_the_documented_rule() -> None:
         "details": {},
         "recovery_s": pytest.approx(7.0),
         "recovery_after_revert_s": pytest.approx(2.0),
+        "target_share": None,  # no router telemetry in this run
+        "target_first_share": None,
     }
     assert d["chaos"][1]["details"] == {"latency_ms": 5}
 
@@ -515,7 +517,8 @@ def test_to_dict_has_the_report_structure_and_is_json() -> None:
     assert s["ws"]["truth"] is None and s["ws"]["uptime"] == s["ws"]["connected"]
     assert isinstance(s["requests"], int) and isinstance(s["failovers"], int)
     assert set(d["chaos"][0]) == {"action", "target", "at_s", "end_s", "details", "recovery_s",
-                                  "recovery_after_revert_s"}  # fmt: skip
+                                  "recovery_after_revert_s", "target_share",
+                                  "target_first_share"}  # fmt: skip
     ts = d["timeseries"]
     n = len(ts["t"])
     assert n == 30 and ts["bucket_s"] == 1.0

@@ -142,6 +142,56 @@ def test_answers_arriving_while_open_change_nothing() -> None:
     assert b.state is OPEN
 
 
+def test_an_answer_to_a_call_sent_while_open_is_a_probe_that_can_close_it() -> None:
+    """Panic mode sends to an open breaker when nothing else is left: those answers are news."""
+    b, clock, events = make()
+    trip(b)
+    b.record(None, fresh=True)
+    assert b.state is HALF and b.snapshot().probe_successes == 1
+    assert events[-1].reason == "a request sent in panic mode was answered"
+    b.record(ErrorClass.CLIENT, fresh=True)  # a client error proves it alive too
+    assert b.state is CLOSED and b.consecutive_opens == 0
+    assert clock.now_ms() == 0.0  # without waiting for the recovery delay
+
+
+@pytest.mark.parametrize("outcome", [P, R])
+def test_a_failed_call_sent_while_open_changes_nothing(outcome: ErrorClass) -> None:
+    b, _, events = make()
+    trip(b)
+    until = b.open_until_ms
+    b.record(outcome, fresh=True)
+    assert b.state is OPEN and b.open_until_ms == until and len(events) == 1
+
+
+def test_a_breaker_held_open_stays_open_whatever_panic_traffic_says() -> None:
+    b, _, _ = make()
+    b.force_open("operator", hold=True)
+    b.record(None, fresh=True)
+    assert b.state is OPEN and b.snapshot().held
+
+
+def test_the_default_recovery_starts_short_and_backs_off() -> None:
+    """A brief burst of 429s costs about a second, not 30 s; a provider that stays down is
+    probed less and less often (1, 2, 4 ... 60 s)."""
+    clock = FakeClock()
+    b = CircuitBreaker(BreakerConfig(jitter=0.0), clock=clock, rng=random.Random(1))
+    for _ in range(3):
+        b.record(R)
+    assert b.state is OPEN and b.open_until_ms == 1_000
+    delays = []
+    for _ in range(9):
+        until = b.open_until_ms
+        assert until is not None
+        delays.append(until - clock.now_ms())
+        to_half_open(b, clock)
+        b.record(P)
+    assert delays == [1_000, 2_000, 4_000, 8_000, 16_000, 32_000, 60_000, 60_000, 60_000]
+    to_half_open(b, clock)
+    b.record(None)
+    b.record(None)
+    assert b.state is CLOSED
+
+
 def test_open_becomes_half_open_lazily_when_the_delay_has_passed() -> None:
     b, clock, events = make()
     trip(b)

@@ -53,7 +53,8 @@ def test_other_spellings_of_a_key_are_recognised() -> None:
 def test_an_unknown_key_with_no_near_miss_lists_the_known_keys() -> None:
     text = profile(f"  e: {{chain_id: 1, {ONE_PROVIDER}}}\n", top="routing: {hedge: {zzz: 1}}\n")
     assert errors_of(text) == [
-        "routing.hedge.zzz: unknown key (known keys: enabled, after, max_extra, min_delay_ms)"
+        "routing.hedge.zzz: unknown key (known keys: enabled, after, max_extra, min_delay_ms,"
+        " median_factor, budget_percent, min_per_second, budget_window_ms)"
     ]
 
 
@@ -64,8 +65,8 @@ def test_a_profile_routing_error_is_reported_once_where_it_was_written() -> None
     assert errs == [
         "routing.max_attempts: must be an integer from 1 to 10 (got 0)",
         "routing.retries: unknown key (known keys: default_strategy, request_timeout_ms, "
-        "attempt_timeout_ms, max_attempts, hedge, breaker, max_lag_blocks, max_batch_size, "
-        "max_body_bytes, max_response_bytes, head_poll_ms, shaping)",
+        "attempt_timeout_ms, max_attempts, hedge, breaker, ejection, max_lag_blocks, "
+        "max_batch_size, max_body_bytes, max_response_bytes, head_poll_ms, shaping)",
         "chains.c9.routing.max_attempts: must be an integer from 1 to 10 (got 0)",
     ]
 

@@ -241,6 +241,7 @@ def test_state_gauges_are_read_from_the_router_at_scrape() -> None:
         head=100,
         lag=None,
         probe=ProbeRecord(),
+        ejection=SimpleNamespace(ejected=True),
     )
     chain = SimpleNamespace(
         profile="local",
@@ -253,6 +254,7 @@ def test_state_gauges_are_read_from_the_router_at_scrape() -> None:
     m = make(router)
     labels = 'chain="ethereum",profile="local",provider="alpha"'
     assert f"lasso_breaker_state{{{labels}}} 2.0" in lines(m)
+    assert f"lasso_provider_ejected{{{labels}}} 1.0" in lines(m)
     provider.in_flight = 0
     out = lines(m)
     assert f"lasso_in_flight{{{labels}}} 0.0" in out
@@ -324,6 +326,7 @@ def test_head_ready_and_provider_up_gauges_follow_the_health_polls() -> None:
         head=7,
         lag=0,
         probe=probe,
+        ejection=SimpleNamespace(ejected=False),
     )
     chain = SimpleNamespace(
         profile="local",

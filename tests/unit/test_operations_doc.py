@@ -17,6 +17,7 @@ from lasso_rpc.observability.events import (
     Attempt,
     BreakerChanged,
     Event,
+    ProviderEjection,
     RequestFinished,
     SubscriptionFailover,
 )
@@ -57,13 +58,19 @@ def _exported() -> dict[str, tuple[str, list[str]]]:
     metrics = PrometheusMetrics(router)
     tries = (
         Attempt(provider="alpha", outcome="provider", latency_ms=5.0),
-        Attempt(provider="alpha", outcome="ok", latency_ms=5.0),
+        Attempt(provider="alpha", outcome="ok", latency_ms=5.0, hedged=True),
     )
     metrics.on_event(
         RequestFinished(
             ts=1.0, request_id="r", profile="local", chain="ethereum", method="eth_call",
             strategy="fastest", transport="http", status="ok", error_class=None,
             latency_ms=10.0, attempts=tries, hedged=True, failover=True, provider="alpha",
+            hedge_denied=True,
+        )
+    )  # fmt: skip
+    metrics.on_event(
+        ProviderEjection(
+            ts=1.0, chain="ethereum", provider="alpha", ejected=True, reason="x",
         )
     )  # fmt: skip
     metrics.on_event(

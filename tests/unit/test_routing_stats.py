@@ -208,7 +208,7 @@ def test_snapshot_rows_for_the_providers_api() -> None:
     for i in range(1, 101):
         s.record(M, "http", float(i), i % 10 != 0, float(i))
     row = s.snapshot()["http"]["methods"][M]
-    assert set(row) == {"p50", "p95", "ewma", "success_rate", "samples"}
+    assert set(row) == {"p50", "p95", "ewma", "success_rate", "samples", "censored"}
     assert row["samples"] == 100
     assert 0.85 < row["success_rate"] < 0.95
     assert row["p50"] == 49.0  # 45th of the 90 answered: 1..99 without multiples of ten
@@ -222,3 +222,27 @@ def test_invalid_parameters_are_rejected() -> None:
         ProviderStats(max_methods=0)
     with pytest.raises(ValueError):
         ProviderStats().seed(M, "http", 10.0, 1.5, 10, now_ms=0.0)
+
+
+def test_a_censored_sample_is_a_lower_bound_on_latency() -> None:
+    """An attempt cancelled after 400 ms (its hedge won) took at least 400 ms: the EWMA moves
+    up toward it, never down; percentiles (hedge delays) and success rate are untouched."""
+    s = ProviderStats()
+    for i in range(20):
+        s.record(M, "http", 50.0, True, float(i))
+    before = s.get(M, "http")
+    assert before is not None and before.ewma_ms == pytest.approx(50.0)
+    for i in range(5):
+        s.censored(M, "http", 400.0, 20.0 + i)
+    after = s.get(M, "http")
+    assert after is not None
+    ewma = after.ewma_ms
+    assert ewma is not None and 250.0 < ewma < 400.0
+    assert s.percentile(M, "http", 0.99) == 50.0 and s.success_rate(M, "http") == 1.0
+    assert s.samples(M, "http") == 20
+    s.censored(M, "http", 10.0, 30.0)  # a lower bound below the estimate says nothing
+    assert after.ewma_ms == ewma
+    assert s.snapshot()["http"]["methods"][M]["censored"] == 6
+    assert s.snapshot()["http"]["all"]["censored"] == 6
+    s.censored("eth_call", "http", 400.0, 31.0)  # no estimate yet: the bound is the first
+    assert s.latency_ms("eth_call", "http") == 400.0 and s.samples("eth_call", "http") == 0

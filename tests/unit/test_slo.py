@@ -33,6 +33,10 @@ def run_analysis(
     for i, lat in enumerate((50.0, 80.0, 120.0) if failovers else ()):
         c.on_event(fin(i + 0.5, lat, [("alpha", "provider"), ("beta", "ok")]))
     c.on_event(fin(0.1, 30.0, [("beta", "ok")]))
+    if chaos:  # after the chaos (5 s) and its 2 s to settle: 1 of 5 attempts still to alpha
+        for t in (7.2, 8.2, 9.2):
+            c.on_event(fin(t, 20.0, [("beta", "ok")]))
+        c.on_event(fin(7.5, 90.0, [("alpha", "cancelled"), ("beta", "ok")], hedged=True))
     snap = c.snapshot()
     if system:
         samples = tuple(SystemSample(float(i), 100.0 + i, 5.0) for i in range(10))
@@ -81,6 +85,7 @@ CASES = {
     "max_feed_stall_s": (3.0, 3.0, 2.9),
     "max_stalled_clients": (1.0, 1.0, 0.0),
     "max_stale_answers": (3.0, 3.0, 2.0),
+    "max_chaos_target_share": (0.2, 0.2, 0.19),
 }
 
 
@@ -244,6 +249,7 @@ def test_feed_truth_slos_need_the_chain_truth(analysis: Analysis) -> None:
         ({"subscriptions": False}, "min_ws_uptime", "no WebSocket subscriptions"),
         ({"subscriptions": False}, "max_feed_stall_s", "no WebSocket subscriptions"),
         ({"chaos": False}, "max_recovery_s", "no chaos events"),
+        ({"chaos": False}, "max_chaos_target_share", "no chaos event aimed at a provider"),
         ({"system": False}, "max_rss_mb", "no system samples"),
         ({"system": False}, "max_rss_growth_pct", "fewer than 2 system samples"),
         ({"requests": False}, "success_rate", "no requests"),
@@ -265,6 +271,21 @@ def test_a_chaos_event_that_never_recovers_fails_max_recovery(analysis: Analysis
     (v,) = SLO(max_recovery_s=1e6).evaluate(a)
     assert not v.passed and v.actual is None
     assert v.message == "max_recovery_s: never recovered after error_rate at 5.00 s (violated)"
+
+
+def test_target_share_needs_traffic_after_the_settling_time(analysis: Analysis) -> None:
+    late = dataclasses.replace(analysis.chaos[0], at_s=9.5, target_share=None)
+    a = dataclasses.replace(analysis, chaos=(late,))
+    v, nothing_applied = SLO(max_chaos_target_share=1.0).evaluate(a)
+    assert not v.passed and v.actual is None and not nothing_applied.passed
+    assert "no upstream attempts after error_rate at 9.50 s" in v.message
+
+
+def test_the_first_attempt_share_is_reported_beside_it(analysis: Analysis) -> None:
+    (c,) = analysis.chaos
+    assert c.target_share == pytest.approx(0.2)  # 1 of 5 attempts (the hedged call's loser)
+    assert c.target_first_share == pytest.approx(0.25)  # 1 of 4 calls tried alpha first
+    assert analysis.to_dict()["chaos"][0]["target_first_share"] == pytest.approx(0.25)
 
 
 def test_slo_value_semantics() -> None:

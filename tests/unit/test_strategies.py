@@ -219,6 +219,21 @@ def test_latency_weighted_tries_cold_providers_at_the_mean_latency() -> None:
     assert d.order[1:] == tuple(x for x in ("a", "cold", "b") if x != d.order[0])
 
 
+def test_latency_weighted_keeps_every_provider_at_one_percent_at_least() -> None:
+    """1/latency² alone would give a 100x slower provider 0.01 %: its stats would go stale."""
+    fast, slow = fleet("fast", "slow")
+    seed(fast, 10.0, 0.0)
+    seed(slow, 1000.0, 0.0)
+    strat = LatencyWeighted(rng=random.Random(5))
+    picks = Counter(strat.rank([fast, slow], M, "http", 1.0).order[0] for _ in range(20_000))
+    assert 0.007 < picks["slow"] / 20_000 < 0.014
+    d = strat.rank([fast, slow], M, "http", 1.0)
+    assert d.order[1:] == tuple(x for x in ("fast", "slow") if x != d.order[0])
+    no_floor = LatencyWeighted(rng=random.Random(5), min_share=0.0)
+    picks = Counter(no_floor.rank([fast, slow], M, "http", 1.0).order[0] for _ in range(20_000))
+    assert picks["slow"] < 20
+
+
 def test_latency_weighted_is_deterministic_with_a_seeded_random() -> None:
     def run() -> list[str]:
         a, b = fleet("a", "b")

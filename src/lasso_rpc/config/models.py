@@ -19,6 +19,7 @@ from pydantic import Field, ValidationInfo, field_validator, model_validator
 from lasso_rpc.config.base import Frozen
 from lasso_rpc.config.dashboard import DashboardConfig
 from lasso_rpc.config.describe import Expect
+from lasso_rpc.config.resilience import BreakerConfig, EjectionConfig, HedgeConfig
 from lasso_rpc.config.server import ClientRateLimit, ControlConfig, ServerConfig
 from lasso_rpc.config.shaping import CacheConfig, CachePolicy, ShapingConfig
 
@@ -33,6 +34,7 @@ __all__ = [
     "Config",
     "ControlConfig",
     "DashboardConfig",
+    "EjectionConfig",
     "HedgeConfig",
     "MethodsConfig",
     "ProfileConfig",
@@ -66,55 +68,6 @@ def _loader_checked(info: ValidationInfo) -> bool:
     return bool(info.context and info.context.get(LOADER_CHECKS))
 
 
-class HedgeConfig(Frozen):
-    """Hedging: a slow read is sent to a second provider too; the first answer wins."""
-
-    enabled: bool = Field(default=True, description="Hedge reads. Writes are never hedged.")
-    after: Literal["p50", "p75", "p90", "p95", "p99"] | Annotated[int, Field(ge=1)] = Field(
-        default="p90",
-        description="When to send the extra copy: a percentile of the provider's observed "
-        "latency for the method (500 ms until it has data), or a fixed delay in ms.",
-        examples=[250],
-    )
-    max_extra: Annotated[int, Field(ge=0, le=3)] = Field(
-        default=1, description="Extra copies per request at most (0: no hedging)."
-    )
-    min_delay_ms: Annotated[int, Field(ge=0)] = Field(
-        default=20, description="Lower bound of a percentile-based hedge delay, in ms."
-    )
-
-
-class BreakerConfig(Frozen):
-    """Circuit breaker per provider: open after faults in a row, probe, close on answers."""
-
-    failure_threshold: Annotated[int, Field(ge=1)] = Field(
-        default=5,
-        description="Provider faults in a row (5xx, timeouts, internal errors) that open it.",
-    )
-    rate_limit_threshold: Annotated[int, Field(ge=1)] = Field(
-        default=3, description="Rate-limit answers in a row (HTTP 429, -32005) that open it."
-    )
-    recovery_ms: Annotated[int, Field(ge=1)] = Field(
-        default=30_000,
-        description="Wait before an open breaker lets probes through (half-open); "
-        "doubles with every re-open since it last closed.",
-    )
-    max_recovery_ms: Annotated[int, Field(ge=1)] = Field(
-        default=300_000, description="Cap of the growing recovery wait, in ms."
-    )
-    jitter: Annotated[float, Field(ge=0.0, le=1.0)] = Field(
-        default=0.2,
-        description="Random spread of the recovery wait (0.2: ±20%), so breakers opened "
-        "together do not probe together.",
-    )
-    half_open_successes: Annotated[int, Field(ge=1)] = Field(
-        default=2, description="Answered probes that close a half-open breaker."
-    )
-    half_open_max_in_flight: Annotated[int, Field(ge=1)] = Field(
-        default=1, description="Probes let through at once while half-open."
-    )
-
-
 _STRATEGY_TEXT = Expect(
     "one of fastest, load-balanced (alias round-robin), latency-weighted, priority",
     choices=tuple(STRATEGIES),
@@ -125,10 +78,12 @@ class RoutingConfig(Frozen):
     """How requests are routed, retried and hedged. Any key may be set per chain."""
 
     default_strategy: Annotated[Strategy, _STRATEGY_TEXT] = Field(
-        default="load-balanced",
+        default="latency-weighted",
         description="Strategy of /rpc/<chain>; a strategy in the path (/rpc/fastest/<chain>) "
         "wins. fastest: lowest latency for the method; load-balanced: spread by weight; "
-        "latency-weighted: random, favouring low latency; priority: lowest priority first.",
+        "latency-weighted: random, favouring low latency (P ~ 1/latency², at least 1 % each: "
+        "near the fastest provider's median while every provider keeps some traffic); "
+        "priority: lowest priority first.",
         examples=["fastest"],
     )
     request_timeout_ms: Annotated[int, Field(ge=1)] = Field(
@@ -149,6 +104,9 @@ class RoutingConfig(Frozen):
     hedge: HedgeConfig = Field(default=HedgeConfig(), description="Hedging of slow reads.")
     breaker: BreakerConfig = Field(
         default=BreakerConfig(), description="Circuit breaker per provider."
+    )
+    ejection: EjectionConfig = Field(
+        default=EjectionConfig(), description="Outlier ejection of slow or failing providers."
     )
     max_lag_blocks: Annotated[int, Field(ge=0)] = Field(
         default=8,
@@ -271,9 +229,16 @@ class ProviderConfig(Frozen):
     )
     rate_limit_rps: Annotated[float, Field(gt=0)] | None = Field(
         default=None,
-        description="The plan's request rate. Accepted; not enforced yet (a rate-limited "
-        "answer opens the breaker after breaker.rate_limit_threshold).",
+        description="The plan's request rate, enforced by the router (a token bucket): a "
+        "call that would exceed it goes to another provider instead, and when every "
+        "provider is at its rate the call gets -32005 (HTTP 429). Head polls count too.",
         examples=[25],
+    )
+    rate_limit_burst: Annotated[float, Field(ge=1)] | None = Field(
+        default=None,
+        description="Calls that may be sent at once above rate_limit_rps; unset: one "
+        "second's worth (at least 1).",
+        examples=[50],
     )
     error_overrides: dict[str, _ERROR_CLASS] = Field(
         default={},

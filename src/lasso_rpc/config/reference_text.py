@@ -13,15 +13,34 @@ routing:                          # defaults for every chain below
   request_timeout_ms: 8000
   attempt_timeout_ms: 3000
   max_attempts: 3
-  hedge: {enabled: true, after: p90, max_extra: 1, min_delay_ms: 20}
+  hedge:
+    enabled: true
+    after: p95
+    max_extra: 1
+    min_delay_ms: 20
+    median_factor: 1.5
+    budget_percent: 5                 # hedges: at most 5 % of reads ...
+    min_per_second: 1                 # ... plus 1 per second
+    budget_window_ms: 10000
   breaker:
     failure_threshold: 5
     rate_limit_threshold: 3
-    recovery_ms: 30000
-    max_recovery_ms: 300000
+    recovery_ms: 1000                 # 1 s, 2 s, 4 s ... while it keeps failing
+    max_recovery_ms: 60000
     jitter: 0.2
     half_open_successes: 2
     half_open_max_in_flight: 1
+  ejection:
+    enabled: true
+    consecutive_slow: 5
+    failure_rate: 0.5
+    window_ms: 10000
+    min_requests: 20
+    latency_factor: 3
+    latency_margin_ms: 100
+    base_ms: 5000
+    max_ms: 120000
+    max_ejected_percent: 50
   max_lag_blocks: 8
   max_batch_size: 50
   max_body_bytes: 5242880
@@ -58,6 +77,7 @@ chains:
         timeout_ms: 5000
         pool_size: 64
         rate_limit_rps: 25
+        rate_limit_burst: 50
         logs_max_block_range: 2000
         methods: {deny: ["trace_*", "debug_*"]}
         error_overrides: {-32000: client, "msg:capacity exceeded": rate_limited}

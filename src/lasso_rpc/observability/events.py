@@ -10,6 +10,7 @@ event             emitted when
 request.finished  a client request (or batch item) got its answer or its error
 breaker.changed   a provider's circuit breaker moved between closed/open/half_open
 provider.health   a provider's head, lag or cordon changed
+provider.ejection  a provider was ejected as an outlier (again: extended), or came back
 subscription.failover  a multiplexed subscription moved to another provider
 config.reloaded   a new configuration was swapped in (or rejected: ``ok=False``)
 chaos.injected    the battle framework injected a fault (``chaos.reverted`` when undone)
@@ -41,6 +42,7 @@ __all__ = [
     "EventBus",
     "EventStream",
     "LimitRejected",
+    "ProviderEjection",
     "ProviderHealth",
     "RequestFinished",
     "SubscriptionFailover",
@@ -105,6 +107,8 @@ class RequestFinished(Event, frozen=True, kw_only=True):
     cache: str | None = None
     #: Answered by an identical call already in flight (in-flight dedup): no attempt of its own.
     coalesced: bool = False
+    #: A hedge was due but the chain's hedge budget was empty (so none was sent).
+    hedge_denied: bool = False
 
 
 class BreakerChanged(Event, frozen=True, kw_only=True):
@@ -124,6 +128,23 @@ class ProviderHealth(Event, frozen=True, kw_only=True):
     head: int | None
     lag: int | None
     cordoned: bool
+
+
+class ProviderEjection(Event, frozen=True, kw_only=True):
+    """One change of a provider's ejection (``resilience/ejection.py``).
+
+    ``until_s`` is wall-clock seconds (another process can apply it); ``duration_ms`` the length
+    from ``ts``. Both None when the provider came back.
+    """
+
+    kind: ClassVar[str] = "provider.ejection"
+    chain: str
+    provider: str
+    ejected: bool
+    reason: str
+    until_s: float | None = None
+    duration_ms: float | None = None
+    streak: int = 0
 
 
 class SubscriptionFailover(Event, frozen=True, kw_only=True):

@@ -23,6 +23,7 @@ from lasso_rpc.observability.events import (
     BreakerChanged,
     Event,
     LimitRejected,
+    ProviderEjection,
     RequestFinished,
     SubscriptionFailover,
 )
@@ -91,6 +92,9 @@ class PrometheusMetrics:
         self._attempts: dict[AttemptKey, list[float]] = {}
         self._failovers: defaultdict[str, int] = defaultdict(int)
         self._hedged: defaultdict[str, int] = defaultdict(int)
+        self._hedges: defaultdict[tuple[str, str], int] = defaultdict(int)
+        self._hedge_denied: defaultdict[str, int] = defaultdict(int)
+        self._ejections: defaultdict[tuple[str, str], int] = defaultdict(int)
         self._breaker: defaultdict[tuple[str, str, str], int] = defaultdict(int)
         self._subscriptions: dict[str, list[int]] = {}
         #: Every limit's series exists from the start (at 0), so alerts see its first hit.
@@ -136,6 +140,14 @@ class PrometheusMetrics:
                 self._failovers[chain] += 1
             if ev.hedged:
                 self._hedged[chain] += 1
+                for a in ev.attempts:
+                    if a.hedged:
+                        self._hedges[chain, a.provider] += 1
+            if ev.hedge_denied:
+                self._hedge_denied[chain] += 1
+        elif isinstance(ev, ProviderEjection):
+            if ev.ejected:
+                self._ejections[ev.chain, ev.provider] += 1
         elif isinstance(ev, BreakerChanged):
             self._breaker[ev.chain, ev.provider, ev.to_state] += 1
         elif isinstance(ev, LimitRejected):
@@ -198,6 +210,24 @@ class PrometheusMetrics:
             [((c,), n) for c, n in list(self._hedged.items())],
         )
         yield _counter(
+            "lasso_hedges",
+            "Hedge attempts sent, by the provider they went to",
+            ["chain", "provider"],
+            list(self._hedges.items()),
+        )
+        yield _counter(
+            "lasso_hedge_budget_exhausted",
+            "Calls whose hedge was due but not sent: the chain's hedge budget was empty",
+            ["chain"],
+            [((c,), n) for c, n in list(self._hedge_denied.items())],
+        )
+        yield _counter(
+            "lasso_provider_ejections",
+            "Outlier ejections (extensions included)",
+            ["chain", "provider"],
+            list(self._ejections.items()),
+        )
+        yield _counter(
             "lasso_breaker_transitions",
             "Breaker state changes",
             ["chain", "provider", "to_state"],
@@ -255,14 +285,18 @@ class _StateCollector:
             "lasso_provider_lag_blocks", "Blocks behind consensus", labels=labels
         )
         cordoned = GaugeMetricFamily("lasso_provider_cordoned", "1 when cordoned", labels=labels)
+        ejected = GaugeMetricFamily(
+            "lasso_provider_ejected", "1 while ejected as an outlier", labels=labels
+        )
         for chain in self._router.chains():
             for p in chain.providers.values():
                 lv = [chain.profile, chain.name, p.id]
                 breaker.add_metric(lv, _BREAKER_VALUE.get(p.breaker.state, 2))
                 in_flight.add_metric(lv, p.in_flight)
                 cordoned.add_metric(lv, 1 if p.cordoned else 0)
+                ejected.add_metric(lv, 1 if p.ejection.ejected else 0)
                 if p.head is not None:
                     head.add_metric(lv, p.head)
                 if p.lag is not None:
                     lag.add_metric(lv, p.lag)
-        yield from (breaker, in_flight, head, lag, cordoned)
+        yield from (breaker, in_flight, head, lag, cordoned, ejected)

@@ -37,6 +37,9 @@ class Try:
     last_resort: bool = False  # every candidate is half-open: send even without a probe slot
     retry_after_s: float | None = None
     accounted: bool = False  # fed to stats and breaker already
+    hedge_denied: bool = False  # its hedge was due but the chain's hedge budget was empty
+    #: Sent although its breaker was open (panic mode): an answer is fresh news, not a late one.
+    past_open_breaker: bool = False
 
     def as_attempt(self) -> Attempt:
         if self.kind in ("ok", "cancelled"):

@@ -23,6 +23,9 @@
   sent before the breaker opened cannot corrupt the count (it may free a slot early, which at
   worst lets one extra probe through).
 - While open, late answers change nothing: they describe the provider before it was isolated.
+  An answer to a request *sent* while open (panic mode: nothing else was left) is fresh news
+  (``record(..., fresh=True)``): a success counts as a half-open probe that succeeded, so a
+  provider that serves panic traffic closes its breaker instead of waiting out the delay.
 - ``force_open(reason)`` opens with the normal (growing) delay; ``force_open(reason, hold=True)``
   stays open until ``force_close``. ``force_close`` closes from any state and forgets history.
 """
@@ -35,7 +38,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from lasso_rpc.clock import Clock
-from lasso_rpc.config.models import BreakerConfig
+from lasso_rpc.config.resilience import BreakerConfig
 from lasso_rpc.resilience.classify import ErrorClass
 
 __all__ = ["BreakerSnapshot", "BreakerState", "BreakerTransition", "CircuitBreaker"]
@@ -188,10 +191,17 @@ class CircuitBreaker:
         if self._state is BreakerState.HALF_OPEN and self._probes > 0:
             self._probes -= 1
 
-    def record(self, outcome: ErrorClass | None) -> None:
-        """Feed one answer (None = success) and give back the probe slot it held, if any."""
+    def record(self, outcome: ErrorClass | None, *, fresh: bool = False) -> None:
+        """Feed one answer (None = success) and give back the probe slot it held, if any.
+
+        ``fresh``: the request was sent while the breaker was open (module docstring).
+        """
         state = self.state
         failed = outcome is ErrorClass.PROVIDER or outcome is ErrorClass.RATE_LIMITED
+        if fresh and state is BreakerState.OPEN and not failed and not self._held:
+            self._probes = self._probe_successes = 0
+            self._move(BreakerState.HALF_OPEN, "a request sent in panic mode was answered")
+            state = BreakerState.HALF_OPEN
         if state is BreakerState.HALF_OPEN:
             self.release()
             if failed:

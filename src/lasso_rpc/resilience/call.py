@@ -36,13 +36,15 @@ class CallOutcome(msgspec.Struct, frozen=True):
     payload: bytes | msgspec.Raw
     provider: str
     attempts: tuple[Attempt, ...]
-    hedged: bool
+    hedged: bool  # a hedge was sent (whichever attempt won)
     latency_ms: float
     decision: Decision
     #: ``HIT`` / ``MISS`` / ``BYPASS`` when the profile has a cache (``X-Lasso-Cache``).
     cache: str | None = None
     #: Answered by an identical call already in flight (in-flight dedup).
     coalesced: bool = False
+    #: A hedge was due but the chain's hedge budget was empty.
+    hedge_denied: bool = False
 
     @property
     def failover(self) -> bool:

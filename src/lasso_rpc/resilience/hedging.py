@@ -5,11 +5,19 @@ hedge delay: most calls end there, with no Task, no wait helper and no extra loo
 (measured: 42.7 -> 36.5 µs of router CPU per call with three providers, bench/hot_path.py;
 the same three providers without hedging: 28.8 µs).
 
-When the timer fires, the hedge starts as a Task. If the hedge answers first while the first
-attempt is still awaited in place, the calling task is interrupted (``Task.cancel``, then
-``uncancel``, so that a cancellation from anyone else still propagates) and the first attempt
-ends as a cancelled loser, exactly as a losing Task would. If the first attempt fails before a
-hedge answered, the remaining attempts continue as Tasks under :func:`first_done`.
+When the timer fires, the hedge starts as a Task, if the chain's hedge budget
+(``resilience/budget.py``) has a token for it; otherwise the call is marked ``hedge_denied``
+and asks again after one, two, four ... hedge delays, while the first attempt may still
+answer. No token is needed to hedge away from a provider that has been ejected, or that has
+gone silent (it has other calls outstanding and answered none since this one was sent): that
+hedge is a failover. A hang makes every call in flight to the hung provider late at once, more
+than the budget holds; its lost races then eject it within a few calls.
+
+If the hedge answers first while the first attempt is still awaited in place, the calling task
+is interrupted (``Task.cancel``, then ``uncancel``, so that a cancellation from anyone else
+still propagates) and the first attempt ends as a cancelled loser, exactly as a losing Task
+would. If the first attempt fails before a hedge answered, the remaining attempts continue as
+Tasks under :func:`first_done`.
 """
 
 from __future__ import annotations
@@ -27,6 +35,7 @@ from lasso_rpc.upstream.provider import ProviderRuntime
 __all__ = ["AttemptRunner", "HedgedRun", "first_done"]
 
 _LOSER = "cancelled (another attempt answered first)"
+_DEADLINE = "cancelled (request deadline)"
 
 
 class AttemptRunner(Protocol):
@@ -56,8 +65,11 @@ class AttemptRunner(Protocol):
         """Feed a finished attempt to stats, breaker and capability memory (once)."""
         ...
 
-    def cancel_try(self, tr: Try, call: Call, ctx: CallContext, why: str) -> None:
-        """End ``tr`` as cancelled: no fault charged, its probe slot given back."""
+    def cancel_try(
+        self, tr: Try, call: Call, ctx: CallContext, why: str, *, slow: bool = False
+    ) -> None:
+        """End ``tr`` as cancelled: no fault charged, its probe slot given back; ``slow``: it
+        lost to an attempt sent after it (or the deadline cut it), news for outlier detection."""
         ...
 
     def cut_by_deadline(
@@ -99,6 +111,9 @@ class HedgedRun:
         self._caller: asyncio.Task[object] | None = None
         self._in_place: Try | None = None  # the first attempt while it is awaited in place
         self._interrupted_by: Try | None = None
+        self._winner: Try | None = None
+        self._budget_left = chain.hedge_budget
+        self._asks = 0  # hedges refused by the budget so far
 
     async def run(self) -> Try | None:
         try:
@@ -107,6 +122,7 @@ class HedgedRun:
             winner = await self._first() if self._caller is not None else None
             if winner is None and self._deadline > self._clock.now_ms():
                 winner = await self._rest()
+            self._winner = winner
             return winner
         finally:
             if self.pending:
@@ -119,9 +135,15 @@ class HedgedRun:
             if task.done() and not task.cancelled():
                 del pending[task]
                 self._pipeline.account(tr, self._call, self._ctx)
+        winner = self._winner
+        cut = winner is None and self._clock.now_ms() >= self._deadline
         for task, tr in pending.items():
             task.cancel()
-            self._pipeline.cancel_try(tr, self._call, self._ctx, _LOSER)
+            # Slow: beaten by an attempt sent after it, or still out at the deadline.
+            slow = cut or (winner is not None and tr.started_ms < winner.started_ms)
+            self._pipeline.cancel_try(
+                tr, self._call, self._ctx, _DEADLINE if cut else _LOSER, slow=slow
+            )
         pending.clear()
 
     # -- the first attempt, in place --------------------------------------------------------
@@ -142,7 +164,8 @@ class HedgedRun:
             winner = self._interrupted_by
             if winner is None or self._caller is None or self._caller.uncancel() > 0:
                 raise  # not (only) our interruption: whoever cancelled gets it
-            pipeline.cancel_try(tr, call, ctx, _LOSER)
+            # Beaten by a hedge sent after it: this provider is late, not merely second.
+            pipeline.cancel_try(tr, call, ctx, _LOSER, slow=True)
             return winner
         finally:
             self._in_place = None
@@ -169,6 +192,15 @@ class HedgedRun:
             return
         p = self._next_provider()
         if p is None:
+            return
+        late = self._in_place
+        if not self._may_hedge(late):
+            # Wait for the first attempt, and ask again later (1, 2, 4 ... hedge delays): the
+            # budget may have refilled, or its provider been ejected meanwhile.
+            self._asks += 1
+            again = self._pipeline.hedge_delay(late.provider, self._call, self._ctx)
+            self._hedge_at = self._clock.now_ms() + again * (1 << min(self._asks - 1, 10))
+            self._arm()
             return
         self._extra += 1
         task = self._launch(p, hedged=True)
@@ -206,7 +238,10 @@ class HedgedRun:
             wake = min(self._deadline, self._hedge_at) if can_hedge else self._deadline
             done = await first_done(self._loop, self.pending, max(wake - now, 0.0) / 1000.0)
             if not done:
-                p = self._next_provider() if can_hedge and clock.now_ms() < self._deadline else None
+                now = clock.now_ms()
+                p = self._next_provider() if can_hedge and now < self._deadline else None
+                if p is not None and not self._may_hedge(self._tries[-1]):
+                    p = None
                 if p is None:
                     self._hedge_at = float("inf")
                 else:
@@ -223,6 +258,19 @@ class HedgedRun:
                 return winner
 
     # -- attempts ---------------------------------------------------------------------------
+
+    def _may_hedge(self, late: Try) -> bool:
+        """A token from the chain's hedge budget for a hedge of ``late``; none is needed when
+        ``late``'s provider has been ejected, or has gone silent (other calls outstanding, and
+        no answer since ``late`` was sent): the hedge is then a failover, not a speculative
+        copy. A refusal marks ``late`` and is counted once per attempt."""
+        p = late.provider
+        if p.ejection.ejected or (p.in_flight > 1 and p.last_answer_ms < late.started_ms):
+            return True
+        if self._budget_left.try_withdraw(self._clock.now_ms(), count=not late.hedge_denied):
+            return True
+        late.hedge_denied = True
+        return False
 
     def _next_provider(self) -> ProviderRuntime | None:
         for p in self._providers:

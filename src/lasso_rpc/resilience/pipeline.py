@@ -11,43 +11,38 @@ import asyncio
 import itertools
 from typing import Any
 
-import msgspec
-
 from lasso_rpc.clock import Clock
 from lasso_rpc.errors import (
     AllAttemptsFailed,
     DeadlineExceeded,
     NoProviderAvailable,
+    RateLimited,
     RequestRejected,
     ResponseTooLarge,
     TransportError,
     UpstreamTimeout,
     error_name,
 )
-from lasso_rpc.jsonrpc.codec import Call, decode_error, decode_upstream, encode_upstream_request
+from lasso_rpc.jsonrpc.codec import Call, encode_upstream_request
 from lasso_rpc.observability.events import Attempt, EventBus, RequestFinished
 from lasso_rpc.observability.redact import redact
+from lasso_rpc.resilience.accounting import account, censor
+from lasso_rpc.resilience.answer import read_answer
 from lasso_rpc.resilience.attempts import Try, failed_over
+from lasso_rpc.resilience.breaker import BreakerState
 from lasso_rpc.resilience.call import CallContext, CallOutcome
-from lasso_rpc.resilience.classify import (
-    ErrorClass,
-    RpcErrorInfo,
-    classify_exception,
-    classify_response,
-    is_already_known,
-    is_method_unsupported,
-)
+from lasso_rpc.resilience.classify import ErrorClass, classify_exception
 from lasso_rpc.resilience.hedging import HedgedRun
 from lasso_rpc.resilience.methods import is_head_sensitive, is_write_method
+from lasso_rpc.routing.candidates import SkipReason
 from lasso_rpc.routing.decision import Decision
 from lasso_rpc.upstream.provider import ProviderRuntime
 
 __all__ = ["Pipeline"]
 
 _NO_DATA_HEDGE_MS = 500.0
+_OVER_RATE = SkipReason.OVER_RATE.value
 _MIN_ATTEMPT_TIMEOUT_MS = 1000.0
-_RATE_LIMIT_BACKOFF_MS = 1000.0
-_NULL = msgspec.Raw(b"null")
 _TOO_LARGE = b'{"code":-32004,"message":"upstream response larger than max_response_bytes (%d)"}'
 
 
@@ -74,20 +69,29 @@ class Pipeline:
                 ctx.route, call.method, is_head_sensitive(call.method, call.params)
             )
             if not decision.order:
+                data = {"skipped": [{"provider": p, "reason": r} for p, r in decision.skipped]}
+                if decision.skipped and all(r == _OVER_RATE for _, r in decision.skipped):
+                    raise RateLimited(
+                        f"every provider of {ctx.chain.name} is at its rate_limit_rps", data=data
+                    )
                 raise NoProviderAvailable(
-                    f"no provider available for {call.method} on {ctx.chain.name}",
-                    data={"skipped": [{"provider": p, "reason": r} for p, r in decision.skipped]},
+                    f"no provider available for {call.method} on {ctx.chain.name}", data=data
                 )
             winner = await self._run(ctx, call, decision, t0, tries)
         except RequestRejected as exc:
             attempts = tuple([t.as_attempt() for t in tries])
             error = error_name(type(exc))
-            self._bus.publish(self._event(ctx, call, t0, attempts, decision, "error", error, None))
+            denied = _denied(tries)
+            self._bus.publish(
+                self._event(ctx, call, t0, attempts, decision, "error", error, None, denied)
+            )
             raise
         attempts = tuple([t.as_attempt() for t in tries])
         ok = winner.kind == "ok"
         status = "ok" if ok else "client_error"
-        event = self._event(ctx, call, t0, attempts, decision, status, None, winner.provider.id)
+        event = self._event(
+            ctx, call, t0, attempts, decision, status, None, winner.provider.id, _denied(tries)
+        )
         # The answer goes out first: stats, breaker and event subscribers run right after it
         # (the next loop iteration), not between the upstream's answer and the client.
         self.loop().call_soon(self._after, winner, call, ctx, event)
@@ -96,9 +100,10 @@ class Pipeline:
             winner.payload,
             winner.provider.id,
             attempts,
-            winner.hedged,
+            event.hedged,  # a hedge was sent (it may have lost): what it cost, not who won
             event.latency_ms,
             decision,
+            hedge_denied=event.hedge_denied,
         )
 
     def _after(self, winner: Try, call: Call, ctx: CallContext, event: RequestFinished) -> None:
@@ -127,6 +132,7 @@ class Pipeline:
         status: str,
         error_class: str | None,
         provider: str | None,
+        denied: bool = False,
     ) -> RequestFinished:
         latency_ms = self.clock.now_ms() - t0
         return RequestFinished(
@@ -145,6 +151,7 @@ class Pipeline:
             failover=failed_over(attempts),
             provider=provider,
             decision=decision,
+            hedge_denied=denied,
         )
 
     async def _run(
@@ -160,6 +167,7 @@ class Pipeline:
         if write or not hedge.enabled or hedge.max_extra <= 0 or len(order) == 1:
             winner = await self._run_sequential(ctx, call, decision, t0, tries, write)
         else:
+            chain.hedge_budget.deposit(t0)
             winner = await HedgedRun(self, ctx, call, decision, t0, tries).run()
         if winner is not None:
             return winner
@@ -225,19 +233,14 @@ class Pipeline:
         Like a hedge loser, such an attempt is cancelled rather than charged as a fault.
         """
         if tr.timed_out and timeout_ms >= remaining_ms:
-            self.cancel_try(tr, call, ctx, "cancelled (request deadline)")
+            self.cancel_try(tr, call, ctx, "cancelled (request deadline)", slow=True)
             return True
         return False
 
-    def cancel_try(self, tr: Try, call: Call, ctx: CallContext, why: str) -> None:
-        now = self.clock.now_ms()
-        tr.kind = "cancelled"
-        tr.error = why
-        tr.latency_ms = now - tr.started_ms
-        tr.provider.breaker.release()
-        # A loser is known to be at least this slow: a censored sample moves its latency
-        # estimate up (never down) so `fastest` stops preferring a provider that hangs.
-        tr.provider.stats.censored(call.method, ctx.route.transport, tr.latency_ms, now)
+    def cancel_try(
+        self, tr: Try, call: Call, ctx: CallContext, why: str, *, slow: bool = False
+    ) -> None:
+        censor(tr, call, ctx, why, slow, self.clock.now_ms())
 
     def attempt_timeout(
         self, p: ProviderRuntime, call: Call, ctx: CallContext, remaining_ms: float
@@ -250,29 +253,39 @@ class Pipeline:
         return max(min(cap, remaining_ms), 1.0)
 
     def hedge_delay(self, p: ProviderRuntime, call: Call, ctx: CallContext) -> float:
-        after = ctx.chain.routing.hedge.after
+        """The provider's tail for the method, at least ``median_factor`` x its median and
+        ``min_delay_ms``: only a call that is late for this provider is hedged."""
+        hedge = ctx.chain.routing.hedge
+        after = hedge.after
         if isinstance(after, int):
             return float(after)
-        q = int(after[1:]) / 100.0
-        v = p.stats.percentile_hint(call.method, ctx.route.transport, q)
-        if v is None:
+        stats, transport = p.stats, ctx.route.transport
+        tail = stats.percentile_hint(call.method, transport, int(after[1:]) / 100.0)
+        if tail is None:
             return _NO_DATA_HEDGE_MS
-        return max(float(ctx.chain.routing.hedge.min_delay_ms), v)
+        median = stats.percentile_hint(call.method, transport, 0.5) or 0.0
+        return max(float(hedge.min_delay_ms), tail, hedge.median_factor * median)
 
     async def attempt(
         self, tr: Try, call: Call, ctx: CallContext, timeout_s: float, write: bool
     ) -> None:
         p = tr.provider
         uid = next(self._ids)
-        if not p.breaker.acquire() and ctx.route.pin != p.id and not tr.last_resort:
-            # Half-open with its probe slot taken: this attempt is not sent at all.
-            tr.error_class, tr.error, tr.never_sent = (
-                ErrorClass.PROVIDER,
-                "breaker probe busy",
-                True,
-            )
-            tr.skipped = True
-            return
+        pinned = ctx.route.pin == p.id
+        if not p.breaker.acquire() and not pinned:
+            # Open (it tripped while this call was on its way) or half-open with its probe
+            # slot taken. Sent only in panic mode: as decided then, or as decided now.
+            if not tr.last_resort and not self._panic_now(ctx, call, p):
+                return _skip(tr, "breaker open or probe busy")
+            tr.last_resort = True
+            tr.past_open_breaker = p.breaker.state is BreakerState.OPEN
+        cap = p.rate_cap
+        if cap is not None:
+            if pinned:
+                cap.charge()  # a pin is the client's explicit choice: sent, and counted
+            elif not cap.take():
+                p.breaker.release()  # the probe slot acquire() may have taken
+                return _skip(tr, "at its rate_limit_rps")
         p.in_flight += 1
         try:
             resp = await p.transport.post(encode_upstream_request(uid, call), timeout_s=timeout_s)
@@ -290,74 +303,28 @@ class Pipeline:
         finally:
             p.in_flight -= 1
             tr.latency_ms = self.clock.now_ms() - tr.started_ms
-        tr.retry_after_s = resp.retry_after_s
-        if resp.status == 429:
-            tr.error_class, tr.error = ErrorClass.RATE_LIMITED, "HTTP 429"
-            return
-        try:
-            reply = decode_upstream(resp.body)
-        except (msgspec.DecodeError, msgspec.ValidationError):
-            tr.error_class = ErrorClass.PROVIDER
-            tr.error = f"HTTP {resp.status}: malformed JSON-RPC body"
-            return
-        if reply.error is not msgspec.UNSET and reply.error != _NULL:  # some send "error": null
-            raw = bytes(reply.error)
-            info = decode_error(raw)
-            err = RpcErrorInfo(info.code, info.message, info.data)
-            cls = classify_response(
-                status=resp.status,
-                error=err,
-                method=call.method,
-                overrides=p.config.error_overrides,
-            )
-            if write and is_already_known(err):
-                # The transaction is in the pool already: success for the client and the stats.
-                tr.kind, tr.payload = "client", raw
-                return
-            if cls is ErrorClass.CLIENT or cls is None:
-                tr.kind, tr.payload = "client", raw
-                return
-            tr.error_class = cls
-            tr.unsupported = cls is ErrorClass.CAPABILITY and is_method_unsupported(err)
-            tr.error = redact(f"HTTP {resp.status}: {info.code} {info.message}"[:300])
-            return
-        if reply.id != uid:
-            tr.error_class, tr.error = ErrorClass.PROVIDER, "wrong id in upstream answer"
-            return
-        if reply.result is msgspec.UNSET or resp.status >= 300:
-            cls = classify_response(status=resp.status, error=None, method=call.method)
-            tr.error_class = cls or ErrorClass.PROVIDER
-            tr.error = f"HTTP {resp.status} without result"
-            return
-        tr.kind, tr.payload = "ok", reply.result
+        p.last_answer_ms = tr.started_ms + tr.latency_ms
+        read_answer(tr, resp, call, uid, write)
+
+    def _panic_now(self, ctx: CallContext, call: Call, p: ProviderRuntime) -> bool:
+        """Would the call be sent to ``p`` in panic mode if it were decided now?"""
+        d = ctx.chain.decide(ctx.route, call.method, is_head_sensitive(call.method, call.params))
+        return d.last_resort and p.id in d.order
 
     def account(self, tr: Try, call: Call, ctx: CallContext) -> None:
-        """Feed the outcome of a finished attempt to stats, breaker and capability memory."""
-        p = tr.provider
-        now = self.clock.now_ms()
-        tr.accounted = True
-        if tr.kind == "ok":
-            p.stats.record(call.method, ctx.route.transport, tr.latency_ms, True, now)
-            p.breaker.record(None)
-            return
-        if tr.kind == "client":
-            p.stats.record(call.method, ctx.route.transport, tr.latency_ms, True, now)
-            p.breaker.record(ErrorClass.CLIENT)
-            return
-        if tr.skipped:
-            return
-        cls = tr.error_class or ErrorClass.PROVIDER
-        p.breaker.record(cls)
-        if cls is ErrorClass.CAPABILITY:
-            if tr.unsupported:
-                p.unsupported.add(call.method)
-        elif cls is ErrorClass.RATE_LIMITED:
-            back = (tr.retry_after_s * 1000.0) if tr.retry_after_s else _RATE_LIMIT_BACKOFF_MS
-            p.backoff_until_ms = now + min(back, 60_000.0)
-        elif cls is not ErrorClass.LAGGING:
-            p.stats.record(
-                call.method, ctx.route.transport, tr.latency_ms, False, now, timed_out=tr.timed_out
-            )
+        account(tr, call, ctx, self.clock.now_ms())
+
+
+def _skip(tr: Try, why: str) -> None:
+    """``tr`` is not sent at all: nothing to learn from it, and the next provider follows."""
+    tr.error_class, tr.error, tr.never_sent, tr.skipped = ErrorClass.PROVIDER, why, True, True
+
+
+def _denied(tries: list[Try]) -> bool:
+    for t in tries:  # noqa: SIM110 (any() with a generator costs more than the whole loop)
+        if t.hedge_denied:
+            return True
+    return False
 
 
 def _attempts_data(tries: list[Try]) -> list[dict[str, Any]]:

@@ -9,9 +9,11 @@ with their human text. What is left is ranked by the chain's strategy
   provider does not serve stops it. Without ``failover`` the pinned provider is the whole order.
 - Half-open providers (background probe running) get user traffic only when nothing healthy is
   left: the decision is then ``last_resort``.
-- Panic mode: when every candidate was skipped because its breaker is open, the tripped ones
-  are tried anyway (a burst of timeouts from one stall trips them all at once; refusing every
-  client for the whole recovery delay is worse). A breaker held open by an operator stays out.
+- Panic mode: when every candidate was skipped because its breaker is open or it was ejected
+  as an outlier, those are tried anyway (a burst of timeouts from one stall trips them all at
+  once; refusing every client for the whole recovery delay is worse). A breaker held open by an
+  operator stays out.
+- A provider at its own ``rate_limit_rps`` is skipped for the call (it would answer 429).
 """
 
 from __future__ import annotations
@@ -37,7 +39,9 @@ class SkipReason(enum.StrEnum):
     UNSUPPORTED = "method not supported"
     BREAKER_OPEN = "breaker open"
     BREAKER_BUSY = "breaker half_open"  # half-open with every probe slot taken
+    EJECTED = "ejected (outlier)"
     RATE_LIMITED = "rate limited (backing off)"
+    OVER_RATE = "at its rate_limit_rps"
     LAGGING = "lagging"  # shown with the lag: "lagging 7 blocks"
     PROBING = "breaker half_open (background probe)"  # kept back while healthy ones remain
 
@@ -55,8 +59,13 @@ def skip_reason(
         if breaker.state is BreakerState.HALF_OPEN:
             return SkipReason.BREAKER_BUSY
         return SkipReason.BREAKER_OPEN
+    if p.ejection.ejected and p.ejection.active(now_ms):
+        return SkipReason.EJECTED
     if now_ms < p.backoff_until_ms:
         return SkipReason.RATE_LIMITED
+    cap = p.rate_cap
+    if cap is not None and not cap.available():
+        return SkipReason.OVER_RATE
     if head_sensitive and p.lag is not None and p.lag > max_lag:
         return SkipReason.LAGGING
     return None
@@ -105,7 +114,9 @@ def decide(
         why = skip_reason(p, method, head_sensitive=head_sensitive, max_lag=max_lag, now_ms=now_ms)
         if why is not None:
             skipped.append((p.id, why, p))
-            if why is SkipReason.BREAKER_OPEN and not p.breaker.snapshot().held:
+            if why is SkipReason.EJECTED or (
+                why is SkipReason.BREAKER_OPEN and not p.breaker.snapshot().held
+            ):
                 tripped.append(p)
         elif p.breaker.closed:
             usable.append(p)
@@ -113,7 +124,8 @@ def decide(
             probing.append(p)
     if not usable and not probing and tripped:
         probing = tripped  # panic mode (module docstring)
-        skipped = [s for s in skipped if s[1] is not SkipReason.BREAKER_OPEN]
+        panic = {p.id for p in tripped}
+        skipped = [s for s in skipped if s[0] not in panic]
     last_resort = not usable and bool(probing)
     if last_resort:
         usable = probing

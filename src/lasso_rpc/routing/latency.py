@@ -1,7 +1,11 @@
 """One provider x method x transport of passive benchmarking: latency and outcome memory.
 
-The caller records every finished attempt once; hedged attempts that were cancelled are simply
-not recorded. What an outcome feeds:
+The caller records every finished attempt once. An attempt cancelled unanswered (it lost the
+race to a hedge, or the request's deadline cut it) is a *censored* sample: the provider took at
+least that long. It is not an outcome; :meth:`LatencyStats.censored` only pulls an EWMA that is
+lower than the elapsed time up to it (and counts it), so a provider that hangs stops looking
+fast (the outlier detector, ``resilience/outliers.py``, hears of it as well). What an outcome
+feeds:
 
 =====================================  =========  ===============  ==========================
 outcome                                EWMA       percentile ring  success / failure weights
@@ -68,6 +72,7 @@ class LatencyStats:
         "_ring",
         "_ring_size",
         "_sorted",
+        "censored_samples",
         "ewma_ms",
         "last_ms",
         "samples",
@@ -98,6 +103,7 @@ class LatencyStats:
         self.samples = 0
         self.success_rate = 1.0
         self.last_ms: float | None = None
+        self.censored_samples = 0
 
     def percentile(self, q: float) -> float | None:
         """Nearest-rank percentile of the last ``ring_size`` answered latencies; q in [0, 1]."""
@@ -167,8 +173,10 @@ class LatencyStats:
             self._update_ewma(latency_ms, now_ms)
 
     def censored(self, elapsed_ms: float, now_ms: float) -> None:
-        """An attempt cancelled after ``elapsed_ms``: a lower bound that only moves the EWMA up."""
-        if self.ewma_ms is not None and elapsed_ms > self.ewma_ms:
+        """An attempt cancelled after ``elapsed_ms``: a lower bound that only moves the EWMA up
+        (or is the first estimate: better than none for a provider that never answered)."""
+        self.censored_samples += 1
+        if self.ewma_ms is None or elapsed_ms > self.ewma_ms:
             self._update_ewma(elapsed_ms, now_ms)
 
     def seed(self, latency_ms: float, success_rate: float, samples: int, now_ms: float) -> None:
@@ -222,6 +230,7 @@ class LatencyStats:
             "ewma": None if e is None else round(e, 2),
             "success_rate": round(self.success_rate, 4),
             "samples": self.samples,
+            "censored": self.censored_samples,
         }
 
     def __repr__(self) -> str:

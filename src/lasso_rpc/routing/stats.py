@@ -145,11 +145,10 @@ class ProviderStats:
     def censored(self, method: str, transport: str, elapsed_ms: float, now_ms: float) -> None:
         """A hedge loser was cancelled after ``elapsed_ms``: no success, no failure, no ring
         sample; only an EWMA that was lower than that is pulled up (the provider is that slow)."""
-        t = self._tables.get(transport)
-        s = t.methods.get(method) if t is not None else None
-        if s is not None and t is not None:
-            s.censored(elapsed_ms, now_ms)
-            t.all.censored(elapsed_ms, now_ms)
+        t = self._tables.get(transport) or self._table(transport)
+        s = t.methods.get(method) or self._method(t, method)
+        s.censored(elapsed_ms, now_ms)
+        t.all.censored(elapsed_ms, now_ms)
 
     def seed(
         self,

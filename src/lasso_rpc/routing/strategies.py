@@ -16,8 +16,11 @@ fastest            a cold candidate (fewer than ``min_samples`` for the method),
                    ties by success rate, then priority
 load-balanced      smooth weighted round-robin (nginx) over the healthy tier (success >= 0.9;
                    everyone when nobody is healthy); the others follow, best success first
-latency-weighted   a random draw, P ∝ weight x success² / max(latency, 1 ms)²; a candidate with
-                   no latency yet gets the mean of the others; failover by that score
+latency-weighted   a random draw, P ∝ weight x success² / max(latency, 1 ms)², at least
+                   ``min_share`` (1 %) each so every provider's stats stay fresh; a candidate
+                   with no latency yet gets the mean of the others; failover by that score.
+                   The default strategy: with 50/100/150 ms providers it gives 73/19/8 % and a
+                   median within 10 % of the fastest one's (bench/quota.py --compare)
 priority           the lowest configured priority value; ties by lower EWMA, then id
 =================  =============================================================================
 
@@ -270,12 +273,13 @@ class LoadBalanced:
 class LatencyWeighted:
     """Random choice weighted toward low latency; slower providers still see some traffic."""
 
-    __slots__ = ("_draws", "_rng")
+    __slots__ = ("_draws", "_rng", "min_share")
     name = "latency-weighted"
 
-    def __init__(self, *, rng: random.Random) -> None:
+    def __init__(self, *, rng: random.Random, min_share: float = 0.01) -> None:
         self._rng = rng
         self._draws = 0
+        self.min_share = min_share
 
     def rank(
         self, candidates: Sequence[Candidate], method: str, transport: str, now_ms: float
@@ -284,20 +288,28 @@ class LatencyWeighted:
         if n < 2:
             return _trivial(self.name, candidates, method, transport, now_ms)
         obs = [_look(c, method, transport, now_ms) for c in candidates]
-        known = [o[0] for o in obs if o[0] is not None]
-        mean = sum(known) / len(known) if known else 1.0
+        mean = -1.0  # the mean known latency, computed only when a candidate has none
         scores: list[float] = []
-        for c, o in zip(candidates, obs, strict=True):
+        for i in range(n):
+            o = obs[i]
             lat, sr = o[0], o[2]
             if lat is None:
+                if mean < 0.0:
+                    known = [x[0] for x in obs if x[0] is not None]
+                    mean = sum(known) / len(known) if known else 1.0
                 lat = mean
             if lat < 1.0:
                 lat = 1.0
-            scores.append(c.weight * sr * sr / (lat * lat))
+            scores.append(candidates[i].weight * sr * sr / (lat * lat))
         total = sum(scores)
         if total <= 0.0:  # every success rate is 0: fall back to the configured weights
             scores = [c.weight for c in candidates]
             total = sum(scores)
+        floor = min(self.min_share, 1.0 / n) * total
+        if floor > 0.0 and min(scores) < floor:
+            # Mix in an even share: P = floor + (1 - n floor) p, so nobody drops below it.
+            keep = 1.0 - n * floor / total
+            scores = [floor + keep * x for x in scores]
         r = self._rng.random() * total
         pick = n - 1
         for i, s in enumerate(scores):
@@ -313,7 +325,7 @@ class LatencyWeighted:
         return _decide(self.name, candidates, order, "weighted random draw", obs, keys)
 
     def __repr__(self) -> str:
-        return f"LatencyWeighted(draws={self._draws})"
+        return f"LatencyWeighted(draws={self._draws}, min_share={self.min_share})"
 
 
 class PriorityOrder:

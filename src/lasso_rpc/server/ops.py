@@ -77,6 +77,7 @@ class OpsHandlers:
                     "default_strategy": c.routing.default_strategy,
                     "providers": list(c.providers),
                     "consensus_head": c.consensus_head,
+                    "hedge_budget": c.hedge_budget.snapshot(self.router.clock.now_ms()),
                 }
             )
         return _json({"chains": out})
@@ -104,6 +105,10 @@ class OpsHandlers:
                         "weight": p.config.weight,
                         "breaker": asdict(p.breaker.snapshot()),
                         "cordoned": p.cordoned,
+                        "ejection": asdict(p.ejection.snapshot()),
+                        "rate_limit_tokens": (
+                            None if p.rate_cap is None else round(p.rate_cap.tokens, 2)
+                        ),
                         "head": p.head,
                         "lag": p.lag,
                         "in_flight": p.in_flight,

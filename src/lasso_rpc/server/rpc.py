@@ -334,6 +334,7 @@ def _meta_dict(ctx: CallContext, o: CallOutcome) -> dict[str, Any]:
         "attempts": len(o.attempts),
         "latency_ms": round(o.latency_ms, 3),
         "hedged": o.hedged,
+        "hedge_denied": o.hedge_denied,
         "failover": o.failover,
         "cache": o.cache,
         "coalesced": o.coalesced,
@@ -363,5 +364,6 @@ def _meta_headers(
         ("X-Lasso-Provider", ",".join(o.provider for o in done)),
         ("X-Lasso-Attempts", ",".join(str(len(o.attempts)) for o in done)),
         ("X-Lasso-Failover", ",".join("1" if o.failover else "0" for o in done)),
+        ("X-Lasso-Hedged", ",".join("1" if o.hedged else "0" for o in done)),
         ("X-Lasso-Latency-Ms", ",".join(f"{o.latency_ms:.3f}" for o in done)),
     )

@@ -30,7 +30,7 @@ from lasso_rpc.clock import Clock
 from lasso_rpc.errors import InvalidParams, NoProviderAvailable
 from lasso_rpc.observability.events import Event
 from lasso_rpc.resilience.pipeline import Pipeline
-from lasso_rpc.routing.candidates import skip_reason
+from lasso_rpc.routing.candidates import SkipReason, skip_reason
 from lasso_rpc.subscriptions.backfill import PipelineBackfill
 from lasso_rpc.subscriptions.feed import Feed, FeedInfo
 from lasso_rpc.subscriptions.frames import FeedSpec
@@ -71,6 +71,10 @@ class Share:
     key: FeedKey
     id: int
 
+
+#: Skip reasons that do not keep a provider from serving a subscription: its HTTP request rate
+#: (rate_limit_rps) is not spent by a WebSocket subscription.
+_SUBSCRIBABLE = (None, SkipReason.OVER_RATE)
 
 #: A test seam (``SubscriptionManager.tap``): sees every delivery to every client subscription
 #: (its share, the feed, the notification's raw result) and returns False to drop it. The battle
@@ -222,7 +226,7 @@ class SubscriptionManager:
             for p in ws
             if p.id == key.pin
             or skip_reason(p, "eth_subscribe", head_sensitive=True, max_lag=max_lag, now_ms=now)
-            is None
+            in _SUBSCRIBABLE
         ]
 
         def rank(p: ProviderRuntime) -> tuple[bool, bool, float, int, str]:

@@ -3,7 +3,9 @@
 The jobs live elsewhere; this class only owns and wires them for one chain of one profile:
 providers are built by ``upstream.provider.build_provider`` (transport, breaker events), calls
 are filtered and ranked by ``routing.candidates.decide`` with the chain's strategy instances,
-heads are polled by ``upstream.heads.HeadTracker``.
+heads are polled by ``upstream.heads.HeadTracker``; the chain's hedge budget
+(``resilience.budget``) and outlier detector (``resilience.outliers``) live here because they
+weigh its providers against each other.
 """
 
 from __future__ import annotations
@@ -14,6 +16,8 @@ from collections.abc import Iterable
 from lasso_rpc.clock import Clock
 from lasso_rpc.config.models import ChainConfig
 from lasso_rpc.observability.events import EventBus, ProviderHealth
+from lasso_rpc.resilience.budget import HedgeBudget
+from lasso_rpc.resilience.outliers import OutlierDetector
 from lasso_rpc.routing.candidates import decide
 from lasso_rpc.routing.decision import Decision
 from lasso_rpc.routing.request import RouteRequest
@@ -57,6 +61,13 @@ class ChainRuntime:
             )
         self._strategies: dict[str, RoutingStrategy] = {}
         self._rng = rng
+        hedge = self.routing.hedge
+        self.hedge_budget = HedgeBudget(
+            percent=hedge.budget_percent,
+            min_per_second=hedge.min_per_second,
+            window_ms=hedge.budget_window_ms,
+        )
+        self.outliers = OutlierDetector(self.providers, self.routing.ejection)
         self._heads = HeadTracker(
             name,
             self.providers,

@@ -2,7 +2,9 @@
 
 One task per chain polls ``eth_blockNumber`` on every provider each ``head_poll_ms``. The poll is
 also the breaker's background probe: a provider that stops answering opens its breaker with no
-user traffic, and the poll is the probe that closes it again. A lag change is published as a
+user traffic, and the poll is the probe that closes it again. It is the probe of an ejected
+provider too (``resilience/ejection.py``: it comes back once its poll answers), and it is spent
+from the provider's ``rate_limit_rps`` like any other request. A lag change is published as a
 ``provider.health`` event (through the ``publish_health`` hook the chain passes in).
 
 With ``watch_blocks(listener)`` (the response cache needs block hashes to see reorgs) the probe is
@@ -103,6 +105,8 @@ class HeadTracker:
         if not breaker.closed and not breaker.acquire():
             return
         timeout = probe_timeout_ms(self._poll_ms) / 1000.0
+        if p.rate_cap is not None:
+            p.rate_cap.charge()
         on_block = self._on_block
         block: _Head | None = None
         try:
@@ -128,9 +132,11 @@ class HeadTracker:
         ) as exc:
             breaker.record(ErrorClass.PROVIDER)
             p.probe.failed(self._clock.now_ms(), _describe(exc))
+            p.ejection.probe(False)
             return
         breaker.record(None)
         p.probe.answered(self._clock.now_ms())
+        p.ejection.probe(True)
         p.head = head
         if on_block is not None and block is not None:
             on_block(p, head, block.hash, block.parentHash)

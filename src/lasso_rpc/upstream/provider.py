@@ -1,7 +1,8 @@
 """One upstream provider as the router sees it: identity, transport, stats, breaker, head.
 
-``build_provider`` wires one from its config: the transport (``transport/factory.py``) and the
-breaker's transitions published on the event bus as ``breaker.changed`` (``BreakerEvents``).
+``build_provider`` wires one from its config: the transport (``transport/factory.py``), the
+breaker's transitions published on the event bus as ``breaker.changed`` (``BreakerEvents``) and
+its ejection's changes as ``provider.ejection`` (``EjectionEvents``).
 Which providers may take a call is decided in ``routing/candidates.py``; heads and lag are
 kept up to date by ``upstream/heads.py``.
 """
@@ -13,15 +14,17 @@ from collections.abc import Callable
 
 from lasso_rpc.clock import Clock
 from lasso_rpc.config.models import ProviderConfig, RoutingConfig
-from lasso_rpc.observability.events import BreakerChanged, EventBus
+from lasso_rpc.observability.events import BreakerChanged, EventBus, ProviderEjection
 from lasso_rpc.observability.redact import mask_url
 from lasso_rpc.resilience.breaker import BreakerTransition, CircuitBreaker
+from lasso_rpc.resilience.budget import TokenBucket
+from lasso_rpc.resilience.ejection import Ejection, EjectionSnapshot
 from lasso_rpc.routing.stats import ProviderStats
 from lasso_rpc.transport.base import UpstreamTransport
 from lasso_rpc.transport.factory import provider_transport
 from lasso_rpc.upstream.probe import ProbeRecord
 
-__all__ = ["BreakerEvents", "ProviderRuntime", "build_provider"]
+__all__ = ["BreakerEvents", "EjectionEvents", "ProviderRuntime", "build_provider"]
 
 
 class ProviderRuntime:
@@ -34,12 +37,15 @@ class ProviderRuntime:
         "chain",
         "config",
         "cordoned",
+        "ejection",
         "head",
         "id",
         "in_flight",
         "lag",
+        "last_answer_ms",
         "masked_url",
         "probe",
+        "rate_cap",
         "stats",
         "transport",
         "unsupported",
@@ -55,6 +61,7 @@ class ProviderRuntime:
         clock: Clock,
         rng: random.Random,
         on_breaker_change: Callable[[BreakerTransition], None] | None = None,
+        on_ejection_change: Callable[[EjectionSnapshot], None] | None = None,
     ) -> None:
         self.chain = chain
         self.id = config.id
@@ -68,11 +75,21 @@ class ProviderRuntime:
             on_change=on_breaker_change,
             name=f"{chain}/{config.id}/http",
         )
+        self.ejection = Ejection(routing.ejection, clock=clock, on_change=on_ejection_change)
+        rps = config.rate_limit_rps
+        #: The provider's own rate (rate_limit_rps), spent by every send and head poll.
+        self.rate_cap = (
+            None
+            if rps is None
+            else TokenBucket(rps, config.rate_limit_burst or max(1.0, rps), clock=clock)
+        )
         self.cordoned = False
         self.unsupported: set[str] = set()
         self.head: int | None = None
         self.lag: int | None = None
         self.in_flight = 0
+        #: When it last answered a call (any HTTP answer), on the router's clock.
+        self.last_answer_ms = -float("inf")
         self.backoff_until_ms = 0.0
         self.masked_url = mask_url(config.url)
         #: The health poll's last answer and failure (``upstream/readiness.py`` reads it).
@@ -87,6 +104,14 @@ class ProviderRuntime:
     def weight(self) -> float:
         return self.config.weight
 
+    def eject(self, until_ms: float, reason: str) -> None:
+        """Leave this provider out until ``until_ms`` (``resilience/ejection.py``)."""
+        self.ejection.eject(until_ms, reason)
+
+    def restore(self, reason: str = "restored") -> None:
+        """End an ejection now."""
+        self.ejection.restore(reason)
+
     def permits(self, method: str) -> bool:
         """The configured capability globs allow ``method`` (memoised: asked per request)."""
         ok = self._permits.get(method)
@@ -99,7 +124,8 @@ class ProviderRuntime:
     def __repr__(self) -> str:
         return (
             f"ProviderRuntime({self.chain}/{self.id} {self.masked_url} breaker={self.breaker.state}"
-            f" head={self.head} lag={self.lag} cordoned={self.cordoned} in_flight={self.in_flight})"
+            f" head={self.head} lag={self.lag} cordoned={self.cordoned} in_flight={self.in_flight}"
+            f" ejected={self.ejection.ejected})"
         )
 
 
@@ -131,6 +157,37 @@ class BreakerEvents:
         return f"BreakerEvents({self._chain}/{self._provider})"
 
 
+class EjectionEvents:
+    """An ejection's ``on_change`` hook: each change becomes a ``provider.ejection`` event."""
+
+    __slots__ = ("_bus", "_chain", "_clock", "_provider")
+
+    def __init__(self, bus: EventBus, clock: Clock, chain: str, provider: str) -> None:
+        self._bus = bus
+        self._clock = clock
+        self._chain = chain
+        self._provider = provider
+
+    def __call__(self, snap: EjectionSnapshot) -> None:
+        wall = self._clock.wall_s()
+        left = None if snap.until_ms is None else snap.until_ms - self._clock.now_ms()
+        self._bus.publish(
+            ProviderEjection(
+                ts=wall,
+                chain=self._chain,
+                provider=self._provider,
+                ejected=snap.ejected,
+                reason=snap.reason or "",
+                until_s=None if left is None else wall + left / 1000.0,
+                duration_ms=left,
+                streak=snap.streak,
+            )
+        )
+
+    def __repr__(self) -> str:
+        return f"EjectionEvents({self._chain}/{self._provider})"
+
+
 def build_provider(
     chain: str,
     config: ProviderConfig,
@@ -153,4 +210,5 @@ def build_provider(
         clock=clock,
         rng=rng,
         on_breaker_change=BreakerEvents(bus, clock, chain, config.id),
+        on_ejection_change=EjectionEvents(bus, clock, chain, config.id),
     )

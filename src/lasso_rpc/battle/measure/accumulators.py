@@ -8,7 +8,9 @@ __all__ = ["ClientAcc", "RouterAcc", "bump"]
 
 
 class RouterAcc:
-    __slots__ = ("attempts", "errors", "failovers", "hedged", "requests", "served", "status")
+    __slots__ = (
+        "attempts", "errors", "failovers", "first", "hedged", "requests", "served", "status",
+    )  # fmt: skip
 
     def __init__(self) -> None:
         self.requests = 0
@@ -18,12 +20,13 @@ class RouterAcc:
         self.hedged = 0
         self.served: dict[str, int] = {}
         self.attempts: dict[str, dict[str, int]] = {}
+        self.first: dict[str, int] = {}
 
     def freeze(self, hist: str | None) -> RouterBucket:
         attempts = {p: dict(o) for p, o in self.attempts.items()}
         return RouterBucket(
             self.requests, dict(self.status), dict(self.errors), self.failovers, self.hedged,
-            dict(self.served), attempts, hist,
+            dict(self.served), attempts, hist, dict(self.first),
         )  # fmt: skip
 
 

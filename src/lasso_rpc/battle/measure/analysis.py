@@ -6,7 +6,11 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from lasso_rpc.battle.measure.data import BreakerRecord, SubscriptionFailoverRecord
+from lasso_rpc.battle.measure.data import (
+    BreakerRecord,
+    EjectionRecord,
+    SubscriptionFailoverRecord,
+)
 from lasso_rpc.battle.measure.recovery import RULE
 from lasso_rpc.battle.measure.staleness import TruthFigures
 from lasso_rpc.battle.measure.upstream_view import UpstreamView
@@ -97,6 +101,10 @@ class ChaosOutcome:
     details: Mapping[str, Any]
     recovery_s: float | None
     recovery_after_revert_s: float | None
+    #: The target's share of upstream attempts, and of first attempts, from ``SETTLE_S`` after
+    #: the event to its revert (``measure/shares.py``); None: no provider target or no traffic.
+    target_share: float | None = None
+    target_first_share: float | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -149,6 +157,8 @@ class Analysis:
     subscribers: tuple[SubscriptionRecord, ...] = ()
     #: Answers against the chain's truth, upstream calls at the mock providers (mock fleets).
     truth: TruthFigures | None = None
+    #: Outlier ejections and returns (``provider.ejection`` events), in time order.
+    ejections: tuple[EjectionRecord, ...] = ()
 
     def to_dict(self) -> dict[str, Any]:
         s = self.summary
@@ -196,6 +206,7 @@ class Analysis:
                 "provider_share_source": ts.provider_share_source,
             },
             "breakers": [b.to_dict() for b in self.breakers],
+            "ejections": [e.to_dict() for e in self.ejections],
             "providers": {p: _fields(v) for p, v in self.providers.items()},
             "errors_by_class": dict(self.errors_by_class),
             "router_errors_by_class": dict(self.router_errors_by_class),

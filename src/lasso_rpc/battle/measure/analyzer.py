@@ -40,6 +40,7 @@ from lasso_rpc.battle.measure.histograms import (
     release_histogram,
 )
 from lasso_rpc.battle.measure.recovery import RecoveryRule
+from lasso_rpc.battle.measure.shares import target_shares
 from lasso_rpc.battle.measure.staleness import TruthFigures
 from lasso_rpc.battle.measure.upstream_view import UpstreamView
 from lasso_rpc.battle.measure.validity import (
@@ -282,6 +283,9 @@ def analyze(
         rule = RecoveryRule.for_run(data, chaos, c_req, c_err, p95s)
         base_err, base_p95 = rule.base_err, rule.base_p95
         for ev in chaos:
+            shares: tuple[float | None, float | None] = (None, None)
+            if ev.target is not None:
+                shares = target_shares(rb, bs, ev.target, ev.at_s, ev.end_s)
             outcomes.append(
                 ChaosOutcome(
                     action=ev.action,
@@ -291,6 +295,8 @@ def analyze(
                     details=dict(ev.details),
                     recovery_s=rule.after(ev.at_s),
                     recovery_after_revert_s=None if ev.end_s is None else rule.after(ev.end_s),
+                    target_share=shares[0],
+                    target_first_share=shares[1],
                 )
             )
 
@@ -322,4 +328,5 @@ def analyze(
         validity=validity,
         subscribers=tuple(subscriptions or ()),
         truth=truth,
+        ejections=data.ejections,
     )

@@ -35,6 +35,7 @@ from lasso_rpc.battle.measure.data import (
     BreakerRecord,
     ChaosMark,
     CollectedData,
+    EjectionRecord,
     HealthRecord,
     SubscriptionFailoverRecord,
 )
@@ -53,6 +54,7 @@ from lasso_rpc.observability.events import (
     ChaosEvent,
     Event,
     EventBus,
+    ProviderEjection,
     ProviderHealth,
     RequestFinished,
     SubscriptionFailover,
@@ -124,6 +126,7 @@ class Collector:
         self._c_unanswered = 0
         # timelines
         self._breakers: deque[BreakerRecord] = deque(maxlen=_TIMELINE_CAP)
+        self._ejections: deque[EjectionRecord] = deque(maxlen=_TIMELINE_CAP)
         self._health: deque[HealthRecord] = deque(maxlen=_TIMELINE_CAP)
         self._sub_failovers: deque[SubscriptionFailoverRecord] = deque(maxlen=_TIMELINE_CAP)
         self._chaos: deque[ChaosMark] = deque(maxlen=_TIMELINE_CAP)
@@ -198,6 +201,7 @@ class Collector:
         need = {
             RequestFinished: "requests",
             BreakerChanged: "breakers",
+            ProviderEjection: "breakers",
             ProviderHealth: "health",
             SubscriptionFailover: "subscriptions",
         }.get(cls)
@@ -225,6 +229,12 @@ class Collector:
                     t, ev.provider, ev.from_state, ev.to_state, ev.reason, ev.transport
                 )
                 self._keep(self._breakers, b)
+        elif isinstance(ev, ProviderEjection):
+            if "breakers" in want:
+                e = EjectionRecord(
+                    self._t(ev.ts), ev.provider, ev.ejected, ev.reason, ev.duration_ms
+                )
+                self._keep(self._ejections, e)
         elif isinstance(ev, ProviderHealth):
             if "health" in want:
                 t = self._t(ev.ts)
@@ -269,6 +279,8 @@ class Collector:
             b.hedged += 1
         if ev.provider is not None:
             bump(b.served, ev.provider)
+        if ev.attempts:
+            bump(b.first, ev.attempts[0].provider)
         by_method = self._attempts_by_method
         for a in ev.attempts:
             outcomes = b.attempts.get(a.provider)
@@ -384,6 +396,7 @@ class Collector:
             client_latency_sum_ms=self._c_sum_ms,
             client_latency_max_ms=self._c_max_ms,
             breakers=tuple(self._breakers),
+            ejections=tuple(self._ejections),
             health=tuple(self._health),
             subscription_failovers=tuple(self._sub_failovers),
             chaos_marks=tuple(self._chaos),

@@ -19,6 +19,7 @@ __all__ = [
     "ChaosMark",
     "ClientBucket",
     "CollectedData",
+    "EjectionRecord",
     "HealthRecord",
     "RouterBucket",
     "SubscriptionFailoverRecord",
@@ -40,6 +41,7 @@ class RouterBucket:
     served: Mapping[str, int] = field(default_factory=dict)  # provider → answers returned
     attempts: Mapping[str, Mapping[str, int]] = field(default_factory=dict)  # provider → outcome
     latency_hist: str | None = None  # base64 HDR of router latency, µs
+    first: Mapping[str, int] = field(default_factory=dict)  # provider → calls it was tried first
 
 
 @dataclass(frozen=True, slots=True)
@@ -74,6 +76,26 @@ class BreakerRecord:
             "to": self.to_state,
             "reason": self.reason,
             "transport": self.transport,
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class EjectionRecord:
+    """A ``provider.ejection`` event: ejected (for ``duration_ms``) or back."""
+
+    t_s: float
+    provider: str
+    ejected: bool
+    reason: str
+    duration_ms: float | None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "t_s": self.t_s,
+            "provider": self.provider,
+            "ejected": self.ejected,
+            "reason": self.reason,
+            "duration_ms": self.duration_ms,
         }
 
 
@@ -124,6 +146,7 @@ class CollectedData:
     client_latency_sum_ms: float
     client_latency_max_ms: float
     breakers: tuple[BreakerRecord, ...] = ()
+    ejections: tuple[EjectionRecord, ...] = ()
     health: tuple[HealthRecord, ...] = ()
     subscription_failovers: tuple[SubscriptionFailoverRecord, ...] = ()
     chaos_marks: tuple[ChaosMark, ...] = ()

@@ -23,6 +23,10 @@ max_stalled_clients        <=  WS subscribers still behind the chain at the end 
 max_stale_answers          <=  answers naming a block a reorg had replaced before the request
                                was sent (``measure.staleness``); needs a mock fleet's chain and
                                at least one answer naming a block
+max_chaos_target_share     <=  the largest share of upstream attempts (hedges included) that
+                               still went to a chaos event's target provider, from 2 s after
+                               the event to its revert (``measure/shares.py``); needs a chaos
+                               event aimed at a provider and router telemetry
 =========================  ==  ===============================================================
 
 ``max_gap_count`` counts blocks the chain mined while a client was subscribed that it never
@@ -84,6 +88,16 @@ def _stale(a: Analysis) -> float | str:
     return float(t.stale_answers)
 
 
+def _target_share(a: Analysis) -> float | str:
+    aimed = [c for c in a.chaos if c.target is not None]
+    if not aimed:
+        return "not measured (no chaos event aimed at a provider)"
+    unmeasured = [f"{c.action} at {c.at_s:.2f} s" for c in aimed if c.target_share is None]
+    if unmeasured:
+        return "not measured (no upstream attempts after " + ", ".join(unmeasured) + ")"
+    return max(c.target_share for c in aimed if c.target_share is not None)
+
+
 def _optional(value: float | None, why: str) -> float | str:
     return value if value is not None else f"not measured ({why})"
 
@@ -129,6 +143,7 @@ _KEYS: dict[str, tuple[str, Reader]] = {
     "max_feed_stall_s": ("<=", _truth("max_stall_s")),
     "max_stalled_clients": ("<=", _truth("stalled_clients")),
     "max_stale_answers": ("<=", _stale),
+    "max_chaos_target_share": ("<=", _target_share),
 }
 SLO_KEYS = tuple(_KEYS)
 

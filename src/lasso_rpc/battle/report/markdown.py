@@ -206,6 +206,14 @@ def render_markdown(d: Result) -> str:
             for b in d["breakers"]
         ]
         out += ["## Breaker timeline", "", *_table(["t", "provider", "change", "reason"], rows)]
+    if d.get("ejections"):
+        rows = [
+            [fmt(e["t_s"], "s"), e["provider"],
+             f"ejected for {fmt(e['duration_ms'], 'ms')}" if e["ejected"] else "back",
+             e.get("reason", "")]
+            for e in d["ejections"]
+        ]  # fmt: skip
+        out += ["## Ejections", "", *_table(["t", "provider", "change", "reason"], rows)]
     if d["providers"]:
         rows = [
             [p, v.get("requests"), f"{v.get('share', 0) * 100:.1f} %", v.get("attempt_errors", 0)]
