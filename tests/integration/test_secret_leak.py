@@ -5,18 +5,22 @@ Secrets sit in each form a provider URL carries them: the path (``/v2/KEY``), th
 (``?apikey=KEY``), the userinfo (``user:KEY@host``), an ``${ENV}`` placeholder, and a provider
 header. The run: calls that succeed, fail over and fail (a provider returning 500s, one that
 refuses connections, one pinned and dead), batches, ``include_meta`` in body and headers,
-WebSocket calls, subscriptions and errors, a reload that works and one that is refused, then a
-short battle whose router has the same kinds of URLs, with its reports written.
+WebSocket calls, subscriptions and errors, reads answered from the response cache, a reload that
+works and one that is refused, then a short failing battle whose router has the same kinds of
+URLs, with its reports written and its notifications sent (webhooks, one unreachable).
 
 Outputs scanned (``OUTPUTS`` below): logs as JSON lines and as text (every logger, with
-tracebacks), HTTP answer bodies and headers, WebSocket frames, /metrics, /api/chains,
-/api/providers, /health, /ready, /api/events (Server-Sent Events), control API answers,
-``lasso-rpc check-config`` on a refused file, the battle's result and reports (JSON, Markdown,
-HTML, JUnit) and its logs.
+tracebacks), HTTP answer bodies and headers, WebSocket frames, cache hits (body and header
+meta), /metrics, /api/chains, /api/providers, /api/subscriptions, /health, /ready, /api/events
+(Server-Sent Events), the dashboard's page and assets and its ``stats.summary`` feed (SSE and
+WebSocket), control API answers, ``lasso-rpc check-config`` on a refused file, the battle's
+result and reports (JSON, Markdown, HTML, JUnit), its logs, and its notifications (JSON and
+Slack webhook bodies, the e-mail text, the delivery records).
 
 To scan a new output: collect its text with ``env.out("name", text)`` where it is produced
-(or add a step to ``_scan_router``), and name it in ``OUTPUTS``; the test fails when a named
-output was not collected, so a renamed endpoint cannot silently leave the scan.
+(or add a step to ``_scan_router``, or an entry to ``COLLECTORS``), and name it in ``OUTPUTS``;
+the test fails when a named output was not collected, so a renamed endpoint cannot silently
+leave the scan.
 """
 
 from __future__ import annotations
@@ -26,6 +30,7 @@ import contextlib
 import logging
 import socket
 import sys
+from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
@@ -33,9 +38,11 @@ import aiohttp
 import orjson
 import pytest
 import yaml
+from aiohttp import web
 
 from lasso_rpc.battle import Chaos, MockProvider, Scenario, Workload
 from lasso_rpc.battle import runner as battle_runner
+from lasso_rpc.battle.notify.message import email_message, triggers_of
 from lasso_rpc.battle.providers.fleet import MockFleet
 from lasso_rpc.config import load_config
 from lasso_rpc.observability.logs import _JsonFormatter
@@ -49,6 +56,7 @@ SECRETS = {
     "userinfo": "userKEY9c1e7a3b5d",
     "env": "envKEY4a6c8e0b2d",
     "header": "hdrKEY1b3d5f7a9c",
+    "webhook": "hookKEY6e8a0c2f4b",  # the notification webhook's own token
 }
 TOKEN = "control-token-for-the-scan"
 OUTPUTS = [
@@ -68,6 +76,13 @@ OUTPUTS = [
     "battle:reports",
     "battle:logs",
     "cli:check-config",
+    "cache:answers",
+    "/dashboard",
+    "/api/subscriptions",
+    "stats.summary:sse",
+    "stats.summary:ws",
+    "notify:webhook",
+    "notify:email",
 ]
 
 
@@ -138,6 +153,7 @@ def profile(fleet: MockFleet, dead_port: int) -> dict[str, Any]:
         "slug": "leak",
         "routing": {"head_poll_ms": 100, "hedge": {"enabled": False}, "max_attempts": 4},
         "chains": {"ethereum": {"chain_id": 1, "providers": providers}},
+        "cache": {"enabled": True},
         "server": {
             "host": "127.0.0.1",
             "port": 0,
@@ -167,12 +183,22 @@ async def _scan_router(
             async with http.get(base + path) as r:
                 env.out(name, await r.read())
 
-        async def events() -> None:
-            async with http.get(base + "/api/events") as r:
+        async def events(query: str, name: str) -> None:
+            async with http.get(base + "/api/events" + query) as r:
                 async for line in r.content:
-                    env.out("/api/events", line)
+                    env.out(name, line)
 
-        stream = asyncio.create_task(events())
+        async def summaries_ws() -> None:  # the dashboard's feed, as the page reads it
+            async with http.ws_connect(ws_base + "/api/events?types=stats.summary") as ws:
+                async for frame in ws:
+                    env.out("stats.summary:ws", str(frame.data))
+
+        ws_base = base.replace("http", "ws", 1)
+        streams = [
+            asyncio.create_task(events("", "/api/events")),
+            asyncio.create_task(events("?types=stats.summary", "stats.summary:sse")),
+            asyncio.create_task(summaries_ws()),
+        ]
         await asyncio.sleep(0.3)  # the health polls meet the dead provider
         # Calls that succeed, fail over, and fail.
         first, second, third = list(fleet)
@@ -201,6 +227,19 @@ async def _scan_router(
         await post("/rpc/ethereum", call("eth_subscribe", ["newHeads"]))
         for p in fleet:
             p.heal()
+        # The response cache: the same reads again, answered from it (meta in body and headers).
+        for _ in range(3):
+            for q, h in (("?include_meta=body", None), ("", {"X-Lasso-Include-Meta": "headers"})):
+                for c in (
+                    call("eth_getBalance", ["0x" + "11" * 20, "latest"]),
+                    call("eth_getBlockByNumber", ["0x1", False]),
+                ):
+                    async with http.post(base + "/rpc/ethereum" + q, json=c, headers=h) as r:
+                        env.out("cache:answers", await r.read())
+                        env.out(
+                            "cache:answers", "\n".join(f"{k}: {v}" for k, v in r.headers.items())
+                        )
+        assert "HIT" in "".join(env.outputs["cache:answers"]), "the cache was never hit"
         # WebSocket: calls, a bad frame, subscriptions, a pinned dead provider.
         for path in ("/ws/rpc/ethereum", "/ws/rpc/provider/dead/ethereum", "/ws/rpc/nowhere"):
             with contextlib.suppress(aiohttp.WSServerHandshakeError):
@@ -214,6 +253,8 @@ async def _scan_router(
                         await ws.send_bytes(orjson.dumps(msg))
                     await ws.send_str("{not json")
                     fleet.chain.mine(2)
+                    await asyncio.sleep(0.2)
+                    await get("/api/subscriptions", "/api/subscriptions")
                     with contextlib.suppress(TimeoutError):
                         async with asyncio.timeout(1.5):
                             async for frame in ws:
@@ -254,9 +295,42 @@ async def _scan_router(
         await asyncio.sleep(0.3)
         for path in ("/metrics", "/api/chains", "/api/providers", "/health", "/ready"):
             await get(path, path)
-        stream.cancel()
-        with contextlib.suppress(asyncio.CancelledError, aiohttp.ClientError):
-            await stream
+        for path in ("/dashboard", "/dashboard/app.js", "/dashboard/app.css"):
+            await get(path, "/dashboard")
+        for collect in COLLECTORS:
+            await collect(env, s)
+        for stream in streams:
+            stream.cancel()
+            with contextlib.suppress(asyncio.CancelledError, aiohttp.ClientError):
+                await stream
+
+
+#: More outputs to scan, each an ``async (env, server)`` run after the traffic above. Shared state
+#: kept outside the process (Redis, issue 13) belongs here: dump every key and value it holds with
+#: ``env.out("redis", ...)`` and name "redis" in ``OUTPUTS``.
+COLLECTORS: list[Callable[[Env, RouterServer], Awaitable[None]]] = []
+
+
+@contextlib.asynccontextmanager
+async def webhook_sink(env: Env) -> AsyncIterator[str]:
+    """A local webhook receiver; the body of every message it gets is an output (its URL and
+    headers carry the webhook's own token by design)."""
+
+    async def hook(request: web.Request) -> web.Response:
+        env.out("notify:webhook", await request.text())
+        return web.Response(text="ok")
+
+    app = web.Application()
+    app.router.add_post("/{tail:.*}", hook)
+    runner = web.AppRunner(app, access_log=None)  # its log is the receiver's, not ours
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    port = runner.addresses[0][1]
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        await runner.cleanup()
 
 
 def _inject_secrets(original: Any) -> Any:
@@ -301,14 +375,31 @@ async def test_no_output_carries_a_provider_secret(
             battle_runner, "router_config", _inject_secrets(battle_runner.router_config)
         )
         log_before = len(env.outputs.get("log:text", []))
-        result = await (
-            Scenario("leak scan")
-            .providers(MockProvider.fleet(alpha={}, beta={}, gamma={}))
-            .workload(Workload.constant(rate=40, duration_s=2.0, method="eth_blockNumber"))
-            .chaos(Chaos.kill_provider("alpha", at_s=0.5, duration_s=0.8))
-            .slo(success_rate=0.5)
-            .run()
-        )
+        key = SECRETS["webhook"]
+        async with webhook_sink(env) as hooks:
+            notify = {
+                "webhook": [
+                    f"{hooks}/hooks/{key}",
+                    {"url": f"{hooks}/slack/{key}", "format": "slack",
+                     "headers": {"Authorization": f"Bearer {key}"}},
+                    f"http://127.0.0.1:{dead_port}/hooks/{key}?token={key}",  # unreachable
+                ],
+                "retries": 0,
+            }  # fmt: skip
+            result = await (
+                Scenario("leak scan")
+                .providers(MockProvider.fleet(alpha={}, beta={}, gamma={}))
+                .workload(Workload.constant(rate=40, duration_s=2.0, method="eth_blockNumber"))
+                .chaos(Chaos.kill_provider("alpha", at_s=0.5, duration_s=0.8))
+                # A latency no run meets: the result fails, so the notifications are sent.
+                .slo(success_rate=0.5, p99_latency_ms=0.001)
+                .notify(notify)
+                .run()
+            )
+        sent = result.data.get("notifications", [])
+        assert [d["ok"] for d in sent] == [True, True, False], sent
+        subject, body = email_message(result.data, triggers_of(result.data))
+        env.out("notify:email", f"{subject}\n{body}")
         env.out("battle:result", orjson.dumps(result.data, default=str))
         paths = result.write_reports(tmp_path / "reports")
         for p in (paths.json, paths.markdown, paths.html, paths.junit):
@@ -329,3 +420,6 @@ async def test_no_output_carries_a_provider_secret(
     joined = "".join(env.outputs["http:bodies"])
     assert "all attempts failed" in joined.lower() or "-32002" in joined
     assert "***" in "".join(env.outputs["log:json"]) + joined
+    for name in ("stats.summary:sse", "stats.summary:ws"):  # summaries came, not only keep-alives
+        assert "stats.summary" in "".join(env.outputs[name]), name
+    assert "newHeads" in "".join(env.outputs["/api/subscriptions"])
