@@ -284,24 +284,30 @@ class _Client:
             self._request.headers.get("X-Lasso-Cache-Bypass") == "1",
         )
         if call.method == "eth_subscribe":
-            return self._subscribe(ctx, call)
+            return await self._subscribe(ctx, call)
         if call.method == "eth_unsubscribe":
             return self._unsubscribe(ctx, call), []
         answer = await self._ep.rpc.call(ctx, call, self._body_meta)
         return answer.body, []
 
-    def _subscribe(self, ctx: CallContext, call: Call) -> tuple[bytes | None, list[_After]]:
+    async def _subscribe(self, ctx: CallContext, call: Call) -> tuple[bytes | None, list[_After]]:
         manager = self._ep.manager
         pipeline = self._ep.router.pipeline
+        head = None
         try:
             spec = parse_subscribe(call.params)
+            manager.check(ctx.chain, ctx.route.pin, ctx.route.failover)
+            # The client is owed every block after the router's head at the confirmation, which
+            # ``attach`` (run right after the id is queued) reads; with no head known yet, read
+            # it now, before confirming.
+            if manager.head_view(ctx.chain) is None:
+                head = await manager.read_head(ctx.chain)
             limit = self._opts.max_subscriptions
-            if len(self._subs) >= limit:
+            if len(self._subs) >= limit:  # checked after the read: no await until it is counted
                 raise RateLimited(
                     f"subscription limit reached: at most {limit} per connection",
                     data={"limit": limit},
                 )
-            manager.check(ctx.chain, ctx.route.pin, ctx.route.failover)
         except RequestRejected as exc:
             pipeline.publish_local(ctx, call, error=exc)
             return _error(call, exc), []
@@ -317,7 +323,7 @@ class _Client:
         def attach() -> None:
             if self._closing is None and sid in self._subs:
                 self._subs[sid] = manager.subscribe(
-                    ctx.chain, spec, sink, pin=ctx.route.pin, failover=ctx.route.failover
+                    ctx.chain, spec, sink, pin=ctx.route.pin, failover=ctx.route.failover, head=head
                 )
 
         reply = None if call.id_raw is None else encode_result(call.id_raw, b'"%s"' % sid.encode())
