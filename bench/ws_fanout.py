@@ -10,7 +10,9 @@ chain mined a block to the moment a client decoded its notification: provider We
 router (one upstream subscription, fan-out) → client. The clients share one Python process, so
 the latency of the N-th client includes decoding the N-1 before it; "first client per block"
 (provider → router → one client) and the first-to-last spread (fan-out plus client-side work)
-separate the two. Prints one table.
+separate the two. Blocks mined before a client's subscription was confirmed (a new feed
+back-fills from the router's view of the head at the confirmation, which may trail the chain by
+a poll) are delivered but not timed: the client never waited for them. Prints one table.
 """
 
 from __future__ import annotations

@@ -260,6 +260,9 @@ class _Subscriber:
             t = self._mined.get(block_hash)
             if t is None:
                 return  # mined before we listened (or long ago)
+            ack = self.feed.first_ack
+            if ack is None or t < ack:
+                return  # mined before the client subscribed: sent along, not waited for
             ms = (now - t) * 1000.0
         elif isinstance(timestamp, str):
             ms = max(0.0, time.time() - int(timestamp, 16)) * 1000.0
