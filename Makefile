@@ -27,8 +27,8 @@ demo: $(STAMP)
 	$(PY) -m lasso_rpc demo
 
 lint: $(STAMP)
-	$(VENV)/bin/ruff check src tests bench
-	$(VENV)/bin/ruff format --check src tests bench
+	$(VENV)/bin/ruff check src tests bench fuzz
+	$(VENV)/bin/ruff format --check src tests bench fuzz
 
 typecheck: $(STAMP)
 	$(VENV)/bin/mypy

@@ -108,6 +108,21 @@ server:                           # in one file only; read at start
     enabled: true
     token: ${LASSO_CONTROL_TOKEN:-change-me}
     allow_remote: false
+  limits:                         # against slow, greedy and malformed clients (docs/hardening.md)
+    max_header_bytes: 32768
+    max_headers: 100
+    header_timeout_s: 10
+    body_timeout_s: 30
+    idle_timeout_s: 75
+    max_connections: 10000
+    max_connections_per_ip: 256   # 0 behind a reverse proxy (every client has its address)
+    max_pipelined: 16
+    max_json_depth: 64
+    ws_max_message_bytes: 1048576
+    ws_max_subscriptions: 100
+    ws_max_subscriptions_per_ip: 1000
+    ws_max_messages_per_second: 200
+    ws_message_burst: 400
 dashboard:                        # in one file only; loopback clients always get the page
   enabled: false
 """

@@ -7,8 +7,9 @@ from typing import Annotated, Literal
 from pydantic import Field, model_validator
 
 from lasso_rpc.config.base import Frozen
+from lasso_rpc.config.limits import ServerLimits
 
-__all__ = ["ClientRateLimit", "ControlConfig", "ServerConfig"]
+__all__ = ["ClientRateLimit", "ControlConfig", "ServerConfig", "ServerLimits"]
 
 
 class ControlConfig(Frozen):
@@ -70,4 +71,9 @@ class ServerConfig(Frozen):
         default="fast",
         description="fast: POST /rpc/... through the lean HTTP/1.1 front, the rest through "
         "aiohttp; aiohttp: everything through aiohttp (about half the throughput).",
+    )
+    limits: ServerLimits = Field(
+        default=ServerLimits(),
+        description="Limits against slow, greedy and malformed clients (headers, timeouts, "
+        "connections, pipelining, JSON nesting, WebSocket messages and subscriptions).",
     )

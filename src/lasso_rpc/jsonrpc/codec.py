@@ -12,8 +12,10 @@ import msgspec
 import orjson
 
 from lasso_rpc.errors import InvalidRequest, ParseError
+from lasso_rpc.jsonrpc.shape import MalformedJson, is_utf8, within_depth
 
 __all__ = [
+    "MAX_DEPTH",
     "Call",
     "ErrorInfo",
     "UpstreamReply",
@@ -61,6 +63,15 @@ _err_decoder = msgspec.json.Decoder(_ErrorObj)
 _NULL = b"null"
 _EMPTY_PARAMS = b"[]"
 _ID_START = frozenset(b'"-0123456789n')
+_scalar_decoder = msgspec.json.Decoder(msgspec.Raw)
+#: Default nesting limit (``server.limits.max_json_depth``): far above any Ethereum call.
+MAX_DEPTH = 64
+#: Batch limits up to this are decoded into a bounded struct (see ``_batch_items``).
+_MAX_BOUNDED_BATCH = 4096
+#: A batch body with fewer commas has fewer items: a plain list stays small (64 B an item).
+_LIST_OK = 4096
+_OptRaw = msgspec.Raw | msgspec.UnsetType
+_bounded: dict[int, msgspec.json.Decoder[Any]] = {}
 
 
 class Call(msgspec.Struct, frozen=True):
@@ -104,41 +115,102 @@ def decode_item(raw: bytes) -> Call:
         env = _env_decoder.decode(raw)
     except msgspec.ValidationError as exc:
         raise InvalidRequest(f"invalid request: {exc}") from exc
-    except msgspec.DecodeError as exc:
+    except (msgspec.DecodeError, UnicodeDecodeError) as exc:
         raise ParseError("parse error") from exc
+    except RecursionError as exc:  # only past the nesting check, on a deep stack
+        raise _too_deep(MAX_DEPTH) from exc
     return _to_call(env)
 
 
-def decode_body(body: bytes) -> list[Call | InvalidRequest] | Call:
+def decode_body(
+    body: bytes, *, max_depth: int = MAX_DEPTH, max_batch: int | None = None
+) -> list[Call | InvalidRequest] | Call:
     """A single call, or a batch as a list where invalid items are kept as their error.
 
-    Raises ``ParseError`` for bytes that are not JSON and ``InvalidRequest`` for a body that is
-    not a request at all (or an empty batch).
+    Raises ``ParseError`` for bytes that are not JSON (invalid UTF-8 included) and
+    ``InvalidRequest`` for a body that is not a request at all, an empty batch, a batch of more
+    than ``max_batch`` items, or JSON nested deeper than ``max_depth`` levels. Memory stays
+    bounded by the body: a huge batch is counted before it is built.
     """
+    if not body.isascii() and not is_utf8(body):
+        raise ParseError("parse error: invalid UTF-8")
     head = body.lstrip()[:1]
-    if head == b"[":
-        try:
-            items = _batch_decoder.decode(body)
-        except (msgspec.DecodeError, msgspec.ValidationError) as exc:
-            raise ParseError("parse error") from exc
-        if not items:
-            raise InvalidRequest("empty batch")
-        out: list[Call | InvalidRequest] = []
-        for it in items:
-            try:
-                out.append(decode_item(bytes(it)))
-            except (InvalidRequest, ParseError) as exc:
-                out.append(exc if isinstance(exc, InvalidRequest) else InvalidRequest(str(exc)))
-        return out
     if head == b"{":
+        # The bracket count settles a plain call at once; only more brackets than the limit
+        # are looked at closer.
+        if body.count(b"[") + body.count(b"{") > max_depth and not _within(body, max_depth):
+            raise _too_deep(max_depth)
         return decode_item(body)
+    if head == b"[":
+        return _decode_batch(body, max_depth, max_batch)
     if not head:
         raise InvalidRequest("empty body")
     try:
-        orjson.loads(body)
-    except orjson.JSONDecodeError as exc:
+        _scalar_decoder.decode(body)
+    except msgspec.ValidationError:
+        pass  # valid JSON out of msgspec's range (1e999): still not a request
+    except msgspec.DecodeError as exc:
         raise ParseError("parse error") from exc
     raise InvalidRequest("request must be an object or an array")
+
+
+def _decode_batch(
+    body: bytes, max_depth: int, max_batch: int | None
+) -> list[Call | InvalidRequest]:
+    try:
+        items = _batch_items(body, max_batch)
+    except (msgspec.DecodeError, msgspec.ValidationError) as exc:
+        raise ParseError("parse error") from exc
+    except RecursionError as exc:
+        raise _too_deep(max_depth) from exc
+    if not items:
+        raise InvalidRequest("empty batch")
+    if max_batch is not None and len(items) > max_batch:
+        raise InvalidRequest(
+            f"batch exceeds the limit of {max_batch} calls", data={"limit": max_batch}
+        )
+    out: list[Call | InvalidRequest] = []
+    inner = max_depth - 1
+    for it in items:
+        raw = bytes(it)
+        # Too deep anywhere: the whole body is refused, as when msgspec's own recursion gives
+        # up (at a depth that depends on the stack), so the answer never depends on which did.
+        if raw.count(b"[") + raw.count(b"{") > inner and not _within(raw, inner):
+            raise _too_deep(max_depth)
+        try:
+            out.append(decode_item(raw))
+        except (InvalidRequest, ParseError) as exc:
+            out.append(exc if isinstance(exc, InvalidRequest) else InvalidRequest(str(exc)))
+    return out
+
+
+def _batch_items(body: bytes, max_batch: int | None) -> list[msgspec.Raw]:
+    """The batch's items, at most ``max_batch + 1`` of them (one more says "too many")."""
+    if max_batch is None or max_batch > _MAX_BOUNDED_BATCH or body.count(b",") < _LIST_OK:
+        # Few commas: at most that many items, a small list whatever the body says.
+        return _batch_decoder.decode(body)
+    decoder = _bounded.get(max_batch)
+    if decoder is None:
+        # An array-like struct of max_batch + 1 optional fields: msgspec fills them in order and
+        # skips (validating) whatever follows, so a batch of a million items costs 60 bytes per
+        # field, never a million-item list.
+        fields = [(f"i{k}", _OptRaw, msgspec.UNSET) for k in range(max_batch + 1)]
+        struct = msgspec.defstruct(f"Batch{max_batch}", fields, array_like=True)
+        decoder = _bounded[max_batch] = msgspec.json.Decoder(struct)
+    values = msgspec.structs.astuple(decoder.decode(body))
+    n = values.index(msgspec.UNSET) if values[-1] is msgspec.UNSET else len(values)
+    return list(values[:n])
+
+
+def _within(body: bytes, limit: int) -> bool:
+    try:
+        return within_depth(body, limit)
+    except MalformedJson as exc:  # brackets that do not balance: not JSON
+        raise ParseError("parse error") from exc
+
+
+def _too_deep(limit: int) -> InvalidRequest:
+    return InvalidRequest(f"JSON nested deeper than {limit} levels", data={"max_depth": limit})
 
 
 # Messages are built with ``b"".join``, which allocates the output once at its exact size;

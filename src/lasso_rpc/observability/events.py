@@ -14,6 +14,7 @@ provider.ejection  a provider was ejected as an outlier (again: extended), or ca
 subscription.failover  a multiplexed subscription moved to another provider
 config.reloaded   a new configuration was swapped in (or rejected: ``ok=False``)
 chaos.injected    the battle framework injected a fault (``chaos.reverted`` when undone)
+limit.rejected    a client hit a limit of ``server.limits`` (or sent a request refused outright)
 chain.reorg       a block hash changed at some height: the response cache dropped every
                   unfinalized answer from the fork point up (``shaping.headwatch``)
 stats.summary     a few times a second while a dashboard follows the router: counts of the
@@ -40,6 +41,7 @@ __all__ = [
     "Event",
     "EventBus",
     "EventStream",
+    "LimitRejected",
     "ProviderEjection",
     "ProviderHealth",
     "RequestFinished",
@@ -177,6 +179,15 @@ class ChaosEvent(Event, frozen=True, kw_only=True):
     target: str | None
     reverted: bool = False
     details: dict[str, Any] = msgspec.field(default_factory=dict)
+
+
+class LimitRejected(Event, frozen=True, kw_only=True):
+    """A connection, request or message refused (or slowed) by a limit; ``limit`` names it."""
+
+    kind: ClassVar[str] = "limit.rejected"
+    limit: str  # header_bytes, header_timeout, connections_per_ip, ws_messages_per_second, ...
+    peer: str  # the client's address
+    detail: str = ""
 
 
 def event_fields(cls: type[Event]) -> tuple[str, ...]:

@@ -7,7 +7,8 @@ An event's line carries its fields at the top level, next to ``ts``, ``level``, 
      "ok":false,"source":"SIGHUP","errors":["chains.eth.chain_id: ..."],"type":"config.reloaded"}
 
 Levels: a rejected config reload is ``error``; a breaker opening and a failed request
-``warning``; a successful request ``debug``; every other event ``info``.
+``warning``; a successful request and a limit hit (``limit.rejected``) ``debug``; every other
+event ``info``.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from lasso_rpc.observability.events import (
     BreakerChanged,
     ConfigReloaded,
     Event,
+    LimitRejected,
     RequestFinished,
     event_to_dict,
 )
@@ -64,6 +66,8 @@ def configure_logging(level: str = "info") -> None:
 def event_level(ev: Event) -> int:
     if ev.periodic:
         return logging.DEBUG
+    if isinstance(ev, LimitRejected):
+        return logging.DEBUG  # a flood of them is an attack: counted in metrics, not logged
     if isinstance(ev, RequestFinished):
         return logging.DEBUG if ev.status != "error" else logging.WARNING
     if isinstance(ev, ConfigReloaded):

@@ -22,6 +22,7 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Histo
 from lasso_rpc.observability.events import (
     BreakerChanged,
     Event,
+    LimitRejected,
     ProviderEjection,
     RequestFinished,
     SubscriptionFailover,
@@ -41,9 +42,28 @@ if TYPE_CHECKING:
 
     from lasso_rpc.router import Router
 
-__all__ = ["PrometheusMetrics"]
+__all__ = ["LIMIT_NAMES", "PrometheusMetrics"]
 
 _MAX_METHODS = 200
+#: The ``limit`` label values of lasso_limit_rejections_total (see docs/hardening.md).
+LIMIT_NAMES = (
+    "header_bytes",
+    "header_count",
+    "header_timeout",
+    "body_timeout",
+    "body_bytes",
+    "connections",
+    "connections_per_ip",
+    "pipelined",
+    "malformed_request",
+    "http_version",
+    "json_depth",
+    "batch_size",
+    "ws_message_bytes",
+    "ws_subscriptions",
+    "ws_subscriptions_per_ip",
+    "ws_messages_per_second",
+)
 _BREAKER_VALUE = {"closed": 0, "half_open": 1, "open": 2}
 #: Per chain, one list of these counters, in this order (indices used by ``on_event``).
 _SUBSCRIPTION_FAMILIES = (
@@ -77,6 +97,8 @@ class PrometheusMetrics:
         self._ejections: defaultdict[tuple[str, str], int] = defaultdict(int)
         self._breaker: defaultdict[tuple[str, str, str], int] = defaultdict(int)
         self._subscriptions: dict[str, list[int]] = {}
+        #: Every limit's series exists from the start (at 0), so alerts see its first hit.
+        self._limits: dict[str, int] = dict.fromkeys(LIMIT_NAMES, 0)
         self.registry = CollectorRegistry(auto_describe=False)
         self.registry.register(self)
         self.registry.register(_StateCollector(router))
@@ -128,6 +150,9 @@ class PrometheusMetrics:
                 self._ejections[ev.chain, ev.provider] += 1
         elif isinstance(ev, BreakerChanged):
             self._breaker[ev.chain, ev.provider, ev.to_state] += 1
+        elif isinstance(ev, LimitRejected):
+            if ev.limit in self._limits or len(self._limits) < _MAX_METHODS:
+                self._limits[ev.limit] = self._limits.get(ev.limit, 0) + 1
         elif isinstance(ev, SubscriptionFailover):
             # All four series of a chain exist from its first event (at 0), so increase() and
             # alerts see the first gap or reorg rather than a series appearing out of nowhere.
@@ -207,6 +232,13 @@ class PrometheusMetrics:
             "Breaker state changes",
             ["chain", "provider", "to_state"],
             list(self._breaker.items()),
+        )
+        yield _counter(
+            "lasso_limit_rejections",
+            "Connections, requests and messages refused, closed or slowed by a limit "
+            "(server.limits) or refused as malformed",
+            ["limit"],
+            [((k,), n) for k, n in list(self._limits.items())],
         )
         yield from self._subscription_families()
 

@@ -19,28 +19,37 @@ from lasso_rpc.dashboard.page import DashboardPage
 from lasso_rpc.observability.logs import EventLogger
 from lasso_rpc.observability.metrics import PrometheusMetrics
 from lasso_rpc.router import Router
+from lasso_rpc.server.conn_gate import ConnectionGate, Tracked
 from lasso_rpc.server.control import ControlHandlers
 from lasso_rpc.server.http1 import FrontDoor
 from lasso_rpc.server.ops import OpsHandlers
 from lasso_rpc.server.rpc import RpcHandler
+from lasso_rpc.server.strict import parse_error_logger, strict_middleware, with_safe_expect
 from lasso_rpc.server.ws import WsEndpoint
 from lasso_rpc.subscriptions.manager import SubscriptionManager
+from lasso_rpc.subscriptions.options import SubscriptionOptions
 
 __all__ = ["RouterServer", "build_app", "subscription_manager"]
 
 ROUTER_KEY = web.AppKey("router", Router)
 RPC_KEY = web.AppKey("rpc", RpcHandler)
 SUBSCRIPTIONS_KEY = web.AppKey("subscriptions", SubscriptionManager)
+WS_KEY = web.AppKey("ws", WsEndpoint)
 SUMMARY_KEY = web.AppKey("summaries", SummaryFeed)
 
 
 def subscription_manager(router: Router) -> SubscriptionManager:
     """A manager fed by ``router``: its chains (after reloads too), pipeline, bus and clock."""
+    limits = router.config.server.limits
     return SubscriptionManager(
         resolve=router.resolve,
         pipeline=router.pipeline,
         publish=router.bus.publish,
         clock=router.clock,
+        options=SubscriptionOptions(
+            max_subscriptions=limits.ws_max_subscriptions,
+            max_message_bytes=limits.ws_max_message_bytes,
+        ),
     )
 
 
@@ -55,7 +64,9 @@ def build_app(
     cfg = router.config.server
     max_body = max((c.routing.max_body_bytes for c in router.chains()), default=5 * 1024 * 1024)
     # The per-chain limit is checked in the handler; this is only aiohttp's outer bound.
-    app = web.Application(client_max_size=max_body + 1024)
+    app = web.Application(
+        client_max_size=max_body + 1024, middlewares=[strict_middleware(router.bus.publish)]
+    )
     app[ROUTER_KEY] = router
     metrics = PrometheusMetrics(router)
     router.bus.subscribe(metrics.on_event)
@@ -71,20 +82,23 @@ def build_app(
     control = ControlHandlers(router, cfg.control, reloader)
     dashboard = DashboardPage(router.config.dashboard, subscriptions=manager.feeds)
     ws = WsEndpoint(router, rpc, manager)
+    app[WS_KEY] = ws
     app.on_shutdown.append(ws.on_shutdown)  # closes client sockets, then the manager
     app.add_routes(
-        [
-            web.post("/rpc/{tail:.+}", rpc.handle),
-            web.get("/ws/rpc/{tail:.+}", ws.handle),
-            web.get("/health", ops.health),
-            web.get("/ready", ops.ready),
-            web.get("/metrics", ops.metrics_text),
-            web.get("/api/chains", ops.chains),
-            web.get("/api/providers", ops.providers),
-            web.get("/api/events", ops.events),
-            *control.routes(),
-            *dashboard.routes(),
-        ]
+        with_safe_expect(
+            [
+                web.post("/rpc/{tail:.+}", rpc.handle),
+                web.get("/ws/rpc/{tail:.+}", ws.handle),
+                web.get("/health", ops.health),
+                web.get("/ready", ops.ready),
+                web.get("/metrics", ops.metrics_text),
+                web.get("/api/chains", ops.chains),
+                web.get("/api/providers", ops.providers),
+                web.get("/api/events", ops.events),
+                *control.routes(),
+                *dashboard.routes(),
+            ]
+        )
     )
     return app
 
@@ -119,6 +133,8 @@ class RouterServer:
         if self.front not in ("fast", "aiohttp"):
             raise ValueError(f"front must be 'fast' or 'aiohttp', got {self.front!r}")
         self._door: FrontDoor | None = None
+        #: Open connections per client address and in total (made on ``start``).
+        self.gate: ConnectionGate | None = None
         self._server: asyncio.Server | None = None
         #: WebSocket subscriptions (``/ws/rpc``); made on ``start``, closed on ``aclose``.
         self.subscriptions: SubscriptionManager | None = None
@@ -131,13 +147,32 @@ class RouterServer:
         await self.router.start()
         self.subscriptions = subscription_manager(self.router)
         app = build_app(self.router, reloader=self._reloader, subscriptions=self.subscriptions)
-        self._runner = web.AppRunner(app, access_log=None, shutdown_timeout=1.0)
+        limits = self.router.config.server.limits
+        line = min(limits.max_header_bytes, 8190)
+        self._runner = web.AppRunner(
+            app,
+            access_log=None,
+            shutdown_timeout=1.0,
+            # aiohttp's keep-alive timer runs from the last answer until the next request is
+            # whole: it is both its idle and its slow-head limit.
+            keepalive_timeout=min(limits.idle_timeout_s, limits.header_timeout_s),
+            max_line_size=line,
+            max_field_size=line,
+            max_headers=limits.max_headers,
+            logger=parse_error_logger(self.router.bus.publish),
+        )
         await self._runner.setup()
         aio = self._runner.server
         assert aio is not None
-        factory: Callable[[], asyncio.BaseProtocol] = aio
+        gate = ConnectionGate(limits, self.router.bus.publish)
+        self.gate = gate
+
+        def tracked() -> asyncio.BaseProtocol:
+            return Tracked(gate, aio())
+
+        factory: Callable[[], asyncio.BaseProtocol] = tracked
         if self.front == "fast":
-            self._door = FrontDoor(app[RPC_KEY], aio)
+            self._door = FrontDoor(app[RPC_KEY], aio, limits=limits, gate=gate)
             factory = self._door
         loop = asyncio.get_running_loop()
         if self._sock is not None:

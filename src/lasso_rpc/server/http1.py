@@ -19,8 +19,14 @@ How a connection is served:
   is full.
 - A body over the largest ``max_body_bytes`` of any chain gets its 413 at once, and the
   connection closes (the body is never read).
-- Idle keep-alive connections close after ``keepalive_s``. On shutdown idle connections close at
-  once and busy ones as soon as their answer is written, or when the grace period ends.
+- ``server.limits`` hold for every connection of the port: the gate (``conn_gate.py``) counts
+  connections per address and in total, including those handed to aiohttp; the guard
+  (``http1_guard.py``) refuses heads no parser should act on and heads over the size and field
+  limits; a sweep every second answers 408 to heads and bodies that are overdue (slowloris) and
+  closes idle keep-alive connections after ``idle_timeout_s``. Every refusal closes the
+  connection and is published as a ``limit.rejected`` event.
+- On shutdown idle connections close at once and busy ones as soon as their answer is written,
+  or when the grace period ends.
 
 Three modules: ``http1_head.py`` parses request heads (pure), ``http1_conn.py`` is the protocol
 of one connection, and this one is the listener (``FrontDoor``): the set of connections, the
@@ -34,12 +40,15 @@ import time
 from collections.abc import Callable
 from email.utils import formatdate
 
+from lasso_rpc.config.limits import ServerLimits
+from lasso_rpc.server.conn_gate import ConnectionGate, Tracked
 from lasso_rpc.server.http1_conn import FrontConnection
+from lasso_rpc.server.http1_guard import HeadLimits
 from lasso_rpc.server.rpc import RpcHandler
 
 __all__ = ["FrontDoor"]
 
-_SWEEP_S = 5.0
+_SWEEP_S = 1.0
 _REASONS = {
     200: b"OK",
     204: b"No Content",
@@ -58,11 +67,15 @@ class FrontDoor:
         rpc: RpcHandler,
         fallback: Callable[[], asyncio.BaseProtocol],
         *,
-        keepalive_s: float = 75.0,
+        limits: ServerLimits | None = None,
+        gate: ConnectionGate | None = None,
     ) -> None:
         self.rpc = rpc
         self.fallback = fallback
-        self.keepalive_s = keepalive_s
+        self.limits = limits = limits or rpc.router.config.server.limits
+        self.head_limits = HeadLimits(limits.max_header_bytes, limits.max_headers)
+        self.gate = gate or ConnectionGate(limits, rpc.router.bus.publish)
+        self.keepalive_s = limits.idle_timeout_s
         self.conns: set[FrontConnection] = set()
         self.closing = False
         self.handed_off = 0
@@ -78,16 +91,22 @@ class FrontDoor:
 
     # -- the Door a connection sees ---------------------------------------------------------
 
-    def opened(self, conn: FrontConnection) -> None:
-        self.conns.add(conn)
+    def opened(self, conn: FrontConnection, peer: str) -> bytes | None:
+        self.conns.add(conn)  # a refused one too, till it closes (the sweep ends its linger)
+        return self.gate.admit(peer)
 
-    def lost(self, conn: FrontConnection) -> None:
+    def lost(self, conn: FrontConnection, peer: str | None) -> None:
         self.conns.discard(conn)
+        if peer is not None:
+            self.gate.release(peer)
 
-    def hand_off(self, conn: FrontConnection) -> asyncio.BaseProtocol:
+    def rejected(self, limit: str, peer: str, detail: str = "") -> None:
+        self.gate.rejected(limit, peer, detail)
+
+    def hand_off(self, conn: FrontConnection, peer: str) -> asyncio.BaseProtocol:
         self.conns.discard(conn)
         self.handed_off += 1
-        return self.fallback()
+        return Tracked(self.gate, self.fallback(), admitted=peer)
 
     # -- lifecycle -------------------------------------------------------------------------
 
@@ -153,12 +172,20 @@ class FrontDoor:
         return b"\r\n".join(lines)
 
     def _sweep(self) -> None:
-        loop = asyncio.get_running_loop()
-        idle_before = loop.time() - self.keepalive_s
+        self.sweep()
+        self._sweeper = asyncio.get_running_loop().call_later(_SWEEP_S, self._sweep)
+
+    def sweep(self, now: float | None = None) -> None:
+        """Time out overdue heads and bodies, close idle connections (``now``: loop time)."""
+        if now is None:
+            now = asyncio.get_running_loop().time()
+        idle_before = now - self.keepalive_s
         for conn in list(self.conns):
-            if not conn.busy and conn.last_active < idle_before:
+            overdue = conn.expired(now)
+            if overdue is not None:
+                conn.time_out(overdue)
+            elif conn.idle and conn.last_active < idle_before:
                 conn.close()
-        self._sweeper = loop.call_later(_SWEEP_S, self._sweep)
 
     def __repr__(self) -> str:
         busy = sum(1 for c in self.conns if c.busy)

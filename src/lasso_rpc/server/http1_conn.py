@@ -1,10 +1,14 @@
 """One client connection of the HTTP/1.1 front: an ``asyncio.Protocol`` serving ``POST /rpc/...``.
 
 Requests on one connection are answered in order by one task (pipelining works): while one is in
-flight the next waits in the buffer, and reading pauses when that buffer or the socket's write
-buffer is full. A request the head parser (``server/http1_head.py``) does not take hands the
-connection, with every byte from the start of that request, to aiohttp's protocol. The listener
-that owns these connections is ``server/http1.FrontDoor`` (seen here as a ``Door``).
+flight the next waits in the buffer, and reading pauses when that buffer, the requests read ahead
+(``max_pipelined``) or the socket's write buffer is full. A request the head parser
+(``server/http1_head.py``) does not take hands the connection, with every byte from the start of
+that request, to aiohttp's protocol, unless the guard (``server/http1_guard.py``) refuses it
+first: then the answer says why, the rest of the input is never parsed, and the connection
+closes. The listener that owns these connections is ``server/http1.FrontDoor`` (a ``Door``
+here); it also asks each connection, every second, whether a head or body is overdue
+(``expired``).
 """
 
 from __future__ import annotations
@@ -13,9 +17,13 @@ import asyncio
 import logging
 from typing import Protocol, cast
 
+from lasso_rpc.config.limits import ServerLimits
 from lasso_rpc.errors import RequestRejected
 from lasso_rpc.jsonrpc.codec import encode_error
-from lasso_rpc.server.http1_head import HandOff, RequestHead, parse_head, parse_query
+from lasso_rpc.server.conn_gate import peer_of, refusal_bytes
+from lasso_rpc.server.http1_guard import HeadLimits, Refusal, head_refusal
+from lasso_rpc.server.http1_head import RequestHead, parse_head, parse_query
+from lasso_rpc.server.http1_write import write_reply
 from lasso_rpc.server.rpc import RpcHandler, RpcReply, body_too_large, reject
 
 __all__ = ["Door", "FrontConnection"]
@@ -23,8 +31,9 @@ __all__ = ["Door", "FrontConnection"]
 log = logging.getLogger("lasso_rpc.server")
 
 _MAX_PIPELINED = 256 * 1024  # buffered bytes behind a request in flight before reading pauses
-_LARGE = 16 * 1024  # bodies from this size are written beside their head, not copied into it
 _INTERNAL = RpcReply(500, encode_error(None, -32603, "internal error"))
+_TOO_MANY_FIELDS = Refusal(431, "too many header fields", "header_count")
+_LINGER_S = 2.0  # after a refusal: input read and dropped this long, so the answer is not reset
 
 
 class Door(Protocol):
@@ -38,11 +47,23 @@ class Door(Protocol):
         """Shutting down: answer what is in flight, then close."""
         ...
 
-    def opened(self, conn: FrontConnection) -> None: ...
+    @property
+    def limits(self) -> ServerLimits: ...
 
-    def lost(self, conn: FrontConnection) -> None: ...
+    @property
+    def head_limits(self) -> HeadLimits: ...
 
-    def hand_off(self, conn: FrontConnection) -> asyncio.BaseProtocol:
+    def opened(self, conn: FrontConnection, peer: str) -> bytes | None:
+        """Takes a place at the gate; or the answer that refuses the connection."""
+        ...
+
+    def lost(self, conn: FrontConnection, peer: str | None) -> None:
+        """``conn`` closed; ``peer``: the address whose gate place it held, if it held one."""
+        ...
+
+    def rejected(self, limit: str, peer: str, detail: str = "") -> None: ...
+
+    def hand_off(self, conn: FrontConnection, peer: str) -> asyncio.BaseProtocol:
         """``conn`` leaves the front: the aiohttp protocol that takes its socket over."""
         ...
 
@@ -59,13 +80,17 @@ class FrontConnection(asyncio.Protocol):
     """One client connection while the hot path serves it."""
 
     __slots__ = (
+        "_body_since",
         "_buf",
         "_door",
         "_eof",
         "_head",
+        "_head_since",
         "_inbox",
+        "_lingering",
         "_loop",
         "_peer",
+        "_placed",
         "_read_paused",
         "_transport",
         "_write_paused",
@@ -89,20 +114,32 @@ class FrontConnection(asyncio.Protocol):
         self._write_paused = False
         self.busy = False
         self.last_active = self._loop.time()
+        # Since when the head being read (or, the first, awaited) and the body are on their way.
+        self._head_since: float | None = self.last_active
+        self._body_since: float | None = None
+        self._lingering = False  # refused: input is dropped until the close
+        self._placed = False  # holds a place at the door's gate
 
     # -- asyncio.Protocol ----------------------------------------------------------------
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         # uvloop's transports implement asyncio.Transport without subclassing it.
-        self._transport = cast(asyncio.Transport, transport)
-        peer = transport.get_extra_info("peername")
-        if isinstance(peer, tuple) and peer:
-            self._peer = str(peer[0])
-        self._door.opened(self)
+        self._transport = tr = cast(asyncio.Transport, transport)
+        self._peer = peer_of(transport)
+        refusal = self._door.opened(self, self._peer)
+        if refusal is not None:
+            tr.write(refusal)
+            self._linger(tr)
+            return
+        self._placed = True
         if self._door.closing:
             self.close()
 
     def data_received(self, data: bytes) -> None:
+        if self._lingering:
+            return
+        if self._head_since is None and self._head is None and not self.busy:
+            self._head_since = self._loop.time()  # the first byte of a request head
         buf = self._buf
         if not buf:
             self._buf = data
@@ -114,15 +151,24 @@ class FrontConnection(asyncio.Protocol):
         self.last_active = self._loop.time()
         if not self.busy:
             self._dispatch(self._advance())
-        elif len(self._buf) > _MAX_PIPELINED and not self._read_paused:
-            self._pause_reading()
+        elif not self._read_paused:
+            buf = self._buf
+            if len(buf) > _MAX_PIPELINED:
+                self._pause_reading()
+            elif buf.count(b"\r\n\r\n") >= self._door.limits.max_pipelined:
+                # An upper bound of the heads read ahead (a body may hold the marker too).
+                self._pause_reading()
+                self._door.rejected("pipelined", self._peer)
 
     def eof_received(self) -> bool | None:
         self._eof = True
+        if self._lingering:
+            return None  # the client read the refusal and left: close now
         return True if self.busy else None  # keep the socket to write the answer
 
     def connection_lost(self, exc: Exception | None) -> None:
-        self._door.lost(self)
+        placed, self._placed = self._placed, False
+        self._door.lost(self, self._peer if placed else None)
         self._transport = None
         self._wake(None)
         # A call in flight runs to its end (its request event included); its answer is dropped.
@@ -149,16 +195,27 @@ class FrontConnection(asyncio.Protocol):
         head = self._head
         if head is None:
             parsed = parse_head(buf)
-            if parsed is None:
-                self._resume_reading()
-                return None
-            if isinstance(parsed, HandOff):
-                self._hand_off(transport)
+            if not isinstance(parsed, RequestHead):
+                refusal = head_refusal(buf, self._door.head_limits)
+                if refusal is not None:
+                    self._refuse(transport, refusal)
+                elif parsed is None:
+                    self._resume_reading()
+                else:
+                    self._hand_off(transport)
                 return None
             head = parsed
+            hl = self._door.head_limits
+            if head.start > hl.max_bytes or head.fields > hl.max_fields:
+                # The guard's verdict on a head the hot path would take: too long or too many.
+                self._refuse(transport, head_refusal(buf, hl) or _TOO_MANY_FIELDS)
+                return None
+            self._head_since = None
+            self._body_since = self._loop.time()
             limit = self._door.max_body()
             if head.end - head.start > limit:
                 # Not read at all: answered now, and the connection cannot be reused.
+                self._door.rejected("body_bytes", self._peer)
                 self._write(reject(body_too_large(limit)), head, close=True)
                 transport.close()
                 return None
@@ -172,6 +229,7 @@ class FrontConnection(asyncio.Protocol):
         rest = buf[head.end :]
         self._buf = rest if rest else b""
         self._head = None
+        self._body_since = None
         self.busy = True
         return head, body
 
@@ -236,6 +294,8 @@ class FrontConnection(asyncio.Protocol):
         close = not head.keep_alive or self._door.closing
         self._write(reply, head, close=close)
         self.busy = False
+        # A head already arriving behind this request is timed from now.
+        self._head_since = self.last_active if self._buf else None
         transport = self._transport
         if transport is None:
             return False
@@ -246,36 +306,72 @@ class FrontConnection(asyncio.Protocol):
 
     def _write(self, reply: RpcReply, head: RequestHead, *, close: bool) -> None:
         transport = self._transport
-        if transport is None or transport.is_closing():
-            return
-        self.last_active = self._loop.time()
-        body = reply.body
-        door = self._door
-        plain = reply.status == 200 and not reply.headers and not close and not head.http10
-        if plain and body is not None:
-            prefix = door.prefix_200()
-            if len(body) < _LARGE:
-                transport.write(b"".join((prefix, b"%d\r\n\r\n" % len(body), body)))
-            else:
-                transport.writelines((prefix, b"%d\r\n\r\n" % len(body), body))
-            return
-        if head.http10:
-            connection = "close" if close else "keep-alive"
-        else:
-            connection = "close" if close else ""
-        out = door.head(reply.status, body, reply.headers, connection)
-        if body is None:
-            transport.write(out)
-        elif len(body) < _LARGE:
-            transport.write(out + body)
-        else:
-            transport.writelines((out, body))
+        if transport is not None and not transport.is_closing():
+            self.last_active = self._loop.time()
+            write_reply(transport, self._door, reply, head, close=close)
 
     # -- connection control --------------------------------------------------------------
 
+    @property
+    def idle(self) -> bool:
+        """Between requests: nothing in flight, nothing of the next request read yet."""
+        return not (self.busy or self._buf or self._head is not None or self._lingering)
+
+    def expired(self, now: float) -> str | None:
+        """The limit this connection is past (its head or body is overdue), if any."""
+        if self.busy or self._transport is None:
+            return None
+        limits = self._door.limits
+        if self._lingering:
+            return "linger" if now - self.last_active > _LINGER_S else None
+        if self._head is not None:
+            since = self._body_since
+            if since is not None and now - since > limits.body_timeout_s:
+                return "body_timeout"
+        elif self._head_since is not None and now - self._head_since > limits.header_timeout_s:
+            return "header_timeout"
+        return None
+
+    def time_out(self, limit: str) -> None:
+        """Answer 408 and close (a lingering connection just closes)."""
+        transport = self._transport
+        if transport is None:
+            return
+        if limit == "linger":
+            transport.close()
+            return
+        self._door.rejected(limit, self._peer)
+        what = "request body" if limit == "body_timeout" else "request head"
+        transport.write(refusal_bytes(408, f"{what} not received in time"))
+        self._linger(transport)
+
+    def _refuse(self, transport: asyncio.Transport, refusal: Refusal) -> None:
+        """Answer a refused request and close: nothing after it on this connection is read."""
+        self._door.rejected(refusal.limit, self._peer, refusal.reason)
+        transport.write(refusal_bytes(refusal.status, refusal.reason))
+        self._linger(transport)
+
+    def _linger(self, transport: asyncio.Transport) -> None:
+        # Half-close and drop what still comes: closing with unread input would send a reset
+        # that can destroy the answer before the client reads it.
+        self._lingering = True
+        self._buf = b""
+        self._head = None
+        self.last_active = self._loop.time()
+        self._wake(None)
+        self._resume_reading_of(transport)
+        if self._eof or not transport.can_write_eof():
+            transport.close()
+            return
+        try:
+            transport.write_eof()
+        except OSError:  # the client is gone already (ENOTCONN)
+            transport.close()
+
     def _hand_off(self, transport: asyncio.Transport) -> None:
         """From now on aiohttp serves this connection, starting with the buffered request."""
-        proto = self._door.hand_off(self)
+        self._placed = False  # the place at the gate goes with the socket
+        proto = self._door.hand_off(self, self._peer)
         self._wake(None)
         data = bytes(self._buf)
         self._buf = b""

@@ -5,6 +5,8 @@ from __future__ import annotations
 import asyncio
 import itertools
 import os
+import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -29,6 +31,7 @@ from lasso_rpc.jsonrpc.codec import (
     encode_with_meta,
 )
 from lasso_rpc.jsonrpc.methods import LOCAL_METHODS, SUBSCRIPTION_METHODS, refusal_reason
+from lasso_rpc.observability.events import LimitRejected
 from lasso_rpc.resilience.call import CallContext, CallOutcome
 from lasso_rpc.router import Router
 from lasso_rpc.routing.request import RouteRequest
@@ -104,6 +107,9 @@ class RpcHandler:
         self.router = router
         self.ws_base = ws_base
         rl = router.config.server.rate_limit
+        limits = router.config.server.limits
+        self.max_json_depth = limits.max_json_depth
+        self.body_timeout_s = limits.body_timeout_s
         self.limiter = ClientLimiter(rl.requests_per_second, rl.burst, router.clock) if rl else None
 
     async def handle(self, request: web.Request) -> web.StreamResponse:
@@ -114,9 +120,17 @@ class RpcHandler:
             limit = chain.routing.max_body_bytes
             if request.content_length is not None and request.content_length > limit:
                 raise body_too_large(limit)
-            body = await _read_body(request, limit)
+            async with asyncio.timeout(self.body_timeout_s):
+                body = await _read_body(request, limit)
         except RequestRejected as exc:
             reply = reject(exc)
+            if isinstance(exc, BodyTooLarge):
+                self.limit_hit("body_bytes", request.remote or "?")
+                return await _closing(request, reply)
+        except TimeoutError:
+            self.limit_hit("body_timeout", request.remote or "?")
+            body_late = encode_error(None, -32600, "request body not received in time")
+            return await _closing(request, RpcReply(408, body_late))
         else:
             reply = await self.respond(
                 route,
@@ -134,6 +148,10 @@ class RpcHandler:
         for name, value in reply.headers:
             resp.headers[name] = value
         return resp
+
+    def limit_hit(self, limit: str, peer: str) -> None:
+        """Publishes a ``limit.rejected`` event (lasso_limit_rejections_total{limit})."""
+        self.router.bus.publish(LimitRejected(ts=time.time(), limit=limit, peer=peer))
 
     def target(self, tail: str) -> tuple[Route, ChainRuntime]:
         """The route and chain of ``/rpc/<tail>``; raises InvalidParams."""
@@ -161,12 +179,17 @@ class RpcHandler:
             limit = chain.routing.max_body_bytes
             if len(body) > limit:
                 raise body_too_large(limit)
-            parsed = decode_body(body)
+            parsed = decode_body(
+                body, max_depth=self.max_json_depth, max_batch=chain.routing.max_batch_size
+            )
             if self.limiter is not None:
                 cost = 1 if isinstance(parsed, Call) else len(parsed)
                 if not self.limiter.allow(peer, cost):
                     raise RateLimited("rate limit exceeded for this client")
         except RequestRejected as exc:
+            label_of = _LIMIT_OF.get(type(exc))
+            if label_of is not None and isinstance(exc.data, dict):
+                self.limit_hit(label_of(exc.data), peer)
             return reject(exc)
 
         ctx = CallContext(
@@ -185,9 +208,6 @@ class RpcHandler:
                 return RpcReply(ans.http_status, ans.body, _meta_headers(ctx, [ans.outcome]))
             return RpcReply(ans.http_status, ans.body)
 
-        if len(parsed) > chain.routing.max_batch_size:
-            too_big = f"batch of {len(parsed)} exceeds the limit of {chain.routing.max_batch_size}"
-            return RpcReply(200, encode_error(None, -32600, too_big))
         answers = await asyncio.gather(
             *(self._item(ctx, i, n, meta_mode) for n, i in enumerate(parsed))
         )
@@ -250,6 +270,17 @@ class RpcHandler:
         return f"{base}/ws/rpc/{prefix}{ctx.chain.name}"
 
 
+async def _closing(request: web.Request, reply: RpcReply) -> web.StreamResponse:
+    """Writes ``reply`` and closes the connection at once: no lingering read of a body that is
+    too large or stopped coming (aiohttp would otherwise read on for up to 10 s)."""
+    resp = web.Response(body=reply.body, status=reply.status, content_type=_JSON)
+    resp.force_close()
+    await resp.prepare(request)
+    await resp.write_eof()
+    request.protocol.force_close()
+    return resp
+
+
 async def _read_body(request: web.Request, limit: int) -> bytes:
     if request.content_length is not None:
         return await request.read()  # length already checked against the limit
@@ -275,6 +306,11 @@ def reject(exc: RequestRejected) -> RpcReply:
 
 
 _NO_CONTENT = RpcReply(204, None)
+#: Refusals that are limits of server.limits or routing, by the key in their ``data``.
+_LIMIT_OF: dict[type[RequestRejected], Callable[[Any], str]] = {
+    BodyTooLarge: lambda data: "body_bytes",
+    InvalidRequest: lambda data: "json_depth" if "max_depth" in data else "batch_size",
+}
 
 
 def _error_answer(call: Call, exc: RequestRejected) -> _Answer:

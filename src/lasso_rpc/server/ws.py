@@ -8,6 +8,8 @@ Limits (``SubscriptionOptions``): subscriptions per socket (``-32005``), message
 the socket is closed with 1009 only past 4x the limit), calls in flight (more stop the reading),
 a bounded send queue (overflow: close 1008 "client too slow"), an idle limit for sockets holding
 no subscription (close 1000), ping/pong heartbeat. A closed socket releases its subscriptions.
+``WsLimits`` (``server.limits``): messages per second per socket and subscriptions per client
+address (``-32005``). Each refusal is a ``limit.rejected`` event.
 """
 
 from __future__ import annotations
@@ -29,6 +31,7 @@ from lasso_rpc.router import Router
 from lasso_rpc.routing.request import RouteRequest
 from lasso_rpc.server.errors import error_code
 from lasso_rpc.server.rpc import Route, RpcHandler, parse_route
+from lasso_rpc.server.ws_limits import WsLimits
 from lasso_rpc.subscriptions.frames import parse_subscribe
 from lasso_rpc.subscriptions.manager import Share, SubscriptionManager
 from lasso_rpc.subscriptions.outbox import Outbox
@@ -47,6 +50,7 @@ class WsEndpoint:
         self.router = router
         self.rpc = rpc
         self.manager = manager
+        self.limits = WsLimits(router.config.server.limits, router.clock, router.bus.publish)
         self._clients: set[_Client] = set()
 
     @property
@@ -70,7 +74,11 @@ class WsEndpoint:
             compress=False,
             timeout=opts.close_timeout_s,
         )
-        if not ws.can_prepare(request).ok:
+        try:
+            acceptable = ws.can_prepare(request).ok
+        except ValueError:  # aiohttp's handshake check raises on a non-ASCII key
+            acceptable = False
+        if not acceptable:
             body = encode_error(None, -32600, "this endpoint speaks JSON-RPC over WebSocket")
             return web.Response(body=body, status=400, content_type="application/json")
         await ws.prepare(request)
@@ -116,6 +124,8 @@ class _Client:
         self._id = f"ws{next(_conn_ids)}"
         self._n = itertools.count(1)
         self._subs: dict[str, Share | None] = {}  # None: answered, not attached yet
+        self._peer = request.remote or "?"
+        self._bucket = endpoint.limits.bucket()
         self._tasks: set[asyncio.Task[None]] = set()
         self._slots = asyncio.Semaphore(opts.max_in_flight)
         self._closing: str | None = None
@@ -206,6 +216,8 @@ class _Client:
 
     def _release(self) -> None:
         subs, self._subs = self._subs, {}
+        if subs:
+            self._ep.limits.subscribed(self._peer, -len(subs))
         for share in subs.values():
             if share is not None:
                 self._ep.manager.unsubscribe(share)
@@ -218,6 +230,13 @@ class _Client:
             msg = f"message of {len(data)} bytes exceeds the limit of {limit}"
             exc = BodyTooLarge(msg, data={"limit": limit})
             self._push(encode_error(None, error_code(exc)[0], msg, exc.data))
+            self._ep.limits.rejected("ws_message_bytes", self._peer)
+            return
+        if not self._bucket.take():
+            rate = self._ep.limits.limits.ws_max_messages_per_second
+            msg = f"message rate limit: at most {rate:g} per second"
+            self._push(encode_error(None, -32005, msg, {"limit": rate}))
+            self._ep.limits.rejected("ws_messages_per_second", self._peer)
             return
         await self._slots.acquire()
         task = asyncio.create_task(self._answer(data))
@@ -234,7 +253,9 @@ class _Client:
         route = self._route
         try:
             chain = self._ep.router.resolve(route.chain, route.profile)
-            parsed = decode_body(data)
+            parsed = decode_body(
+                data, max_depth=self._ep.rpc.max_json_depth, max_batch=chain.routing.max_batch_size
+            )
             limiter = self._ep.rpc.limiter
             if limiter is not None:
                 cost = 1 if isinstance(parsed, Call) else len(parsed)
@@ -251,10 +272,6 @@ class _Client:
                 self._push(body)
             for attach in after:
                 attach()
-            return
-        if len(parsed) > chain.routing.max_batch_size:
-            too_big = f"batch of {len(parsed)} exceeds the limit of {chain.routing.max_batch_size}"
-            self._push(encode_error(None, -32600, too_big))
             return
         answers = await asyncio.gather(
             *(
@@ -296,24 +313,23 @@ class _Client:
         head = None
         try:
             spec = parse_subscribe(call.params)
+            self._check_limits()
             manager.check(ctx.chain, ctx.route.pin, ctx.route.failover)
             # The client is owed every block after the router's head at the confirmation, which
             # ``attach`` (run right after the id is queued) reads; with no head known yet, read
-            # it now, before confirming.
+            # it now, before confirming (then count again: others may have subscribed meanwhile).
             if manager.head_view(ctx.chain) is None:
                 head = await manager.read_head(ctx.chain)
-            limit = self._opts.max_subscriptions
-            if len(self._subs) >= limit:  # checked after the read: no await until it is counted
-                raise RateLimited(
-                    f"subscription limit reached: at most {limit} per connection",
-                    data={"limit": limit},
-                )
+                if self._closing is not None:
+                    return None, []  # released meanwhile: nothing to count, no one to answer
+                self._check_limits()
         except RequestRejected as exc:
             pipeline.publish_local(ctx, call, error=exc)
             return _error(call, exc), []
         pipeline.publish_local(ctx, call)
         sid = "0x" + secrets.token_hex(16)
         self._subs[sid] = None
+        self._ep.limits.subscribed(self._peer)
         prefix = _NOTIFY % sid.encode()
         outbox = self._outbox
 
@@ -329,6 +345,22 @@ class _Client:
         reply = None if call.id_raw is None else encode_result(call.id_raw, b'"%s"' % sid.encode())
         return reply, [attach]
 
+    def _check_limits(self) -> None:
+        limit = self._opts.max_subscriptions
+        if len(self._subs) >= limit:
+            self._ep.limits.rejected("ws_subscriptions", self._peer)
+            raise RateLimited(
+                f"subscription limit reached: at most {limit} per connection",
+                data={"limit": limit},
+            )
+        if not self._ep.limits.may_subscribe(self._peer):
+            cap = self._ep.limits.limits.ws_max_subscriptions_per_ip
+            self._ep.limits.rejected("ws_subscriptions_per_ip", self._peer)
+            raise RateLimited(
+                f"subscription limit reached: at most {cap} per client address",
+                data={"limit": cap},
+            )
+
     def _unsubscribe(self, ctx: CallContext, call: Call) -> bytes | None:
         try:
             args = orjson.loads(call.params)
@@ -340,6 +372,8 @@ class _Client:
             return _error(call, err)
         share = self._subs.pop(args[0], False)
         found = share is not False
+        if found:
+            self._ep.limits.subscribed(self._peer, -1)
         if isinstance(share, Share):
             self._ep.manager.unsubscribe(share)
         self._ep.router.pipeline.publish_local(ctx, call)
