@@ -67,18 +67,22 @@ def test_a_healthy_feed_and_one_that_catches_up_late() -> None:
     assert lt.uptime == pytest.approx(1 - 2.505 / 10.1)
 
 
-def test_a_block_mined_as_the_client_subscribes_is_not_owed_but_a_dead_feed_misses_all() -> None:
-    mined = {1: 100.2, 2: 100.6, 3: 101.0, 4: 101.4}
+def test_a_block_mined_right_after_the_confirmation_is_owed_and_a_dead_feed_misses_all() -> None:
+    mined = {0: 99.99, 1: 100.02, 2: 100.6, 3: 101.0, 4: 101.4}
     raced, dead = FeedLog(), FeedLog()
     for log in (raced, dead):
         log.subscribed(100.0)
-    for n in (2, 3, 4):  # block 1 came 0.2 s after the subscription: the router was subscribing
+    for n in (2, 3, 4):  # block 1 came 20 ms after the confirmation, while the router subscribed
         raced.got(n, mined[n] + 0.01)
     f = judge_feed(raced, mined, end=103.0)
     g = judge_feed(dead, mined, end=103.0)
     assert f is not None and g is not None
-    assert (f.expected, f.missed) == (3, 0)
-    assert (g.expected, g.missed, g.behind_s) == (3, 3, pytest.approx(2.4))
+    assert (f.expected, f.missed) == (4, 1)  # block 0, mined before it, is owed to no one
+    assert (g.expected, g.missed, g.behind_s) == (4, 4, pytest.approx(2.98))
+    # A polled truth saw block 1 in an answer to a poll sent 0.25 s before the one that showed
+    # it: it may have been mined before the confirmation, so it is owed only past that doubt.
+    f = judge_feed(raced, mined, end=103.0, doubt_s=0.25)
+    assert f is not None and (f.expected, f.missed) == (3, 0)
 
 
 def test_a_client_whose_subscription_was_never_confirmed_missed_everything() -> None:

@@ -239,6 +239,50 @@ async def test_logs_failover_backfills_from_the_watermark(closing: list) -> None
     assert (ev.from_provider, ev.to_provider, ev.backfilled) == ("alpha", "beta", 5)
 
 
+async def test_a_new_feed_backfills_from_its_start(closing: list) -> None:
+    # Confirmed at head 4; by the time the upstream subscription is live the chain is at 6 and
+    # the provider (lagging) still sends 3 and 4: those are owed to no one.
+    source = FakeSource({"alpha": [[h(3), h(4), h(6), h(7), None]]})
+    backfill = FakeBackfill(6, {n: h(n) for n in range(10)}, [])
+    x = Harness(HEADS, source, backfill, ["alpha"])
+    x.feed.start_after(4)
+    closing.append(x)
+    await x.until(3)
+    await asyncio.sleep(0.01)
+    assert x.numbers() == [5, 6, 7]
+    assert backfill.block_reads == [5, 6] and x.feed.backfilled == 2
+    assert not x.failovers()
+
+
+async def test_a_new_logs_feed_backfills_from_its_start(closing: list) -> None:
+    chain_logs = [lg(b, i) for b in range(10, 14) for i in range(2)]
+    source = FakeSource({"alpha": [[lg(11, 0), lg(13, 0), h(14), lg(14, 0), None]]})
+    x = Harness(LOGS, source, FakeBackfill(13, {}, chain_logs), ["alpha"])
+    x.feed.start_after(11)
+    closing.append(x)
+    await x.until(5)
+    await asyncio.sleep(0.01)
+    got = [
+        (int(orjson.loads(r)["blockNumber"], 16), int(orjson.loads(r)["logIndex"], 16))
+        for r in x.out
+    ]
+    assert got == [(12, 0), (12, 1), (13, 0), (13, 1), (14, 0)]
+    assert x.feed.backfilled == 4 and not x.failovers()
+
+
+async def test_a_start_beyond_the_backfill_bound_is_a_reported_gap(closing: list) -> None:
+    source = FakeSource({"alpha": [[h(20), h(21), None]]})
+    backfill = FakeBackfill(20, {n: h(n) for n in range(30)}, [])
+    x = Harness(HEADS, source, backfill, ["alpha"], max_backfill_blocks=3)
+    x.feed.start_after(4)
+    closing.append(x)
+    await x.until(4)
+    assert x.numbers() == [18, 19, 20, 21]
+    assert x.feed.gaps == 13
+    (ev,) = x.failovers()
+    assert ev.gap and ev.from_provider == ev.to_provider == "alpha" and ev.backfilled == 3
+
+
 async def test_no_provider_reachable_retries_with_backoff(closing: list) -> None:
     source = FakeSource({})
     x = Harness(HEADS, source, FakeBackfill(None, {}, []), ["alpha"])

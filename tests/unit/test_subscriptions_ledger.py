@@ -81,6 +81,27 @@ def test_log_ledger_dedupes_in_a_bounded_window() -> None:
     assert led.covered == 7
 
 
+def test_a_start_owes_only_what_comes_after_it() -> None:
+    led = HeadLedger()
+    led.start_after(10)
+    led.start_after(12)  # a later client's view: the first start stands
+    assert led.last == 10
+    assert led.verdict(head(11)) is Verdict.NEXT  # no hash known for 10: no fork to see
+    assert led.verdict(head(10)) is Verdict.STALE and led.verdict(head(9)) is Verdict.STALE
+    assert led.verdict(head(13)) is Verdict.GAP
+    led.record(head(11))
+    led.start_after(20)  # delivering: a start no longer moves it
+    assert led.last == 11
+
+    logs = LogLedger()
+    logs.start_after(10)
+    logs.start_after(12)
+    assert logs.covered == 10
+    assert not logs.owed(log_entry(10, 0)) and not logs.owed(log_entry(3, 1))
+    assert logs.owed(log_entry(11, 0))
+    assert LogLedger().owed(log_entry(1, 0))  # no start: every log is owed
+
+
 def test_equal_filters_share_one_key() -> None:
     a = parse_subscribe(
         orjson.dumps(

@@ -307,32 +307,28 @@ class _Client:
             self._request.headers.get("X-Lasso-Cache-Bypass") == "1",
         )
         if call.method == "eth_subscribe":
-            return self._subscribe(ctx, call)
+            return await self._subscribe(ctx, call)
         if call.method == "eth_unsubscribe":
             return self._unsubscribe(ctx, call), []
         answer = await self._ep.rpc.call(ctx, call, self._body_meta)
         return answer.body, []
 
-    def _subscribe(self, ctx: CallContext, call: Call) -> tuple[bytes | None, list[_After]]:
+    async def _subscribe(self, ctx: CallContext, call: Call) -> tuple[bytes | None, list[_After]]:
         manager = self._ep.manager
         pipeline = self._ep.router.pipeline
+        head = None
         try:
             spec = parse_subscribe(call.params)
-            limit = self._opts.max_subscriptions
-            if len(self._subs) >= limit:
-                self._ep.limits.rejected("ws_subscriptions", self._peer)
-                raise RateLimited(
-                    f"subscription limit reached: at most {limit} per connection",
-                    data={"limit": limit},
-                )
-            if not self._ep.limits.may_subscribe(self._peer):
-                cap = self._ep.limits.limits.ws_max_subscriptions_per_ip
-                self._ep.limits.rejected("ws_subscriptions_per_ip", self._peer)
-                raise RateLimited(
-                    f"subscription limit reached: at most {cap} per client address",
-                    data={"limit": cap},
-                )
+            self._check_limits()
             manager.check(ctx.chain, ctx.route.pin, ctx.route.failover)
+            # The client is owed every block after the router's head at the confirmation, which
+            # ``attach`` (run right after the id is queued) reads; with no head known yet, read
+            # it now, before confirming (then count again: others may have subscribed meanwhile).
+            if manager.head_view(ctx.chain) is None:
+                head = await manager.read_head(ctx.chain)
+                if self._closing is not None:
+                    return None, []  # released meanwhile: nothing to count, no one to answer
+                self._check_limits()
         except RequestRejected as exc:
             pipeline.publish_local(ctx, call, error=exc)
             return _error(call, exc), []
@@ -349,11 +345,27 @@ class _Client:
         def attach() -> None:
             if self._closing is None and sid in self._subs:
                 self._subs[sid] = manager.subscribe(
-                    ctx.chain, spec, sink, pin=ctx.route.pin, failover=ctx.route.failover
+                    ctx.chain, spec, sink, pin=ctx.route.pin, failover=ctx.route.failover, head=head
                 )
 
         reply = None if call.id_raw is None else encode_result(call.id_raw, b'"%s"' % sid.encode())
         return reply, [attach]
+
+    def _check_limits(self) -> None:
+        limit = self._opts.max_subscriptions
+        if len(self._subs) >= limit:
+            self._ep.limits.rejected("ws_subscriptions", self._peer)
+            raise RateLimited(
+                f"subscription limit reached: at most {limit} per connection",
+                data={"limit": limit},
+            )
+        if not self._ep.limits.may_subscribe(self._peer):
+            cap = self._ep.limits.limits.ws_max_subscriptions_per_ip
+            self._ep.limits.rejected("ws_subscriptions_per_ip", self._peer)
+            raise RateLimited(
+                f"subscription limit reached: at most {cap} per client address",
+                data={"limit": cap},
+            )
 
     def _unsubscribe(self, ctx: CallContext, call: Call) -> bytes | None:
         try:

@@ -56,10 +56,11 @@ class PipelineBackfill:
             return None
         return payload
 
-    async def head(self, provider: str) -> int | None:
-        """``provider``'s head; when it cannot say, the chain's consensus head."""
+    async def head(self, provider: str | None) -> int | None:
+        """``provider``'s head (None: any provider's, as routed); when it cannot say, the
+        chain's consensus head."""
         chain = self._resolve()
-        if provider in chain.providers:
+        if provider is None or provider in chain.providers:
             route = RouteRequest(chain.routing.default_strategy, provider)
             ctx = CallContext(f"ws-backfill-{next(_ids)}", chain, route)
             try:

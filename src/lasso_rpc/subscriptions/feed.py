@@ -4,9 +4,11 @@ A ``Feed`` is one task that owns everything a (chain, kind, filter) subscription
 ordering is simply the order of its own ``deliver`` calls. The loop:
 
 1. subscribe on the best candidate (``candidates()`` ranks them; the one just lost goes last);
-2. after a failover, catch up: back-fill over HTTP from the last delivered block + 1 up to the
-   new provider's head (at most ``max_backfill_blocks``; an older remainder is a reported gap),
-   while live items queue up in the stream's backlog;
+2. catch up: back-fill over HTTP from the last delivered block + 1 up to the provider's head (at
+   most ``max_backfill_blocks``; an older remainder is a reported gap), while live items queue
+   up in the stream's backlog. After a failover; and on a new feed's first subscription, from
+   its start (``start_after``: the router's head when its first client was confirmed), since
+   blocks mined while the upstream subscription was on its way are owed to that client too;
 3. pump live items through the ledgers (``ledger.py``): duplicates dropped, a jump in block
    numbers back-filled before the block that revealed it, a reorg delivered as the new block with
    the same number, a fork noticed by parent hash repaired back to the common ancestor;
@@ -104,6 +106,15 @@ class Feed:
         self.delivered = self.backfilled = self.duplicates = 0
         self.gaps = self.reorgs = self.failovers = 0
 
+    def start_after(self, number: int) -> None:
+        """A client was confirmed while the router's head was ``number``, so it is owed every
+        block after it: a feed that has delivered nothing yet starts there (its first catch-up
+        back-fills from ``number + 1``); once it has a start, a no-op (manager.py says why)."""
+        if self.spec.kind == "newHeads":
+            self._heads.start_after(number)
+        else:
+            self._logs.start_after(number)
+
     def info(self, clients: int) -> FeedInfo:
         last = self._heads.last if self.spec.kind == "newHeads" else self._logs.covered
         return FeedInfo(
@@ -163,14 +174,16 @@ class Feed:
     async def _serve(self, stream: UpstreamStream, lost_from: str | None) -> None:
         pid = stream.provider
         self.provider = pid
+        backfilled, gap = await self._catch_up(pid)  # nothing to do for a feed with no start
         if lost_from is not None:
-            backfilled, gap = await self._catch_up(pid)
             self.failovers += 1
             self._event(lost_from, pid, backfilled, gap)
             log.info(
                 "%s %s: moved %s -> %s, back-filled %d%s",
                 self.chain, self.label, lost_from, pid, backfilled, " (gap left)" if gap else "",
             )  # fmt: skip
+        elif gap:  # the first catch-up could not reach back to the start: not silently
+            self._event(pid, pid, backfilled, True)
         self.state = "live"
         self.live.set()
         await self._pump(stream)
@@ -214,7 +227,8 @@ class Feed:
     # -- heads -------------------------------------------------------------------------------
 
     async def _catch_up(self, pid: str) -> tuple[int, bool]:
-        """Back-fill what the last provider did not deliver; (items delivered, gap left?)."""
+        """Back-fill what is owed since the last delivered block (or the feed's start) up to
+        ``pid``'s head; (items delivered, gap left?)."""
         if self.spec.kind == "logs":
             return await self._catch_up_logs(pid)
         last = self._heads.last
@@ -309,6 +323,8 @@ class Feed:
     # -- logs --------------------------------------------------------------------------------
 
     def _accept_log(self, lg: LogEntry) -> int:
+        if not self._logs.owed(lg):
+            return 0  # at or before the feed's start: after logs back-filled above it
         if not self._logs.first_time(lg):
             self.duplicates += 1
             return 0

@@ -17,6 +17,11 @@ STALE       ``n <= last`` below the window, or a number we never delivered: drop
 
 ``LogLedger`` dedupes logs by ``(blockHash, logIndex, removed)`` in a bounded window and keeps
 ``covered``: every matching log of blocks up to that number has been delivered.
+
+A new feed starts after a block it never delivered (``start_after(n)``: the router's head when
+its first client was confirmed): ``n`` then counts as delivered with no hash known, so ``n + 1``
+is NEXT, a higher number a GAP to back-fill, and ``n`` or lower is owed to no one (STALE for
+heads; for logs, ``owed`` says no).
 """
 
 from __future__ import annotations
@@ -55,6 +60,11 @@ class HeadLedger:
     def hash_at(self, number: int) -> str | None:
         return self._hashes.get(number)
 
+    def start_after(self, number: int) -> None:
+        """Nothing delivered yet: owe only what comes after ``number`` (else a no-op)."""
+        if self.last is None:
+            self.last = number
+
     def verdict(self, head: Head) -> Verdict:
         last = self.last
         if last is None:
@@ -89,12 +99,22 @@ class HeadLedger:
 
 
 class LogLedger:
-    __slots__ = ("_order", "_seen", "covered")
+    __slots__ = ("_floor", "_order", "_seen", "covered")
 
     def __init__(self, window: int = 4096) -> None:
         self._order: deque[tuple[str, int, bool]] = deque(maxlen=max(16, window))
         self._seen: set[tuple[str, int, bool]] = set()
         self.covered: int | None = None
+        self._floor: int | None = None
+
+    def start_after(self, number: int) -> None:
+        """Nothing covered yet: owe only the logs of blocks after ``number`` (else a no-op)."""
+        if self.covered is None:
+            self.covered = self._floor = number
+
+    def owed(self, log: LogEntry) -> bool:
+        """False for a log of a block at or before the start (no client is owed it)."""
+        return self._floor is None or log.block_number > self._floor
 
     def first_time(self, log: LogEntry) -> bool:
         """True (and remembered) the first time this log is seen within the window."""

@@ -6,6 +6,10 @@ upstream subscription (and the upstream socket when nothing else rides on it). B
 synchronous, so a server can send the subscription id and attach the sink in one step, before any
 notification can overtake the id.
 
+What a confirmed client is owed: every block (and matching log) after the router's view of the
+head at its confirmation (``head_view``), whether or not the feed's upstream subscription is live
+yet (``subscribe`` says how).
+
 Provider choice for a feed: providers with a ``ws_url`` that pass the chain's own filters
 (cordon, breaker, method hints, lag); if none does, every provider with a ``ws_url`` (last
 resort). Ranked by: pinned provider first, not in reconnect backoff, lowest HTTP latency EWMA,
@@ -161,16 +165,52 @@ class SubscriptionManager:
         *,
         pin: str | None = None,
         failover: bool = False,
+        head: int | None = None,
     ) -> Share:
+        """Attach ``sink``; it gets every block after the router's head now (``head``: one read
+        before confirming, for when the router has no view yet; see ``read_head``)."""
         if self._closed:
             raise NoProviderAvailable("the router is shutting down")
         key = FeedKey(chain.profile, chain.name, spec.key, pin, failover)
         entry = self._entries.get(key)
         if entry is None:
             entry = self._entries[key] = self._start(key, chain, spec)
+        # The start point. The server confirms and attaches in one step, so the router's view of
+        # the head now is no later than the chain was at the confirmation: a new feed starts
+        # after it and, once its upstream subscription is live, back-fills from there (as after
+        # a failover); what the provider sends at or below it is owed to no one and dropped (a
+        # lagging provider costs time, not blocks). A client joining a feed that has delivered
+        # block L needs nothing: L existed before this confirmation and the feed delivers every
+        # block after L. Neither does one joining a feed still on its way to the upstream: that
+        # feed starts after an earlier view (``start_after`` keeps the first).
+        start = self.head_view(chain)
+        if start is None:
+            start = head
+        if start is not None:
+            entry.feed.start_after(start)
         share = Share(key, next(self._ids))
         entry.sinks[share.id] = sink
         return share
+
+    def head_view(self, chain: ChainRuntime) -> int | None:
+        """The router's view of ``chain``'s head: the highest head a provider reported, by its
+        poll or on a live subscription (the trust ``consensus_head`` gives them); None before
+        any did."""
+        view = chain.consensus_head
+        for p in chain.providers.values():
+            if p.head is not None and (view is None or p.head > view):
+                view = p.head
+        return view
+
+    async def read_head(self, chain: ChainRuntime) -> int | None:
+        """The head over HTTP, for a subscription about to be confirmed while the router has no
+        view yet (before its first head poll answered); None when no provider answers within
+        ``subscribe_timeout_s`` (the feed then starts from its first block)."""
+        reader = PipelineBackfill(self._pipeline, lambda: chain)
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(self.options.subscribe_timeout_s):
+                return await reader.head(None)
+        return None
 
     def unsubscribe(self, share: Share) -> bool:
         entry = self._entries.get(share.key)

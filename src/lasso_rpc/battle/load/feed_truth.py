@@ -34,21 +34,27 @@ __all__ = ["ChainTruth", "FeedFigures", "FeedLog", "judge_feed", "poll_heads"]
 LATE_AFTER_S = 1.0
 #: Blocks mined this close to the end are not expected yet (still in flight to the client).
 END_GRACE_S = 1.0
-#: Nor are blocks mined right after the subscription was confirmed: the router may still be
-#: subscribing upstream (a block mined at the same moment as the subscribe call is owed by no
-#: one). A feed that never starts still misses everything after.
-START_GRACE_S = 0.5
+#: Every block mined after the subscription was confirmed is owed, from that very moment (the
+#: router owes a client every block after its head at the confirmation, even while its upstream
+#: subscription is still on its way). Only a polled truth's own doubt widens the start (below).
 
 
 class ChainTruth:
-    """When each block number first existed (``time.monotonic()``), in number order."""
+    """When each block number first existed (``time.monotonic()``), in number order.
 
-    __slots__ = ("mined", "source", "top")
+    ``doubt_s``: how much earlier than its time a block may have been mined. Zero for a chain's
+    listener; for a poll, the longest span from sending one poll to reading the next answer (a
+    block first seen in an answer was mined after the previous poll was sent), so a block seen
+    just after a confirmation is owed only when it surely came after it.
+    """
+
+    __slots__ = ("doubt_s", "mined", "source", "top")
 
     def __init__(self, source: str) -> None:
         self.source = source  # "chain" (exact) | "poll" (a node polled directly)
         self.mined: dict[int, float] = {}
         self.top: int | None = None
+        self.doubt_s = 0.0
 
     def saw(self, number: int, at: float) -> None:
         """Block ``number`` exists at ``at`` (so does every lower one not seen before)."""
@@ -70,14 +76,20 @@ async def poll_heads(truth: ChainTruth, url: str, *, interval_s: float = 0.2) ->
     body = b'{"jsonrpc":"2.0","id":1,"method":"eth_blockNumber","params":[]}'
     headers = {"Content-Type": "application/json"}
     async with aiohttp.ClientSession() as session:
+        answered: float | None = None  # when the last answered poll was sent
         while True:
+            sent = time.monotonic()
             with contextlib.suppress(aiohttp.ClientError, OSError, TimeoutError, ValueError):
                 async with asyncio.timeout(2.0):
                     async with session.post(url, data=body, headers=headers) as r:
                         reply = orjson.loads(await r.read())
                 result = reply.get("result") if isinstance(reply, dict) else None
                 if isinstance(result, str):
-                    truth.saw(int(result, 16), time.monotonic())
+                    at = time.monotonic()
+                    if answered is not None:
+                        truth.doubt_s = max(truth.doubt_s, at - answered)
+                    answered = sent
+                    truth.saw(int(result, 16), at)
             await asyncio.sleep(interval_s)
 
 
@@ -133,19 +145,20 @@ def judge_feed(
     only: Callable[[int], bool] | None = None,
     late_after_s: float = LATE_AFTER_S,
     grace_s: float = END_GRACE_S,
-    start_grace_s: float = START_GRACE_S,
+    doubt_s: float = 0.0,
 ) -> FeedFigures | None:
     """The client's figures against ``mined`` (number → first seen), up to ``end``; None when
     it never even tried. ``only`` restricts the expected blocks (logs: blocks with a match).
-    Owed: blocks mined from ``start_grace_s`` after its first confirmed subscription (or its
-    first try, when no subscription was ever confirmed: it missed everything) to ``grace_s``
-    before the end (the stall and uptime look at every block up to the end)."""
+    Owed: blocks mined after its first confirmed subscription (or its first try, when no
+    subscription was ever confirmed: it missed everything) up to ``grace_s`` before the end
+    (the stall and uptime look at every block up to the end); ``doubt_s`` is the truth's
+    (``ChainTruth.doubt_s``)."""
     start = log.first_ack if log.first_ack is not None else log.first_try
     if start is None:
         return None
     window = max(0.0, end - start)
     blocks: Iterable[tuple[int, float]] = sorted(mined.items())
-    owed = start + start_grace_s
+    owed = start + doubt_s
     due = [(n, t) for n, t in blocks if owed <= t <= end and (only is None or only(n))]
     expected = [n for n, t in due if t <= end - grace_s]
     missed = sum(1 for n in expected if not log.has(n))

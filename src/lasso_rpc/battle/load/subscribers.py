@@ -33,7 +33,6 @@ import orjson
 
 from lasso_rpc.battle.load.feed_truth import (
     END_GRACE_S,
-    START_GRACE_S,
     ChainTruth,
     FeedLog,
     judge_feed,
@@ -261,6 +260,9 @@ class _Subscriber:
             t = self._mined.get(block_hash)
             if t is None:
                 return  # mined before we listened (or long ago)
+            ack = self.feed.first_ack
+            if ack is None or t < ack:
+                return  # mined before the client subscribed: sent along, not waited for
             ms = (now - t) * 1000.0
         elif isinstance(timestamp, str):
             ms = max(0.0, time.time() - int(timestamp, 16)) * 1000.0
@@ -277,7 +279,7 @@ class _Subscriber:
         figures = None
         if truth is not None:
             only = expected.has_logs if expected is not None else None
-            figures = judge_feed(self.feed, truth.mined, end, only=only)
+            figures = judge_feed(self.feed, truth.mined, end, only=only, doubt_s=truth.doubt_s)
         if expected is not None:
             lo_hi = self.block_range
             start = self.feed.first_ack or self.feed.first_try
@@ -328,7 +330,8 @@ def _window(truth: ChainTruth | None, start: float, end: float) -> tuple[int, in
     """The block numbers mined while subscribed (up to the end's grace)."""
     if truth is None:
         return None
-    numbers = [n for n, t in truth.mined.items() if start + START_GRACE_S <= t <= end - END_GRACE_S]
+    owed = start + truth.doubt_s
+    numbers = [n for n, t in truth.mined.items() if owed <= t <= end - END_GRACE_S]
     return (numbers[0], numbers[-1]) if numbers else None
 
 
