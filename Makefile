@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed-stamp
 ANVIL := node_modules/.bin/anvil
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 
-.PHONY: demo test lint typecheck chromium venv anvil clean
+.PHONY: demo test lint typecheck chromium redis venv anvil clean
 
 venv: $(STAMP)
 
@@ -36,7 +36,11 @@ typecheck: $(STAMP)
 chromium:
 	bash scripts/ensure-chromium.sh
 
-test: $(STAMP) $(ANVIL) lint typecheck chromium
+# redis-server for the shared-state tests (each test starts its own on a unix socket).
+redis:
+	bash scripts/ensure-redis.sh
+
+test: $(STAMP) $(ANVIL) lint typecheck chromium redis
 	LASSO_ANVIL=$(CURDIR)/$(ANVIL) $(VENV)/bin/pytest -q -p no:cacheprovider
 
 clean:

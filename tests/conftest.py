@@ -49,3 +49,12 @@ async def rpc(
     async with session.post(url, data=data, headers=hdrs) as r:
         raw = await r.read()
         return r.status, (orjson.loads(raw) if raw else None), r
+
+
+@pytest.fixture
+async def redis_server() -> AsyncIterator[Any]:
+    """A redis-server of this test alone, on a unix socket in a temp dir (``make redis``)."""
+    from lasso_rpc.battle.providers.redis_server import RedisServer
+
+    async with RedisServer() as server:
+        yield server

@@ -51,13 +51,14 @@ def _main(
     """Smart JSON-RPC router for EVM chains."""
 
 
-def _reuse_port_socket(host: str, port: int) -> socket.socket:
+def _reuse_port_socket(host: str, port: int, *, listen: bool = True) -> socket.socket:
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
     sock = socket.socket(family, socket.SOCK_STREAM)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
     sock.bind((host, port))
-    sock.listen(1024)
+    if listen:
+        sock.listen(1024)
     sock.setblocking(False)
     return sock
 
@@ -89,16 +90,28 @@ def tune_allocator(trim_bytes: int = 64 * 1024 * 1024, mmap_bytes: int = 32 * 10
 
 
 async def _serve(
-    config_path: str, host: str | None, port: int | None, sock: socket.socket | None
+    config_path: str,
+    host: str | None,
+    port: int | None,
+    sock: socket.socket | None,
+    hub: tuple[int, socket.socket] | None = None,
 ) -> None:
+    from lasso_rpc.cluster.hub_link import HubLink
     from lasso_rpc.config import load_config
     from lasso_rpc.observability.logs import configure_logging
     from lasso_rpc.server.app import RouterServer
 
     config = load_config(config_path)
     configure_logging(config.server.log_level)
+    stop = asyncio.Event()
+    link = HubLink(hub[1], hub[0], on_lost=stop.set) if hub is not None else None
     server = RouterServer(
-        config, host=host, port=port, sock=sock, reloader=lambda: load_config(config_path)
+        config,
+        host=host,
+        port=port,
+        sock=sock,
+        reloader=lambda: load_config(config_path),
+        hub=link,
     )
     await server.start()
     # Start-up objects never die: keep them out of the cyclic GC, and collect less often
@@ -107,7 +120,6 @@ async def _serve(
     gc.set_threshold(50_000, 20, 100)
     tune_allocator()
     loop = asyncio.get_running_loop()
-    stop = asyncio.Event()
     reloads: set[asyncio.Task[object]] = set()
 
     def on_hup() -> None:
@@ -118,7 +130,10 @@ async def _serve(
     loop.add_signal_handler(signal.SIGHUP, on_hup)
     loop.add_signal_handler(signal.SIGTERM, stop.set)
     loop.add_signal_handler(signal.SIGINT, stop.set)
-    print(f"lasso-rpc listening on {server.url} (pid {os.getpid()})", file=sys.stderr, flush=True)
+    # One write of the whole line: workers start together, and print() writes the text and the
+    # newline apart, so two workers' lines could interleave on the shared stderr.
+    sys.stderr.write(f"lasso-rpc listening on {server.url} (pid {os.getpid()})\n")
+    sys.stderr.flush()
     try:
         await stop.wait()
     finally:
@@ -135,9 +150,9 @@ async def _reload(server: object, config_path: str) -> object:
     return None
 
 
-def _worker(config_path: str, host: str, port: int) -> None:
+def _worker(config_path: str, host: str, port: int, index: int, hub: socket.socket) -> None:
     sock = _reuse_port_socket(host, port)
-    run_coro(_serve(config_path, host, port, sock))
+    run_coro(_serve(config_path, host, port, sock, (index, hub)))
 
 
 @app.command()
@@ -146,7 +161,8 @@ def serve(
     host: Annotated[str | None, typer.Option(help="Listen address (default from config)")] = None,
     port: Annotated[int | None, typer.Option(help="Listen port (default from config)")] = None,
     workers: Annotated[
-        int, typer.Option(min=1, help="Processes sharing the port (SO_REUSEPORT)")
+        int,
+        typer.Option(min=1, help="Processes sharing the port (SO_REUSEPORT) and their state"),
     ] = 1,
 ) -> None:
     """Run the router."""
@@ -163,32 +179,30 @@ def serve(
         run_coro(_serve(config, h, p, None))
         return
     # Hold the port so every worker binds the same one, even when asked for port 0.
-    holder = _reuse_port_socket(h, p)
+    # Bound, not listening (so it takes no connection), and kept until the workers are gone:
+    # no other program can take the port while the workers start.
+    holder = _reuse_port_socket(h, p, listen=False)
     p = holder.getsockname()[1]
+    from lasso_rpc.cluster.supervisor import supervise
+
+    # One socketpair per worker: the parent is the hub the workers share state through.
+    pairs = [socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM) for _ in range(workers)]
     ctx = multiprocessing.get_context("spawn")
-    procs = [ctx.Process(target=_worker, args=(config, h, p), daemon=False) for _ in range(workers)]
+    procs = [
+        ctx.Process(target=_worker, args=(config, h, p, i, pairs[i][1]), daemon=False)
+        for i in range(workers)
+    ]
     for proc in procs:
         proc.start()
-    holder.close()
-
-    def forward(signum: int, _frame: object) -> None:
-        for proc in procs:
-            if proc.pid is not None:
-                with contextlib.suppress(ProcessLookupError):
-                    os.kill(proc.pid, signum)
-
-    for s in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
-        signal.signal(s, forward)
-    # A worker that dies takes the others down: half a router on a shared port is worse.
-    while all(proc.is_alive() for proc in procs):
-        procs[0].join(0.5)
-    failed = [proc.exitcode for proc in procs if proc.exitcode not in (None, 0, -signal.SIGTERM)]
-    forward(signal.SIGTERM, None)
-    for proc in procs:
-        proc.join()
-    if failed:
-        typer.echo(f"a worker exited with code {failed[0]}; all workers stopped", err=True)
-        raise typer.Exit(1)
+    for _, child_end in pairs:
+        child_end.close()
+    try:
+        code = run_coro(supervise(procs, [hub_end for hub_end, _ in pairs]))
+    finally:
+        holder.close()
+    if code:
+        typer.echo("a worker exited with an error; all workers stopped", err=True)
+        raise typer.Exit(code)
 
 
 @app.command("check-config")
@@ -287,6 +301,15 @@ def _register_battle() -> None:
 
 
 _register_battle()
+
+
+def _register_keys() -> None:
+    from lasso_rpc.access.cli import keys_app
+
+    app.add_typer(keys_app, name="keys")
+
+
+_register_keys()
 
 
 def main() -> None:

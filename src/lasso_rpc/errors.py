@@ -23,7 +23,9 @@
         ├── AllAttemptsFailed        -32002  (``data.attempts`` lists each attempt)
         ├── DeadlineExceeded         -32003
         ├── BodyTooLarge             -32004  (HTTP 413)
-        └── RateLimited              -32005  (HTTP 429)
+        ├── RateLimited              -32005  (HTTP 429, ``Retry-After``: ``retry_after_s``)
+        ├── Unauthorized             -32006  (HTTP 401: no valid API key)
+        └── Forbidden                -32006  (HTTP 403: this key may not use that profile)
 
     Battle framework (defined beside their code, still LassoErrors):
     ├── battle.report.schema.InvalidResult      a result JSON not following the schema
@@ -31,6 +33,10 @@
     ├── battle.providers.anvil.AnvilError       AnvilNotFound, AnvilRpcError, LockstepDiverged
     └── battle.providers.router_process.RouterProcessError
                                                 a router node exited or never listened
+
+    Shared state (defined beside their code, still LassoErrors; never reach a client):
+    ├── cluster.redis_guard.StateUnavailable    Redis down, slow, or its breaker open
+    └── cluster.hub_link.HubUnavailable         the workers' parent did not answer
 
 Foreign exceptions (OSError, asyncio.TimeoutError, httptools/aiohttp errors) are translated once,
 in the transport layer, with ``raise ... from exc``. Only the server layer turns a
@@ -47,6 +53,7 @@ __all__ = [
     "ConfigError",
     "ConnectError",
     "ConnectionLost",
+    "Forbidden",
     "DeadlineExceeded",
     "InternalError",
     "InvalidParams",
@@ -60,6 +67,7 @@ __all__ = [
     "RequestRejected",
     "ResponseTooLarge",
     "TransportError",
+    "Unauthorized",
     "UpstreamFault",
     "error_name",
     "UpstreamTimeout",
@@ -172,6 +180,19 @@ class BodyTooLarge(RequestRejected):
 
 
 class RateLimited(RequestRejected):
+    def __init__(
+        self, message: str, *, data: Any = None, retry_after_s: float | None = None
+    ) -> None:
+        super().__init__(message, data=data)
+        #: When the client may try again (the ``Retry-After`` header), if known.
+        self.retry_after_s = retry_after_s
+
+
+class Unauthorized(RequestRejected):
+    pass
+
+
+class Forbidden(RequestRejected):
     pass
 
 

@@ -13,7 +13,8 @@ Outputs scanned (``OUTPUTS`` below): logs as JSON lines and as text (every logge
 tracebacks), HTTP answer bodies and headers, WebSocket frames, cache hits (body and header
 meta), /metrics, /api/chains, /api/providers, /api/subscriptions, /health, /ready, /api/events
 (Server-Sent Events), the dashboard's page and assets and its ``stats.summary`` feed (SSE and
-WebSocket), control API answers, ``lasso-rpc check-config`` on a refused file, the battle's
+WebSocket), every key and value in the router's Redis (``state: redis``: provider records, the
+response cache, rate-limit buckets; a client API key is one more secret), control API answers, ``lasso-rpc check-config`` on a refused file, the battle's
 result and reports (JSON, Markdown, HTML, JUnit), its logs, and its notifications (JSON and
 Slack webhook bodies, the e-mail text, the delivery records).
 
@@ -44,6 +45,7 @@ from lasso_rpc.battle import Chaos, MockProvider, Scenario, Workload
 from lasso_rpc.battle import runner as battle_runner
 from lasso_rpc.battle.notify.message import email_message, triggers_of
 from lasso_rpc.battle.providers.fleet import MockFleet
+from lasso_rpc.battle.providers.redis_server import RedisServer
 from lasso_rpc.config import load_config
 from lasso_rpc.observability.logs import _JsonFormatter
 from lasso_rpc.server.app import RouterServer
@@ -57,6 +59,7 @@ SECRETS = {
     "env": "envKEY4a6c8e0b2d",
     "header": "hdrKEY1b3d5f7a9c",
     "webhook": "hookKEY6e8a0c2f4b",  # the notification webhook's own token
+    "api_key": "apiKEY3f5b7d9e1c",  # a client's API key (access.keys), in a header and a path
 }
 TOKEN = "control-token-for-the-scan"
 OUTPUTS = [
@@ -83,6 +86,7 @@ OUTPUTS = [
     "stats.summary:ws",
     "notify:webhook",
     "notify:email",
+    "redis",
 ]
 
 
@@ -141,7 +145,7 @@ def secret_urls(port: int, form: str) -> tuple[str, str]:
     )
 
 
-def profile(fleet: MockFleet, dead_port: int) -> dict[str, Any]:
+def profile(fleet: MockFleet, dead_port: int, redis_url: str) -> dict[str, Any]:
     providers = []
     for p, form in zip(fleet, ("path", "query", "userinfo"), strict=True):
         url, ws = secret_urls(p.port, form)
@@ -154,6 +158,18 @@ def profile(fleet: MockFleet, dead_port: int) -> dict[str, Any]:
         "routing": {"head_poll_ms": 100, "hedge": {"enabled": False}, "max_attempts": 4},
         "chains": {"ethereum": {"chain_id": 1, "providers": providers}},
         "cache": {"enabled": True},
+        "state": {"backend": "redis", "url": redis_url},  # records, cache, limits: all in Redis
+        "access": {
+            "keys": [
+                {
+                    "key": SECRETS["api_key"],
+                    "name": "leaky",
+                    "rate_limit": {"rps": 2},
+                    "quota": {"requests": 1000, "period": "day"},
+                }
+            ],
+            "anonymous": True,
+        },
         "server": {
             "host": "127.0.0.1",
             "port": 0,
@@ -223,6 +239,16 @@ async def _scan_router(
         await post(
             "/rpc/ethereum?include_meta=body", [call("eth_blockNumber", id=n) for n in range(5)]
         )
+        key = SECRETS["api_key"]
+        for i in range(
+            4
+        ):  # a client's key, in a header, as a bearer and in the path; over its limit
+            await post("/rpc/ethereum", call("eth_blockNumber", id=i), {"X-Lasso-Key": key})
+            await post(
+                "/rpc/ethereum", call("eth_chainId", id=i), {"Authorization": f"Bearer {key}"}
+            )
+            await post(f"/rpc/key/{key}/ethereum", call("eth_blockNumber", id=i))
+        await post("/rpc/key/apiKEYunknown/ethereum", call("eth_blockNumber"))
         await post("/rpc/ethereum", b"{nope")
         await post("/rpc/ethereum", call("eth_subscribe", ["newHeads"]))
         for p in fleet:
@@ -311,6 +337,39 @@ async def _scan_router(
 COLLECTORS: list[Callable[[Env, RouterServer], Awaitable[None]]] = []
 
 
+async def _dump_redis(env: Env, s: RouterServer) -> None:
+    """Every key in the router's Redis and what it holds (records, cache, limits, events)."""
+    from redis.asyncio import Redis
+
+    url = s.router.config.state.url
+    assert url is not None
+    r = Redis.from_url(url)
+    try:
+        async for key in r.scan_iter(count=1000):
+            kind = (await r.type(key)).decode()
+            value: Any
+            if kind == "string":
+                value = await r.get(key)
+            elif kind == "hash":
+                value = await r.hgetall(key)
+            elif kind == "set":
+                value = await r.smembers(key)
+            elif kind == "zset":
+                value = await r.zrange(key, 0, -1, withscores=True)
+            elif kind == "list":
+                value = await r.lrange(key, 0, -1)
+            elif kind == "stream":
+                value = await r.xrange(key)
+            else:
+                value = kind
+            env.out("redis", f"{key!r} ({kind}): {value!r}")
+    finally:
+        await r.aclose()
+
+
+COLLECTORS.append(_dump_redis)
+
+
 @contextlib.asynccontextmanager
 async def webhook_sink(env: Env) -> AsyncIterator[str]:
     """A local webhook receiver; the body of every message it gets is an output (its URL and
@@ -363,13 +422,14 @@ async def test_no_output_carries_a_provider_secret(
             with socket.socket() as sock:  # a port nobody listens on
                 sock.bind(("127.0.0.1", 0))
                 dead_port = sock.getsockname()[1]
-            doc = profile(fleet, dead_port)
-            cfg_path = tmp_path / "leak.yaml"
-            cfg_path.write_text(yaml.safe_dump(doc))
-            async with RouterServer(
-                load_config(cfg_path), port=0, reloader=lambda: load_config(cfg_path)
-            ) as s:
-                await _scan_router(env, s, fleet, cfg_path, doc)
+            async with RedisServer() as redis:
+                doc = profile(fleet, dead_port, redis.url)
+                cfg_path = tmp_path / "leak.yaml"
+                cfg_path.write_text(yaml.safe_dump(doc))
+                async with RouterServer(
+                    load_config(cfg_path), port=0, reloader=lambda: load_config(cfg_path)
+                ) as s:
+                    await _scan_router(env, s, fleet, cfg_path, doc)
         # A short battle whose router has secret URLs, and its reports.
         monkeypatch.setattr(
             battle_runner, "router_config", _inject_secrets(battle_runner.router_config)
@@ -423,3 +483,6 @@ async def test_no_output_carries_a_provider_secret(
     for name in ("stats.summary:sse", "stats.summary:ws"):  # summaries came, not only keep-alives
         assert "stats.summary" in "".join(env.outputs[name]), name
     assert "newHeads" in "".join(env.outputs["/api/subscriptions"])
+    redis = "".join(env.outputs["redis"])  # what Redis held: records, cached answers, limits
+    assert ":rl:" in redis and "cordon" in redis.lower(), redis[:2000]
+    assert 'lasso_access_requests_total{client="leaky"' in "".join(env.outputs["/metrics"])

@@ -163,6 +163,15 @@ def test_a_run_with_lost_events_or_a_lagging_generator_is_invalid() -> None:
     )
 
 
+def test_a_killed_router_node_may_take_its_last_few_events_with_it() -> None:
+    short = Telemetry("stream", 0, 0, 0, 0, router_requests=995, answered_by_router=1000)
+    assert not judge_validity(telemetry=short, loads=[], upstream=None).valid
+    assert judge_validity(telemetry=short, loads=[], upstream=None, killed_router_nodes=1).valid
+    lost = Telemetry("stream", 0, 0, 0, 0, router_requests=900, answered_by_router=1000)
+    v = judge_validity(telemetry=lost, loads=[], upstream=None, killed_router_nodes=1)
+    assert not v.valid and "reported 900 requests but answered 1000" in v.reasons[0]
+
+
 def test_the_upstream_view_catches_calls_the_router_did_not_report() -> None:
     before = ({"eth_blockNumber": 3, "eth_chainId": 1}, {"eth_blockNumber": 2})
     after = ({"eth_blockNumber": 60, "eth_chainId": 1, "eth_call": 9}, {"eth_blockNumber": 12})

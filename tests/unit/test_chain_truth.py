@@ -99,7 +99,9 @@ def test_scenario_router_cache_block_round_trips() -> None:
     again["workloads"] = d["workload"]
     again["providers"] = d["providers"]
     assert ScenarioSpec.from_dict(again).router_opts == sc.router_opts
-    with pytest.raises(ValueError, match="valid: cache, process, routing, strategy"):
+    with pytest.raises(
+        ValueError, match="valid: cache, nodes, process, routing, state, strategy, workers"
+    ):
         ScenarioSpec.from_dict({"name": "x", "router": {"cach": {}}})
 
 

@@ -75,6 +75,7 @@ def test_event_fields_are_top_level_members_of_one_json_line(log_lines: Any) -> 
         from_state="closed",
         to_state="open",
         reason="5 provider faults in a row",
+        profile="default",
     )
     EventLogger().on_event(ev)
     (line,) = log_lines()
@@ -90,6 +91,7 @@ def test_event_fields_are_top_level_members_of_one_json_line(log_lines: Any) -> 
         "from_state": "closed",
         "to_state": "open",
         "reason": "5 provider faults in a row",
+        "profile": "default",
     }
 
 

@@ -124,3 +124,30 @@ def test_every_event_type_and_field_is_documented() -> None:
                 continue
             assert re.search(rf"\b{f.name}\b", fields_cell), f"{cls.kind}: field {f.name}"
     assert "chaos.reverted" in _section("Events")
+
+
+def test_the_shared_state_and_access_metrics_are_documented() -> None:
+    from lasso_rpc.access.gate import build_gate
+    from lasso_rpc.access.metrics import AccessCollector
+    from lasso_rpc.cluster.metrics import ClusterCollector
+    from lasso_rpc.cluster.runtime import Cluster
+
+    cfg = load_config_text([("t.yaml", CONFIG + "access: {per_ip: {rps: 1}}\n")])
+    router = Router(cfg, clock=FakeClock())
+    gate = build_gate(cfg, clock=router.clock)
+    assert gate is not None
+    for outcome in ("allowed", "limited"):
+        gate.counts["anonymous", outcome] += 1
+    gate.limited["anonymous", "per_ip"] += 1
+    gate.fallbacks["open"] += 1
+    exported: dict[str, tuple[str, list[str]]] = {}
+    for collector in (ClusterCollector(Cluster(router)), AccessCollector(gate)):
+        for m in collector.collect():
+            name = f"{m.name}_total" if m.type == "counter" else m.name
+            exported[name] = (m.type, sorted({k for s in m.samples for k in s.labels}))
+    exported["lasso_workers"] = exported["lasso_workers_missing"] = ("gauge", [])  # views.py
+    documented = _rows("Shared state and access metrics")
+    assert set(documented) == set(exported)
+    for name, (kind, labels) in exported.items():
+        assert documented[name][0] == kind, name
+        assert [x.strip() for x in documented[name][1].split(",") if x.strip()] == labels, name

@@ -44,3 +44,14 @@ def test_readiness_waits_for_every_worker() -> None:
     assert isinstance(err, RouterProcessError) and "exited with 1:\n" in str(err)
     with pytest.raises(ValueError):
         Readiness(0)
+
+
+def test_two_workers_lines_run_together_still_count_twice() -> None:
+    from lasso_rpc.battle.providers.router_process import Readiness
+
+    r = Readiness(2)
+    line = (
+        "lasso-rpc listening on http://127.0.0.1:35543 (pid 25328)"
+        "lasso-rpc listening on http://127.0.0.1:35543 (pid 25327)\n"
+    )
+    assert r.feed(line) and [w.pid for w in r.listening] == [25328, 25327]

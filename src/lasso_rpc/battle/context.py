@@ -44,6 +44,10 @@ class ScenarioContext:
     layers: ChaosLayers = field(default_factory=ChaosLayers)
     #: Chaos events for a router in another process, forwarded by the runner's own task.
     outbox: asyncio.Queue[ChaosEvent] = field(default_factory=asyncio.Queue)
+    #: Several router nodes (``.router(nodes=N)``): each node's process, by index.
+    router_nodes: list[Any] = field(default_factory=list)
+    #: The run's Redis (``state="redis"``), for ``kill_redis``.
+    redis: Any = None
 
     @property
     def provider_ids(self) -> list[str]:

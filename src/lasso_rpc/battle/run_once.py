@@ -39,6 +39,7 @@ from lasso_rpc.battle.measure.validity import unanswered
 from lasso_rpc.battle.providers.anvil import AnvilNode
 from lasso_rpc.battle.providers.faultproxy import FaultProxy
 from lasso_rpc.battle.providers.fleet import MockFleet
+from lasso_rpc.battle.providers.router_cluster import ClusterHost, start_cluster
 from lasso_rpc.battle.providers.router_host import RouterHost, start_router
 from lasso_rpc.battle.router_config import CHAIN, router_config
 from lasso_rpc.battle.spec import ProgressFn, ScenarioSpec
@@ -112,7 +113,13 @@ async def run_once(
         if contender.is_router:
             strategy = contender.strategy or sc.router_opts.strategy
             config = router_config(sc, reach_urls, token, chain_id, ws_urls, strategy=strategy)
-            host = await start_router(config, process=sc.router_opts.process)
+            opts = sc.router_opts
+            if opts.clustered:  # several nodes (or workers) sharing state: subprocesses
+                host = await start_cluster(
+                    config, nodes=opts.nodes, workers=opts.workers, state=opts.state
+                )
+            else:
+                host = await start_router(config, process=opts.process)
             stack.push_async_callback(host.aclose)
             if on_router is not None:
                 on_router(host.url)
@@ -130,8 +137,13 @@ async def run_once(
             session=session,
         )
         notes: list[str] = []
+        node_urls = [host.url]
+        if isinstance(host, ClusterHost):
+            ctx.router_nodes, ctx.redis = list(host.nodes), host.redis
+            node_urls = host.node_urls
         if contender.is_router:
-            await wait_until_ready(session, host.url, CHAIN, timeout_s=30.0)
+            for url in node_urls:
+                await wait_until_ready(session, url, CHAIN, timeout_s=30.0)
             for hook in sc.setup_hooks:
                 extra = await hook(ctx)
                 if extra:
@@ -156,6 +168,9 @@ async def run_once(
         stack.push_async_callback(collector.aclose)
         if host.bus is not None:
             collector.attach_bus(host.bus)
+        elif isinstance(host, ClusterHost):
+            for events_url in host.event_urls:
+                await collector.attach_stream(events_url)
         elif contender.is_router:
             await collector.attach_stream(host.url.replace("http", "ws", 1) + "/api/events")
         wall0 = time.time()

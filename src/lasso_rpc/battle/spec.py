@@ -49,6 +49,16 @@ class RouterOptions:
     routing: Mapping[str, Any] = field(default_factory=dict)
     #: The profile's ``cache:`` block (docs/config.md); empty: no cache.
     cache: Mapping[str, Any] = field(default_factory=dict)
+    #: Router nodes behind one balancer (>1: subprocesses sharing ``state``).
+    nodes: int = 1
+    #: ``serve --workers N`` per node (>1: subprocesses).
+    workers: int = 1
+    #: Where the nodes share state: "memory" (nothing shared between nodes) or "redis".
+    state: str = "memory"
+
+    @property
+    def clustered(self) -> bool:
+        return self.nodes > 1 or self.workers > 1 or self.state == "redis"
 
 
 @dataclass(frozen=True, slots=True)
@@ -100,10 +110,20 @@ class ScenarioSpec:
         strategy: str = "fastest",
         process: bool = False,
         cache: Mapping[str, Any] | None = None,
+        nodes: int = 1,
+        workers: int = 1,
+        state: str | None = None,
         **routing: Any,
     ) -> Self:
-        """``routing`` keys as in a profile's ``routing:``; ``cache`` its ``cache:`` block."""
-        opts = RouterOptions(strategy, process, routing, dict(cache or {}))
+        """``routing`` keys as in a profile's ``routing:``; ``cache`` its ``cache:`` block;
+        ``nodes``/``workers`` > 1 run ``lasso-rpc serve`` subprocesses; ``state`` is "memory"
+        or "redis" (default: redis when there are several nodes)."""
+        if nodes < 1 or workers < 1:
+            raise ValueError("router: nodes and workers must be >= 1")
+        st = state or ("redis" if nodes > 1 else "memory")
+        if st not in ("memory", "redis"):
+            raise ValueError(f"router: state must be memory or redis, got {st!r}")
+        opts = RouterOptions(strategy, process, routing, dict(cache or {}), nodes, workers, st)
         return dataclasses.replace(self, router_opts=opts)
 
     def setup(self, hook: SetupHook) -> Self:
@@ -215,6 +235,9 @@ class ScenarioSpec:
                 "process": self.router_opts.process,
                 "routing": dict(self.router_opts.routing),
                 **({"cache": dict(self.router_opts.cache)} if self.router_opts.cache else {}),
+                "nodes": self.router_opts.nodes,
+                "workers": self.router_opts.workers,
+                "state": self.router_opts.state,
             },
             "providers": providers,
             "anvil": dataclasses.asdict(self.anvil_opts) if self.anvil_opts else None,
@@ -270,11 +293,13 @@ class ScenarioSpec:
         process = bool(router.pop("process", False))
         routing = dict(router.pop("routing", {}) or {})
         cache = dict(router.pop("cache", {}) or {})
+        cluster = {k: router.pop(k) for k in ("nodes", "workers", "state") if k in router}
         if router:
             raise ValueError(
-                f"unknown router keys {sorted(router)}; valid: cache, process, routing, strategy"
+                f"unknown router keys {sorted(router)}; valid: cache, nodes, process, routing, "
+                "state, strategy, workers"
             )
-        s = s.router(strategy=strategy, process=process, cache=cache, **routing)
+        s = s.router(strategy=strategy, process=process, cache=cache, **cluster, **routing)
         loads = d.get("workloads") or d.get("workload") or []
         if isinstance(loads, Mapping):
             loads = [loads]  # one workload; to_dict writes the list

@@ -27,6 +27,7 @@ from lasso_rpc.config.models import (
     ProfileFile,
     RoutingConfig,
 )
+from lasso_rpc.config.shared import access_profile_errors
 from lasso_rpc.errors import ConfigError
 
 __all__ = ["format_loc", "load_config", "load_config_text", "remember_secrets", "secrets_of"]
@@ -281,6 +282,10 @@ def load_config_text(texts: list[tuple[str, str]], env: Mapping[str, str] | None
         raise ConfigError(["(root): no profile found"])
     default = "default" if "default" in profiles else next(iter(profiles))
     blocks = {k: v for k, (_, v) in globals_.items() if v is not None}
+    if blocks.get("access") is not None:
+        errors.extend(access_profile_errors(blocks["access"], profiles, blocks.get("state")))
+        if errors:
+            raise ConfigError(errors)
     return Config(profiles=profiles, default_profile=default, **blocks)
 
 

@@ -22,8 +22,10 @@ from lasso_rpc.config.describe import Expect
 from lasso_rpc.config.resilience import BreakerConfig, EjectionConfig, HedgeConfig
 from lasso_rpc.config.server import ClientRateLimit, ControlConfig, ServerConfig
 from lasso_rpc.config.shaping import CacheConfig, CachePolicy, ShapingConfig
+from lasso_rpc.config.shared import AccessConfig, StateConfig
 
 __all__ = [
+    "AccessConfig",
     "LOADER_CHECKS",
     "STRATEGIES",
     "BreakerConfig",
@@ -42,6 +44,7 @@ __all__ = [
     "ProviderConfig",
     "RoutingConfig",
     "ServerConfig",
+    "StateConfig",
     "ShapingConfig",
     "Strategy",
     "canonical_strategy",
@@ -371,6 +374,18 @@ class ProfileFile(ProfileConfig):
         "(a reload does not apply it).",
         examples=[{"port": 4000}],
     )
+    state: StateConfig | None = Field(
+        default=None,
+        description="Where state shared by router processes lives (memory or redis). In at "
+        "most one file; read at start.",
+        examples=[{"backend": "redis", "url": "redis://10.0.0.7:6379/0"}],
+    )
+    access: AccessConfig | None = Field(
+        default=None,
+        description="API keys and client rate limits; off when absent. In at most one file; "
+        "read at start.",
+        examples=[{"keys": [{"key": "${ACME_KEY}", "rate_limit": {"rps": 50}}]}],
+    )
     dashboard: DashboardConfig | None = Field(
         default=None,
         description="The live page at /dashboard. In at most one file; read at start.",
@@ -382,4 +397,6 @@ class Config(Frozen):
     profiles: dict[str, ProfileConfig]
     default_profile: str
     server: ServerConfig = ServerConfig()
+    state: StateConfig = StateConfig()
+    access: AccessConfig | None = None
     dashboard: DashboardConfig = DashboardConfig()

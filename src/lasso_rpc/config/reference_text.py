@@ -123,6 +123,29 @@ server:                           # in one file only; read at start
     ws_max_subscriptions_per_ip: 1000
     ws_max_messages_per_second: 200
     ws_message_burst: 400
+state:                            # shared by every node with the same url and prefix
+  backend: redis
+  url: ${LASSO_REDIS_URL:-redis://127.0.0.1:6379/0}
+  prefix: lasso
+  timeout_ms: 25
+  failure_threshold: 3
+  retry_ms: 500
+  sync_interval_ms: 1000
+access:                           # API keys and client limits; off when absent
+  keys:
+    - key: ${ACME_KEY:-acme-key-change-me}
+      name: acme
+      profile: default
+      rate_limit: {rps: 50, burst: 100}
+      quota: {requests: 1000000, period: day}
+      methods:
+        - methods: [eth_getLogs, "trace_*"]
+          rate_limit: {rps: 5}
+          quota: {requests: 10000, period: 3600}
+  per_ip: {rps: 20, burst: 40}
+  anonymous: true
+  redis_keys: false
+  on_state_down: open
 dashboard:                        # in one file only; loopback clients always get the page
   enabled: false
 """

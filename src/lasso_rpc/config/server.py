@@ -64,7 +64,8 @@ class ServerConfig(Frozen):
     )
     rate_limit: ClientRateLimit | None = Field(
         default=None,
-        description="Per-client-address rate limit; unset: none.",
+        description="Per-client-address rate limit: the older spelling of access.per_ip, "
+        "used when access.per_ip is unset.",
         examples=[{"requests_per_second": 50}],
     )
     front: Literal["fast", "aiohttp"] = Field(

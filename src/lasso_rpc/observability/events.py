@@ -15,6 +15,7 @@ subscription.failover  a multiplexed subscription moved to another provider
 config.reloaded   a new configuration was swapped in (or rejected: ``ok=False``)
 chaos.injected    the battle framework injected a fault (``chaos.reverted`` when undone)
 limit.rejected    a client hit a limit of ``server.limits`` (or sent a request refused outright)
+state.backend     the shared state backend (Redis) became unreachable, or reachable again
 chain.reorg       a block hash changed at some height: the response cache dropped every
                   unfinalized answer from the fork point up (``shaping.headwatch``)
 stats.summary     a few times a second while a dashboard follows the router: counts of the
@@ -45,6 +46,7 @@ __all__ = [
     "ProviderEjection",
     "ProviderHealth",
     "RequestFinished",
+    "StateBackendChanged",
     "SubscriptionFailover",
     "ANSWERED_OUTCOMES",
     "event_fields",
@@ -119,6 +121,7 @@ class BreakerChanged(Event, frozen=True, kw_only=True):
     from_state: str
     to_state: str
     reason: str
+    profile: str = ""
 
 
 class ProviderHealth(Event, frozen=True, kw_only=True):
@@ -128,6 +131,7 @@ class ProviderHealth(Event, frozen=True, kw_only=True):
     head: int | None
     lag: int | None
     cordoned: bool
+    profile: str = ""
 
 
 class ProviderEjection(Event, frozen=True, kw_only=True):
@@ -145,6 +149,7 @@ class ProviderEjection(Event, frozen=True, kw_only=True):
     until_s: float | None = None
     duration_ms: float | None = None
     streak: int = 0
+    profile: str = ""
 
 
 class SubscriptionFailover(Event, frozen=True, kw_only=True):
@@ -188,6 +193,13 @@ class LimitRejected(Event, frozen=True, kw_only=True):
     limit: str  # header_bytes, header_timeout, connections_per_ip, ws_messages_per_second, ...
     peer: str  # the client's address
     detail: str = ""
+
+
+class StateBackendChanged(Event, frozen=True, kw_only=True):
+    kind: ClassVar[str] = "state.backend"
+    backend: str  # "redis"
+    connected: bool
+    reason: str
 
 
 def event_fields(cls: type[Event]) -> tuple[str, ...]:

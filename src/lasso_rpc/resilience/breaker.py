@@ -28,6 +28,7 @@
   provider that serves panic traffic closes its breaker instead of waiting out the delay.
 - ``force_open(reason)`` opens with the normal (growing) delay; ``force_open(reason, hold=True)``
   stays open until ``force_close``. ``force_close`` closes from any state and forgets history.
+- ``adopt`` takes an open or closed state another router process reported (shared state).
 """
 
 from __future__ import annotations
@@ -237,6 +238,29 @@ class CircuitBreaker:
             self._failures = self._rate_limits = 0
             return
         self._close(f"forced close: {reason}")
+
+    def adopt(
+        self, state: BreakerState, *, open_until_ms: float, held: bool, opens: int, reason: str
+    ) -> None:
+        """Take the state another router process reported (``cluster/sync.py``).
+
+        OPEN: open until ``open_until_ms`` (this clock), ``held`` or not; already open, it keeps
+        the later deadline. CLOSED: close from any state. HALF_OPEN is never shared: each
+        process reaches it by itself when the deadline passes.
+        """
+        if state is BreakerState.OPEN:
+            self._opens = max(self._opens, opens)
+            if self.state is BreakerState.OPEN:
+                self._open_until_ms = max(self._open_until_ms, open_until_ms)
+                self._held = self._held or held
+                return
+            self._open_until_ms = open_until_ms
+            self._held = held
+            self._failures = self._rate_limits = 0
+            self._probes = self._probe_successes = 0
+            self._move(BreakerState.OPEN, reason)
+        elif state is BreakerState.CLOSED and self.state is not BreakerState.CLOSED:
+            self._close(reason)
 
     # -- transitions ---------------------------------------------------------------------
 

@@ -6,5 +6,6 @@
   ``POST /rpc/...`` (listener, connection protocol, pure head parser).
 - ``rpc.py``: ``RpcHandler``, routes, batches and local answers, independent of the front.
 - ``ws.py``: ``/ws/rpc`` client sockets; ``ops.py``: health, metrics, ``/api``;
-  ``control.py``: the control API; ``errors.py``: the one error table; ``ratelimit.py``.
+  ``control.py``: the control API; ``errors.py``: the one error table. Client keys and
+  limits: ``lasso_rpc.access``.
 """

@@ -13,6 +13,15 @@ from typing import Any
 
 from aiohttp import web
 
+from lasso_rpc.access.gate import build_gate
+from lasso_rpc.access.metrics import AccessCollector
+from lasso_rpc.clock import SYSTEM_CLOCK
+from lasso_rpc.cluster.hub_link import HubLink
+from lasso_rpc.cluster.metrics import ClusterCollector
+from lasso_rpc.cluster.redis_cache import redis_cache_stores
+from lasso_rpc.cluster.redis_guard import RedisGuard
+from lasso_rpc.cluster.runtime import Cluster
+from lasso_rpc.cluster.views import ClusterViews
 from lasso_rpc.config.models import Config
 from lasso_rpc.dashboard.feed import SummaryFeed
 from lasso_rpc.dashboard.page import DashboardPage
@@ -59,6 +68,7 @@ def build_app(
     reloader: Callable[[], Any] | None = None,
     ws_base: str | None = None,
     subscriptions: SubscriptionManager | None = None,
+    cluster: Cluster | None = None,
 ) -> web.Application:
     """The aiohttp app; it closes ``subscriptions`` (made from ``router`` if None) on shutdown."""
     cfg = router.config.server
@@ -71,15 +81,38 @@ def build_app(
     metrics = PrometheusMetrics(router)
     router.bus.subscribe(metrics.on_event)
     router.bus.subscribe(EventLogger().on_event)
-    rpc = RpcHandler(router, ws_base=ws_base or cfg.public_ws_base)
+    gate = build_gate(
+        router.config,
+        clock=router.clock,
+        hub=cluster.hub if cluster is not None else None,
+        guard=cluster.redis_guard if cluster is not None else None,
+    )
+    if gate is not None:
+        metrics.registry.register(AccessCollector(gate))
+
+        async def close_gate(app: web.Application) -> None:
+            await gate.aclose()
+
+        app.on_cleanup.append(close_gate)
+    rpc = RpcHandler(router, ws_base=ws_base or cfg.public_ws_base, gate=gate)
     app[RPC_KEY] = rpc
+    views = ClusterViews(cluster.hub, router, metrics) if cluster and cluster.hub else None
+    if cluster is not None:
+        metrics.registry.register(ClusterCollector(cluster))
     manager = subscriptions or subscription_manager(router)
     app[SUBSCRIPTIONS_KEY] = manager
     summaries = SummaryFeed(router, subscriptions=manager.feeds)
     app[SUMMARY_KEY] = summaries
     app.on_cleanup.append(lambda _app: summaries.aclose())
-    ops = OpsHandlers(router, metrics, summaries=summaries)
-    control = ControlHandlers(router, cfg.control, reloader)
+    ops = OpsHandlers(
+        router,
+        metrics,
+        summaries=summaries,
+        events=views.events.open if views is not None else None,
+    )
+    control = ControlHandlers(
+        router, cfg.control, reloader, cluster.settle if cluster is not None else None
+    )
     dashboard = DashboardPage(router.config.dashboard, subscriptions=manager.feeds)
     ws = WsEndpoint(router, rpc, manager)
     app[WS_KEY] = ws
@@ -91,9 +124,9 @@ def build_app(
                 web.get("/ws/rpc/{tail:.+}", ws.handle),
                 web.get("/health", ops.health),
                 web.get("/ready", ops.ready),
-                web.get("/metrics", ops.metrics_text),
+                web.get("/metrics", views.metrics_text if views else ops.metrics_text),
                 web.get("/api/chains", ops.chains),
-                web.get("/api/providers", ops.providers),
+                web.get("/api/providers", views.providers if views else ops.providers),
                 web.get("/api/events", ops.events),
                 *control.routes(),
                 *dashboard.routes(),
@@ -122,8 +155,19 @@ class RouterServer:
         sock: socket.socket | None = None,
         transport_impl: str = "fast",
         front: str | None = None,
+        hub: HubLink | None = None,
     ) -> None:
-        self.router = router or Router(config, transport_impl=transport_impl)
+        #: Redis, when the state is there: one connection (and one breaker) for the shared
+        #: state, the client limits and the response cache (``cluster/redis_cache.py``).
+        self._guard = RedisGuard(config.state) if config.state.backend == "redis" else None
+        cache_store = (
+            redis_cache_stores(self._guard, config.state.prefix, SYSTEM_CLOCK)
+            if self._guard is not None
+            else None
+        )
+        self.router = router or Router(
+            config, transport_impl=transport_impl, cache_store=cache_store
+        )
         self.host = host if host is not None else config.server.host
         self.port = port if port is not None else config.server.port
         self._reloader = reloader
@@ -138,6 +182,9 @@ class RouterServer:
         self._server: asyncio.Server | None = None
         #: WebSocket subscriptions (``/ws/rpc``); made on ``start``, closed on ``aclose``.
         self.subscriptions: SubscriptionManager | None = None
+        self._hub = hub
+        #: Shared state with other processes (``state:``, the workers' hub); made on ``start``.
+        self.cluster: Cluster | None = None
 
     @property
     def url(self) -> str:
@@ -145,8 +192,17 @@ class RouterServer:
 
     async def start(self) -> None:
         await self.router.start()
+        self.cluster = Cluster(
+            self.router, hub=self._hub, reloader=self._reloader, guard=self._guard
+        )
+        await self.cluster.start()
         self.subscriptions = subscription_manager(self.router)
-        app = build_app(self.router, reloader=self._reloader, subscriptions=self.subscriptions)
+        app = build_app(
+            self.router,
+            reloader=self._reloader,
+            subscriptions=self.subscriptions,
+            cluster=self.cluster,
+        )
         limits = self.router.config.server.limits
         line = min(limits.max_header_bytes, 8190)
         self._runner = web.AppRunner(
@@ -197,6 +253,9 @@ class RouterServer:
             self._runner = None
         self._server = None
         await self.router.aclose()
+        if self.cluster is not None:  # after the router: the cache may use Redis until then
+            await self.cluster.aclose()
+            self.cluster = None
 
     async def __aenter__(self) -> RouterServer:
         await self.start()

@@ -26,10 +26,19 @@ def _json(data: Any, status: int = 200) -> web.Response:
 
 
 class ControlHandlers:
-    def __init__(self, router: Router, config: ControlConfig, reloader: Reloader | None) -> None:
+    def __init__(
+        self,
+        router: Router,
+        config: ControlConfig,
+        reloader: Reloader | None,
+        settle: Callable[[], Awaitable[None]] | None = None,
+    ) -> None:
         self.router = router
         self.config = config
         self.reloader = reloader
+        #: Waits until a change reached the other processes sharing state (cluster/runtime.py):
+        #: an answered control call is in force on every worker.
+        self.settle = settle
 
     def _guard(
         self, fn: Callable[[web.Request, dict[str, Any]], Awaitable[web.Response]]
@@ -47,7 +56,10 @@ class ControlHandlers:
                 body = orjson.loads(await request.read() or b"{}")
                 if not isinstance(body, dict):
                     raise InvalidParams("body must be a JSON object")
-                return await fn(request, body)
+                response = await fn(request, body)
+                if self.settle is not None:
+                    await self.settle()
+                return response
             except orjson.JSONDecodeError:
                 return _json({"error": "body must be JSON"}, 400)
             except InvalidParams as exc:

@@ -6,6 +6,7 @@ from lasso_rpc.errors import (
     AllAttemptsFailed,
     BodyTooLarge,
     DeadlineExceeded,
+    Forbidden,
     InternalError,
     InvalidParams,
     InvalidRequest,
@@ -14,6 +15,7 @@ from lasso_rpc.errors import (
     ParseError,
     RateLimited,
     RequestRejected,
+    Unauthorized,
 )
 
 __all__ = ["ERROR_TABLE", "error_code"]
@@ -30,6 +32,8 @@ ERROR_TABLE: dict[type[RequestRejected], tuple[int, int]] = {
     DeadlineExceeded: (-32003, 200),
     BodyTooLarge: (-32004, 413),
     RateLimited: (-32005, 429),
+    Unauthorized: (-32006, 401),
+    Forbidden: (-32006, 403),
 }
 
 

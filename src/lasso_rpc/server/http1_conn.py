@@ -17,8 +17,8 @@ import asyncio
 import logging
 from typing import Protocol, cast
 
+from lasso_rpc.access.keys import mask_path_key
 from lasso_rpc.config.limits import ServerLimits
-from lasso_rpc.errors import RequestRejected
 from lasso_rpc.jsonrpc.codec import encode_error
 from lasso_rpc.server.conn_gate import peer_of, refusal_bytes
 from lasso_rpc.server.http1_guard import HeadLimits, Refusal, head_refusal
@@ -273,23 +273,18 @@ class FrontConnection(asyncio.Protocol):
         rpc = self._door.rpc
         try:
             meta, failover = parse_query(head.query) if head.query else (None, False)
-            try:
-                route, chain = rpc.target(head.tail)
-            except RequestRejected as exc:
-                reply = reject(exc)
-            else:
-                reply = await rpc.respond(
-                    route,
-                    chain,
-                    body,
-                    meta_mode=meta or head.meta,
-                    request_id=head.request_id,
-                    failover=failover,
-                    peer=self._peer,
-                    cache_bypass=head.cache_bypass,
-                )
+            reply = await rpc.serve(
+                head.tail,
+                body,
+                key=head.key,
+                meta_mode=meta or head.meta,
+                request_id=head.request_id,
+                failover=failover,
+                peer=self._peer,
+                cache_bypass=head.cache_bypass,
+            )
         except Exception:
-            log.exception("unexpected error answering POST /rpc/%s", head.tail)
+            log.exception("unexpected error answering POST /rpc/%s", mask_path_key(head.tail))
             reply = _INTERNAL
         close = not head.keep_alive or self._door.closing
         self._write(reply, head, close=close)

@@ -28,7 +28,7 @@ _TOKEN = b"!#$%&'*+-.^_`|~0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqr
 _CONTENT_LENGTH, _TRANSFER_ENCODING, _CONNECTION, _UPGRADE, _EXPECT, _META, _REQUEST_ID, _HOST = (
     range(8)
 )
-_BYPASS = 8
+_KEY, _AUTHORIZATION, _BYPASS = 8, 9, 10
 _HEADERS = {
     b"host": _HOST,
     b"content-length": _CONTENT_LENGTH,
@@ -38,6 +38,8 @@ _HEADERS = {
     b"expect": _EXPECT,
     b"x-lasso-include-meta": _META,
     b"x-request-id": _REQUEST_ID,
+    b"x-lasso-key": _KEY,
+    b"authorization": _AUTHORIZATION,
     b"x-lasso-cache-bypass": _BYPASS,
 }
 
@@ -54,6 +56,7 @@ class RequestHead(msgspec.Struct, frozen=True):
     expect_continue: bool
     start: int
     end: int
+    key: str | None = None  # API key: X-Lasso-Key, else Authorization: Bearer
     cache_bypass: bool = False  # X-Lasso-Cache-Bypass: 1
     fields: int = 0  # header lines
 
@@ -105,6 +108,8 @@ def parse_head(buf: bytes | bytearray) -> RequestHead | HandOff | None:
     expect_continue = False
     bypass = False
     host = False
+    key: str | None = None
+    bearer: str | None = None
     closed = False
     for line in lines[1:]:
         c = line.find(b":")
@@ -142,6 +147,12 @@ def parse_head(buf: bytes | bytearray) -> RequestHead | HandOff | None:
                 return _HANDOFF  # echoed in a response header: let aiohttp judge it
             if request_id is None:
                 request_id = v.decode("utf-8", "surrogateescape")
+        elif k == _KEY:
+            if key is None:
+                key = v.decode("utf-8", "surrogateescape")
+        elif k == _AUTHORIZATION:
+            if bearer is None and v[:7].lower() == b"bearer ":
+                bearer = v[7:].strip(b" \t").decode("utf-8", "surrogateescape")
         elif k == _BYPASS:
             bypass = v == b"1"
         elif k == _EXPECT and v.lower() == b"100-continue":
@@ -165,6 +176,7 @@ def parse_head(buf: bytes | bytearray) -> RequestHead | HandOff | None:
         expect_continue,
         start,
         start + length,
+        key if key is not None else bearer,
         bypass,
         len(lines) - 1,
     )

@@ -4,15 +4,18 @@ from __future__ import annotations
 
 import asyncio
 import itertools
+import math
 import os
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
 import msgspec
 from aiohttp import web
 
+from lasso_rpc.access.gate import AccessGate
+from lasso_rpc.access.keys import ANONYMOUS, Client, split_path_key
 from lasso_rpc.config.models import STRATEGIES
 from lasso_rpc.errors import (
     BodyTooLarge,
@@ -36,10 +39,18 @@ from lasso_rpc.resilience.call import CallContext, CallOutcome
 from lasso_rpc.router import Router
 from lasso_rpc.routing.request import RouteRequest
 from lasso_rpc.server.errors import error_code
-from lasso_rpc.server.ratelimit import ClientLimiter
 from lasso_rpc.upstream.chain import ChainRuntime
 
-__all__ = ["Route", "RpcHandler", "RpcReply", "body_too_large", "parse_route", "reject"]
+__all__ = [
+    "Route",
+    "RpcHandler",
+    "RpcReply",
+    "body_too_large",
+    "call_methods",
+    "parse_route",
+    "reject",
+    "request_key",
+]
 
 _JSON = "application/json"
 _req_ids = itertools.count(1)
@@ -103,20 +114,23 @@ class RpcHandler:
     aiohttp (``handle``) for connections handed over to it (chunked bodies, odd requests).
     """
 
-    def __init__(self, router: Router, *, ws_base: str | None = None) -> None:
+    def __init__(
+        self, router: Router, *, ws_base: str | None = None, gate: AccessGate | None = None
+    ) -> None:
         self.router = router
         self.ws_base = ws_base
-        rl = router.config.server.rate_limit
+        #: API keys and client limits (``access:``, or the older ``server.rate_limit``).
+        self.gate = gate
         limits = router.config.server.limits
         self.max_json_depth = limits.max_json_depth
         self.body_timeout_s = limits.body_timeout_s
-        self.limiter = ClientLimiter(rl.requests_per_second, rl.burst, router.clock) if rl else None
 
     async def handle(self, request: web.Request) -> web.StreamResponse:
         """The aiohttp front."""
         query = request.query
         try:
-            route, chain = self.target(request.match_info["tail"])
+            tail, client = await self.identify(request.match_info["tail"], request.headers)
+            route, chain = self.target(tail, client)
             limit = chain.routing.max_body_bytes
             if request.content_length is not None and request.content_length > limit:
                 raise body_too_large(limit)
@@ -140,6 +154,7 @@ class RpcHandler:
                 request_id=request.headers.get("X-Request-Id"),
                 failover=query.get("failover") == "true",
                 peer=request.remote or "?",
+                client=client,
                 cache_bypass=request.headers.get("X-Lasso-Cache-Bypass") == "1",
             )
         if reply.body is None:
@@ -149,14 +164,61 @@ class RpcHandler:
             resp.headers[name] = value
         return resp
 
+    async def serve(
+        self,
+        tail: str,
+        body: bytes,
+        *,
+        key: str | None,
+        meta_mode: str | None,
+        request_id: str | None,
+        failover: bool,
+        peer: str,
+        cache_bypass: bool = False,
+    ) -> RpcReply:
+        """``POST /rpc/<tail>``: who is calling (API key), the route, then ``respond``."""
+        gate = self.gate
+        client: Client | None = None
+        try:
+            if gate is None:
+                route, chain = self.target(tail)
+            else:
+                tail, path_key = split_path_key(tail)
+                client = await gate.identify(key or path_key)
+                route, chain = self.target(tail, client)
+        except RequestRejected as exc:
+            return reject(exc)
+        return await self.respond(
+            route,
+            chain,
+            body,
+            meta_mode=meta_mode,
+            request_id=request_id,
+            failover=failover,
+            peer=peer,
+            client=client,
+            cache_bypass=cache_bypass,
+        )
+
+    async def identify(self, tail: str, headers: Mapping[str, str]) -> tuple[str, Client | None]:
+        """The route tail without a path key, and the client (None: no access control)."""
+        if self.gate is None:
+            return tail, None
+        tail, path_key = split_path_key(tail)
+        return tail, await self.gate.identify(request_key(headers) or path_key)
+
     def limit_hit(self, limit: str, peer: str) -> None:
         """Publishes a ``limit.rejected`` event (lasso_limit_rejections_total{limit})."""
         self.router.bus.publish(LimitRejected(ts=time.time(), limit=limit, peer=peer))
 
-    def target(self, tail: str) -> tuple[Route, ChainRuntime]:
-        """The route and chain of ``/rpc/<tail>``; raises InvalidParams."""
+    def target(self, tail: str, client: Client | None = None) -> tuple[Route, ChainRuntime]:
+        """The route and chain of ``/rpc/<tail>`` (in ``client``'s profile); raises
+        InvalidParams, or Forbidden for a profile the client's key may not use."""
         route = parse_route(tail)
-        chain = self.router.resolve(route.chain, route.profile)
+        profile = route.profile
+        if client is not None and self.gate is not None:
+            profile = self.gate.profile_for(client, profile)
+        chain = self.router.resolve(route.chain, profile)
         if route.pin is not None and route.pin not in chain.providers:
             raise InvalidParams(f"unknown provider {route.pin!r} on chain {chain.name!r}")
         return route, chain
@@ -171,6 +233,7 @@ class RpcHandler:
         request_id: str | None,
         failover: bool,
         peer: str,
+        client: Client | None = None,
         cache_bypass: bool = False,
     ) -> RpcReply:
         """Answer one HTTP request body (a call or a batch). Never raises RequestRejected."""
@@ -182,10 +245,8 @@ class RpcHandler:
             parsed = decode_body(
                 body, max_depth=self.max_json_depth, max_batch=chain.routing.max_batch_size
             )
-            if self.limiter is not None:
-                cost = 1 if isinstance(parsed, Call) else len(parsed)
-                if not self.limiter.allow(peer, cost):
-                    raise RateLimited("rate limit exceeded for this client")
+            if self.gate is not None:
+                await self.gate.check(client or ANONYMOUS, peer, call_methods(parsed))
         except RequestRejected as exc:
             label_of = _LIMIT_OF.get(type(exc))
             if label_of is not None and isinstance(exc.data, dict):
@@ -300,9 +361,28 @@ def body_too_large(limit: int) -> BodyTooLarge:
 
 
 def reject(exc: RequestRejected) -> RpcReply:
-    """The reply to a request refused as a whole (bad route, body, rate limit)."""
+    """The reply to a request refused as a whole (bad route, body, key, rate limit)."""
     code, status = error_code(exc)
-    return RpcReply(status, encode_error(exc.id_raw, code, exc.message, exc.data))
+    body = encode_error(exc.id_raw, code, exc.message, exc.data)
+    if isinstance(exc, RateLimited) and exc.retry_after_s is not None:
+        return RpcReply(status, body, (("Retry-After", str(max(1, math.ceil(exc.retry_after_s)))),))
+    return RpcReply(status, body)
+
+
+def call_methods(parsed: Call | list[Call | InvalidRequest]) -> list[str]:
+    """The methods a request calls (what limits count)."""
+    if isinstance(parsed, Call):
+        return [parsed.method]
+    return [c.method for c in parsed if isinstance(c, Call)]
+
+
+def request_key(headers: Mapping[str, str]) -> str | None:
+    """The API key of a request: ``X-Lasso-Key``, else ``Authorization: Bearer``."""
+    key = headers.get("X-Lasso-Key")
+    if key is not None:
+        return key
+    auth = headers.get("Authorization", "")
+    return auth[7:].strip() if auth[:7].lower() == "bearer " else None
 
 
 _NO_CONTENT = RpcReply(204, None)

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import itertools
 import logging
 import secrets
@@ -24,13 +25,14 @@ from collections.abc import Callable
 import orjson
 from aiohttp import WSCloseCode, WSMsgType, web
 
+from lasso_rpc.access.keys import ANONYMOUS, Client
 from lasso_rpc.errors import BodyTooLarge, InvalidParams, RateLimited, RequestRejected
 from lasso_rpc.jsonrpc.codec import Call, decode_body, encode_error, encode_result
 from lasso_rpc.resilience.call import CallContext
 from lasso_rpc.router import Router
 from lasso_rpc.routing.request import RouteRequest
 from lasso_rpc.server.errors import error_code
-from lasso_rpc.server.rpc import Route, RpcHandler, parse_route
+from lasso_rpc.server.rpc import Route, RpcHandler, call_methods
 from lasso_rpc.server.ws_limits import WsLimits
 from lasso_rpc.subscriptions.frames import parse_subscribe
 from lasso_rpc.subscriptions.manager import Share, SubscriptionManager
@@ -59,10 +61,12 @@ class WsEndpoint:
 
     async def handle(self, request: web.Request) -> web.StreamResponse:
         try:
-            route = parse_route(request.match_info["tail"])
-            chain = self.router.resolve(route.chain, route.profile)
-            if route.pin is not None and route.pin not in chain.providers:
-                raise InvalidParams(f"unknown provider {route.pin!r} on chain {chain.name!r}")
+            tail, who = await self.rpc.identify(request.match_info["tail"], request.headers)
+            route, _ = self.rpc.target(tail, who)
+            if who is not None and self.rpc.gate is not None:  # the key's profile
+                route = dataclasses.replace(
+                    route, profile=self.rpc.gate.profile_for(who, route.profile)
+                )
         except RequestRejected as exc:
             code, status = error_code(exc)
             body = encode_error(None, code, exc.message, exc.data)
@@ -83,6 +87,7 @@ class WsEndpoint:
             return web.Response(body=body, status=400, content_type="application/json")
         await ws.prepare(request)
         client = _Client(self, ws, request, route, request.query.get("failover") == "true")
+        client.who = who
         self._clients.add(client)
         try:
             await client.serve()
@@ -136,6 +141,8 @@ class _Client:
             on_overflow=self._overflow,
         )
         self._writer: asyncio.Task[None] | None = None
+        #: The API key's client, when access control is on.
+        self.who: Client | None = None
 
     # -- the socket --------------------------------------------------------------------------
 
@@ -256,11 +263,10 @@ class _Client:
             parsed = decode_body(
                 data, max_depth=self._ep.rpc.max_json_depth, max_batch=chain.routing.max_batch_size
             )
-            limiter = self._ep.rpc.limiter
-            if limiter is not None:
-                cost = 1 if isinstance(parsed, Call) else len(parsed)
-                if not limiter.allow(self._request.remote or "?", cost):
-                    raise RateLimited("rate limit exceeded for this client")
+            gate = self._ep.rpc.gate
+            if gate is not None:
+                peer = self._request.remote or "?"
+                await gate.check(self.who or ANONYMOUS, peer, call_methods(parsed))
         except RequestRejected as exc:
             code, _ = error_code(exc)
             self._push(encode_error(exc.id_raw, code, exc.message, exc.data))

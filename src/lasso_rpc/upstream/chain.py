@@ -58,6 +58,7 @@ class ChainRuntime:
                 clock=clock,
                 rng=random.Random(rng.random()),
                 transport_impl=transport_impl,
+                profile=profile,
             )
         self._strategies: dict[str, RoutingStrategy] = {}
         self._rng = rng
@@ -140,6 +141,7 @@ class ChainRuntime:
                 head=p.head,
                 lag=p.lag,
                 cordoned=p.cordoned,
+                profile=self.profile,
             )
         )
 

@@ -132,13 +132,16 @@ class ProviderRuntime:
 class BreakerEvents:
     """A breaker's ``on_change`` hook: each transition becomes a ``breaker.changed`` event."""
 
-    __slots__ = ("_bus", "_chain", "_clock", "_provider")
+    __slots__ = ("_bus", "_chain", "_clock", "_profile", "_provider")
 
-    def __init__(self, bus: EventBus, clock: Clock, chain: str, provider: str) -> None:
+    def __init__(
+        self, bus: EventBus, clock: Clock, chain: str, provider: str, profile: str = ""
+    ) -> None:
         self._bus = bus
         self._clock = clock
         self._chain = chain
         self._provider = provider
+        self._profile = profile
 
     def __call__(self, tr: BreakerTransition) -> None:
         self._bus.publish(
@@ -150,6 +153,7 @@ class BreakerEvents:
                 from_state=str(tr.from_state),
                 to_state=str(tr.to_state),
                 reason=tr.reason,
+                profile=self._profile,
             )
         )
 
@@ -160,13 +164,16 @@ class BreakerEvents:
 class EjectionEvents:
     """An ejection's ``on_change`` hook: each change becomes a ``provider.ejection`` event."""
 
-    __slots__ = ("_bus", "_chain", "_clock", "_provider")
+    __slots__ = ("_bus", "_chain", "_clock", "_profile", "_provider")
 
-    def __init__(self, bus: EventBus, clock: Clock, chain: str, provider: str) -> None:
+    def __init__(
+        self, bus: EventBus, clock: Clock, chain: str, provider: str, profile: str = ""
+    ) -> None:
         self._bus = bus
         self._clock = clock
         self._chain = chain
         self._provider = provider
+        self._profile = profile
 
     def __call__(self, snap: EjectionSnapshot) -> None:
         wall = self._clock.wall_s()
@@ -181,6 +188,7 @@ class EjectionEvents:
                 until_s=None if left is None else wall + left / 1000.0,
                 duration_ms=left,
                 streak=snap.streak,
+                profile=self._profile,
             )
         )
 
@@ -197,6 +205,7 @@ def build_provider(
     clock: Clock,
     rng: random.Random,
     transport_impl: str = "fast",
+    profile: str = "",
 ) -> ProviderRuntime:
     """A provider of ``chain`` with its transport, and its breaker's events on ``bus``."""
     transport = provider_transport(
@@ -209,6 +218,6 @@ def build_provider(
         transport,
         clock=clock,
         rng=rng,
-        on_breaker_change=BreakerEvents(bus, clock, chain, config.id),
-        on_ejection_change=EjectionEvents(bus, clock, chain, config.id),
+        on_breaker_change=BreakerEvents(bus, clock, chain, config.id, profile),
+        on_ejection_change=EjectionEvents(bus, clock, chain, config.id, profile),
     )

@@ -16,6 +16,7 @@ from lasso_rpc.battle.chaos.actions import (
 )
 from lasso_rpc.battle.chaos.base import ChaosAction
 from lasso_rpc.battle.chaos.chain_actions import ReorgChain
+from lasso_rpc.battle.chaos.cluster_actions import KillRedis, KillRouterNode
 from lasso_rpc.battle.chaos.random_failures import RandomFailures
 
 __all__ = ["ACTIONS", "Chaos"]
@@ -39,6 +40,8 @@ class Chaos:
     open_circuit_breaker = OpenCircuitBreaker  # (provider, at_s, duration_s=None, chain=...)
     random_failures = RandomFailures  # (mtbf_s, seed, at_s=0, duration_s=None, mttr_s=5, ...)
     network = NetworkFault  # (provider, at_s, duration_s=None, latency_ms=0, ...)
+    kill_router_node = KillRouterNode  # (node, at_s, duration_s=None): needs nodes=N
+    kill_redis = KillRedis  # (at_s, duration_s=None): needs state="redis"
     reorg = ReorgChain  # (depth, at_s): the mock chain replaces its last blocks
 
 
@@ -50,6 +53,7 @@ ACTIONS: dict[str, type[ChaosAction]] = {
     for cls in (
         KillProvider, FlapProvider, DegradeProvider, InjectLatency, ErrorRate, Blackhole,
         LagProvider, DropWebsockets, OpenCircuitBreaker, RandomFailures, NetworkFault,
+        KillRouterNode, KillRedis,
         ReorgChain,
     )
 }  # fmt: skip

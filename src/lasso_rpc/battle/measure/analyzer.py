@@ -307,6 +307,7 @@ def analyze(
         loads=loads,
         upstream=upstream,
         max_generator_lag_ms=max_generator_lag_ms,
+        killed_router_nodes=sum(1 for ev in chaos if ev.action == "kill_router_node"),
     )
     return Analysis(
         summary=summary,

@@ -139,6 +139,7 @@ class Collector:
         self._unsubscribe: list[Callable[[], None]] = []
         self._tasks: list[asyncio.Task[None]] = []
         self._stream: EventStream | None = None
+        self._more_streams: list[EventStream] = []
         self._sampler = SystemSampler(self.router_pid)
 
     def __repr__(self) -> str:
@@ -160,12 +161,13 @@ class Collector:
         The reader task belongs to the collector; a dropped connection is re-opened (events
         sent meanwhile are lost and ``stream_reconnects`` counts the drops).
         """
-        if self._stream is not None:
-            raise RuntimeError("attach_stream was called already")
         types = [t for t, cls in EVENT_TYPES.items() if self._wants(cls)]
         stream = EventStream(events_url, self.on_event, types=types)
         await stream.open(connect_timeout_s=connect_timeout_s)
-        self._stream = stream
+        if self._stream is None:
+            self._stream = stream
+        else:  # several router nodes: one stream each
+            self._more_streams.append(stream)
 
     @property
     def stream_reconnects(self) -> int:
@@ -372,6 +374,8 @@ class Collector:
         self._tasks.clear()
         if self._stream is not None:
             await self._stream.aclose()
+        for more in self._more_streams:
+            await more.aclose()
 
     # -- output ----------------------------------------------------------------------------
 

@@ -85,9 +85,9 @@ class Readiness:
     def feed(self, line: str) -> bool:
         """One output line; True once every worker listens."""
         self.tail.append(line.rstrip("\r\n"))
-        m = LISTENING.search(line)
-        if m is not None and not self.ready:
-            self.listening.append(Listening(m.group(1), int(m.group(2))))
+        for m in LISTENING.finditer(line):  # two workers' lines may share one (older routers)
+            if not self.ready:
+                self.listening.append(Listening(m.group(1), int(m.group(2))))
         return self.ready
 
     @property
