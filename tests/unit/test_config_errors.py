@@ -9,6 +9,7 @@ from pydantic import BaseModel, ConfigDict, ValidationError
 from typer.testing import CliRunner
 
 from lasso_rpc.config import load_config, load_config_text
+from lasso_rpc.config.loader import secrets_of
 from lasso_rpc.config.messages import validation_errors
 from lasso_rpc.errors import ConfigError
 
@@ -263,3 +264,13 @@ def test_a_block_that_may_also_be_a_flag_reports_the_branch_written(
     with pytest.raises(ValidationError) as info:
         _WithUnion.model_validate({"hedge": value})
     assert validation_errors(_WithUnion, info.value) == expected
+
+
+def test_a_short_substituted_value_is_not_masked_as_a_secret() -> None:
+    """A port from the environment is no credential: masking "4101" would rewrite log
+    timestamps; a key-sized value is masked."""
+    text = profile(f"  e: {{chain_id: 1, {ONE_PROVIDER}}}\n", top="server: {port: '${PORT}'}\n")
+    text = text.replace("http://", "http://${KEY}@", 1)
+    load_config_text([("x", text)], env={"PORT": "4101", "KEY": "k3y-abcdefgh"})
+    assert "4101" not in secrets_of()
+    assert "k3y-abcdefgh" in secrets_of()

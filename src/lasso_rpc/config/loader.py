@@ -37,7 +37,10 @@ _BASE_LOADER: Any = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 #: Process-wide blocks (``server``, ...): in at most one file, kept out of the profile.
 _GLOBAL_KEYS = tuple(k for k in Config.model_fields if k not in ("profiles", "default_profile"))
 
-# Values that came from ${ENV} placeholders: always treated as secrets by the redactor.
+# Values that came from ${ENV} placeholders: always treated as secrets by the redactor. Values
+# shorter than this (a port, a flag, a count) are not: masking "4100" would rewrite every
+# timestamp and number that contains it, and such values are no credentials.
+_MIN_SECRET_LEN = 8
 _SUBSTITUTED: set[str] = set()
 
 
@@ -113,7 +116,7 @@ def _substitute(node: Any, path: Loc, env: Mapping[str, str], errs: dict[Loc, st
             else:
                 errs[path] = f"unresolved placeholder ${{{name}}}"
                 return m.group(0)
-            if value:
+            if len(value) >= _MIN_SECRET_LEN:
                 _SUBSTITUTED.add(value)
             return value
 
