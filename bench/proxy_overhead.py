@@ -184,7 +184,7 @@ def print_tables(results: dict[str, dict[int, c.WrkResult]], notes: list[str]) -
     for note in notes:
         print(f"- {note}")
     print(
-        "- default config = one provider, no routing section: load-balanced, hedge p90/max_extra 1,"
+        "- default config = one provider, no routing section: latency-weighted, hedge p95 within a 5 % budget,"
         " breaker threshold 5, pool_size 64, log_level info"
     )
     return code
