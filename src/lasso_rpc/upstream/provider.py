@@ -129,8 +129,8 @@ class ProviderRuntime:
         )
 
 
-class BreakerEvents:
-    """A breaker's ``on_change`` hook: each transition becomes a ``breaker.changed`` event."""
+class _ProviderHook:
+    """A state's ``on_change`` hook publishing events about one provider."""
 
     __slots__ = ("_bus", "_chain", "_clock", "_profile", "_provider")
 
@@ -142,6 +142,15 @@ class BreakerEvents:
         self._chain = chain
         self._provider = provider
         self._profile = profile
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({self._chain}/{self._provider})"
+
+
+class BreakerEvents(_ProviderHook):
+    """A breaker's ``on_change`` hook: each transition becomes a ``breaker.changed`` event."""
+
+    __slots__ = ()
 
     def __call__(self, tr: BreakerTransition) -> None:
         self._bus.publish(
@@ -157,23 +166,11 @@ class BreakerEvents:
             )
         )
 
-    def __repr__(self) -> str:
-        return f"BreakerEvents({self._chain}/{self._provider})"
 
-
-class EjectionEvents:
+class EjectionEvents(_ProviderHook):
     """An ejection's ``on_change`` hook: each change becomes a ``provider.ejection`` event."""
 
-    __slots__ = ("_bus", "_chain", "_clock", "_profile", "_provider")
-
-    def __init__(
-        self, bus: EventBus, clock: Clock, chain: str, provider: str, profile: str = ""
-    ) -> None:
-        self._bus = bus
-        self._clock = clock
-        self._chain = chain
-        self._provider = provider
-        self._profile = profile
+    __slots__ = ()
 
     def __call__(self, snap: EjectionSnapshot) -> None:
         wall = self._clock.wall_s()
@@ -191,9 +188,6 @@ class EjectionEvents:
                 profile=self._profile,
             )
         )
-
-    def __repr__(self) -> str:
-        return f"EjectionEvents({self._chain}/{self._provider})"
 
 
 def build_provider(
