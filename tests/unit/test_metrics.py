@@ -46,13 +46,14 @@ def finished(
     attempts: tuple[Attempt, ...] | None = None,
     failover: bool = False,
     hedged: bool = False,
+    profile: str = "local",
 ) -> RequestFinished:
     if attempts is None:
         attempts = (Attempt(provider=provider or "alpha", outcome="ok", latency_ms=latency_ms),)
     return RequestFinished(
         ts=1.0,
         request_id="r",
-        profile="local",
+        profile=profile,
         chain=chain,
         method=method,
         strategy="fastest",
@@ -146,6 +147,34 @@ def test_attempts_failovers_and_hedges() -> None:
     )
     assert 'lasso_failovers_total{chain="ethereum"} 1.0' in out
     assert 'lasso_hedged_total{chain="ethereum"} 1.0' in out
+
+
+def test_profiles_with_the_same_chain_share_one_series_and_stay_apart_in_the_totals() -> None:
+    """The exported labels have no profile: two profiles' "ethereum" add up at scrape, while
+    ``request_totals`` (the dashboard's source) keeps them apart."""
+    m = make()
+    hedge = (
+        Attempt(provider="alpha", outcome="provider", latency_ms=3.0),
+        Attempt(provider="alpha", outcome="ok", latency_ms=4.0, hedged=True),
+    )
+    for profile in ("local", "indexer", "indexer"):
+        m.on_event(finished(profile=profile, attempts=hedge, failover=True, hedged=True))
+    out = lines(m)
+    ok = 'method="eth_getBalance",provider="alpha",status="ok",transport="http"'
+    assert f'lasso_requests_total{{chain="ethereum",{ok}}} 3.0' in out
+    assert bucket("ethereum", "eth_getBalance", "+Inf", 3) in out
+    assert (
+        'lasso_upstream_attempts_total{chain="ethereum",outcome="ok",provider="alpha"} 3.0' in out
+    )
+    assert 'lasso_failovers_total{chain="ethereum"} 3.0' in out
+    assert 'lasso_hedges_total{chain="ethereum",provider="alpha"} 3.0' in out
+    assert len([line for line in out if line.startswith("lasso_failovers_total")]) == 1
+    totals = m.request_totals()
+    assert totals.chains["indexer", "ethereum"][:4] == [2, 0, 2, 2]  # calls, errors, fo, hedged
+    assert totals.chains["local", "ethereum"][:4] == [1, 0, 1, 1]
+    # attempts, faults, answered, hedges
+    assert totals.providers["indexer", "ethereum", "alpha"] == [4, 2, 2, 2]
+    assert m.notable_seen == 3 and m.last_request is not None
 
 
 def test_method_label_is_capped_so_clients_cannot_grow_memory() -> None:

@@ -7,14 +7,18 @@ lock (the router is single-threaded asyncio, one process per worker, so nothing 
 
 Exported names, help, labels and buckets are those of the former ``Counter``/``Histogram``
 version; only their ``*_created`` samples are gone.
+
+The request tables are keyed by profile too (folded away at scrape: the exported labels have no
+profile) because they are also what the dashboard's summary feed reads (``request_totals``,
+``last_request``, ``notable``): an open dashboard page adds no work per request.
 """
 
 from __future__ import annotations
 
 from bisect import bisect_left
-from collections import defaultdict
-from collections.abc import Iterable, Iterator, Sequence
-from typing import TYPE_CHECKING
+from collections import defaultdict, deque
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from typing import TYPE_CHECKING, Any
 
 from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily
@@ -26,6 +30,7 @@ from lasso_rpc.observability.events import (
     ProviderEjection,
     RequestFinished,
     SubscriptionFailover,
+    is_provider_fault,
 )
 from lasso_rpc.observability.operator_metrics import (
     BOUNDS,
@@ -42,9 +47,14 @@ if TYPE_CHECKING:
 
     from lasso_rpc.router import Router
 
-__all__ = ["LIMIT_NAMES", "PrometheusMetrics"]
+__all__ = ["LIMIT_NAMES", "NOTABLE_KEPT", "PrometheusMetrics", "RequestTotals"]
 
 _MAX_METHODS = 200
+#: Failovers and failed calls kept for the dashboard (the newest; ``notable_seen`` counts all).
+NOTABLE_KEPT = 24
+#: Row of ``RequestTotals.chains``: requests, errors, failovers, hedged, then one count per
+#: latency bucket (``BOUNDS``).
+CHAIN_COUNTS = 4
 #: The ``limit`` label values of lasso_limit_rejections_total (see docs/hardening.md).
 LIMIT_NAMES = (
     "header_bytes",
@@ -83,17 +93,23 @@ class PrometheusMetrics:
 
     def __init__(self, router: Router) -> None:
         self._methods: set[str] = set()
-        #: (chain, method, provider, status, transport) -> latency histogram of those calls.
-        #: One lookup per request feeds both lasso_requests_total (its count) and the
+        #: (profile, chain, method, provider, status, transport) -> latency histogram of those
+        #: calls. One lookup per request feeds both lasso_requests_total (its count) and the
         #: (chain, method) histogram (series merged at scrape): one tuple hash instead of three.
-        self._series: dict[tuple[str, str, str, str, str], list[float]] = {}
-        #: (chain, provider, method, outcome) -> latency histogram of those attempts: feeds
-        #: lasso_upstream_attempts_total and lasso_upstream_latency_seconds (operator_metrics).
+        self._series: dict[tuple[str, str, str, str, str, str], list[float]] = {}
+        #: (profile, chain, provider, method, outcome) -> latency histogram of those attempts:
+        #: feeds lasso_upstream_attempts_total and lasso_upstream_latency_seconds.
         self._attempts: dict[AttemptKey, list[float]] = {}
-        self._failovers: defaultdict[str, int] = defaultdict(int)
-        self._hedged: defaultdict[str, int] = defaultdict(int)
-        self._hedges: defaultdict[tuple[str, str], int] = defaultdict(int)
-        self._hedge_denied: defaultdict[str, int] = defaultdict(int)
+        #: Keyed by (profile, chain), or (profile, chain, provider) for hedges.
+        self._failovers: defaultdict[tuple[str, str], int] = defaultdict(int)
+        self._hedged: defaultdict[tuple[str, str], int] = defaultdict(int)
+        self._hedges: defaultdict[tuple[str, str, str], int] = defaultdict(int)
+        self._hedge_denied: defaultdict[tuple[str, str], int] = defaultdict(int)
+        #: The last client call, and the last failovers and failed calls (``notable_seen``: how
+        #: many ever), for the dashboard's stream of routing decisions.
+        self.last_request: RequestFinished | None = None
+        self.notable: deque[RequestFinished] = deque(maxlen=NOTABLE_KEPT)
+        self.notable_seen = 0
         self._ejections: defaultdict[tuple[str, str], int] = defaultdict(int)
         self._breaker: defaultdict[tuple[str, str, str], int] = defaultdict(int)
         self._subscriptions: dict[str, list[int]] = {}
@@ -115,11 +131,13 @@ class PrometheusMetrics:
 
     def on_event(self, ev: Event) -> None:
         if isinstance(ev, RequestFinished):
+            profile = ev.profile
             chain = ev.chain
             method = ev.method
             if method not in self._methods:
                 method = self._admit(method)
-            key = (chain, method, ev.provider or "", ev.status, ev.transport)
+            status = ev.status
+            key = (profile, chain, method, ev.provider or "", status, ev.transport)
             hist = self._series.get(key)
             if hist is None:
                 hist = self._series[key] = [0.0] * (HIST_SUM + 1)
@@ -129,22 +147,26 @@ class PrometheusMetrics:
             hist[HIST_SUM] += seconds
             attempts = self._attempts
             for a in ev.attempts:
-                akey = (chain, a.provider, method, a.outcome)
+                akey = (profile, chain, a.provider, method, a.outcome)
                 ahist = attempts.get(akey)
                 if ahist is None:
                     ahist = attempts[akey] = [0.0] * (HIST_SUM + 1)
                 seconds = a.latency_ms / 1000.0
                 ahist[bisect_left(BOUNDS, seconds)] += 1
                 ahist[HIST_SUM] += seconds
-            if ev.failover:
-                self._failovers[chain] += 1
+            self.last_request = ev
+            if ev.failover or status == "error":
+                self.notable.append(ev)
+                self.notable_seen += 1
+                if ev.failover:
+                    self._failovers[profile, chain] += 1
             if ev.hedged:
-                self._hedged[chain] += 1
+                self._hedged[profile, chain] += 1
                 for a in ev.attempts:
                     if a.hedged:
-                        self._hedges[chain, a.provider] += 1
+                        self._hedges[profile, chain, a.provider] += 1
             if ev.hedge_denied:
-                self._hedge_denied[chain] += 1
+                self._hedge_denied[profile, chain] += 1
         elif isinstance(ev, ProviderEjection):
             if ev.ejected:
                 self._ejections[ev.chain, ev.provider] += 1
@@ -177,16 +199,19 @@ class PrometheusMetrics:
             "Client calls by outcome",
             labels=["chain", "method", "provider", "status", "transport"],
         )
+        by_labels: defaultdict[tuple[str, ...], float] = defaultdict(float)
         merged: dict[tuple[str, str], list[float]] = {}
         for key, hist in list(self._series.items()):
             counts = hist[:]
-            requests.add_metric(key, sum(counts[:HIST_SUM]))
-            into = merged.get(key[:2])
+            by_labels[key[1:]] += sum(counts[:HIST_SUM])  # profiles folded together
+            into = merged.get(key[1:3])
             if into is None:
-                merged[key[:2]] = counts
+                merged[key[1:3]] = counts
             else:
                 for i, v in enumerate(counts):
                     into[i] += v
+        for labels, n in by_labels.items():
+            requests.add_metric(labels, n)
         yield requests
         latency = HistogramMetricFamily(
             "lasso_request_duration_seconds",
@@ -201,25 +226,25 @@ class PrometheusMetrics:
             "lasso_failovers",
             "Calls answered (or failed) after an attempt failed and another provider was tried",
             ["chain"],
-            [((c,), n) for c, n in list(self._failovers.items())],
+            _by_chain(self._failovers),
         )
         yield _counter(
             "lasso_hedged",
             "Calls that sent a hedge attempt",
             ["chain"],
-            [((c,), n) for c, n in list(self._hedged.items())],
+            _by_chain(self._hedged),
         )
         yield _counter(
             "lasso_hedges",
             "Hedge attempts sent, by the provider they went to",
             ["chain", "provider"],
-            list(self._hedges.items()),
+            _by_chain(self._hedges),
         )
         yield _counter(
             "lasso_hedge_budget_exhausted",
             "Calls whose hedge was due but not sent: the chain's hedge budget was empty",
             ["chain"],
-            [((c,), n) for c, n in list(self._hedge_denied.items())],
+            _by_chain(self._hedge_denied),
         )
         yield _counter(
             "lasso_provider_ejections",
@@ -247,6 +272,48 @@ class PrometheusMetrics:
         for i, (name, doc) in enumerate(_SUBSCRIPTION_FAMILIES):
             yield _counter(name, doc, ["chain"], [((c,), v[i]) for c, v in subs])
 
+    def request_totals(self) -> RequestTotals:
+        """Every count since the start, by (profile, chain) and (profile, chain, provider):
+        the dashboard's feed takes the difference between two of these."""
+        chains: dict[tuple[str, str], list[float]] = {}
+        providers: dict[tuple[str, str, str], list[int]] = {}
+        width = CHAIN_COUNTS + HIST_SUM
+        for (profile, chain, _m, provider, status, _t), hist in list(self._series.items()):
+            row = chains.get((profile, chain))
+            if row is None:
+                row = chains[profile, chain] = [0.0] * width
+            n = sum(hist[:HIST_SUM])
+            row[0] += n
+            if status == "error":
+                row[1] += n
+            elif provider:  # answered with this provider's answer (coalesced calls included)
+                p = providers.get((profile, chain, provider))
+                if p is None:
+                    p = providers[profile, chain, provider] = [0, 0, 0, 0]
+                p[2] += int(n)
+            for i in range(HIST_SUM):
+                row[CHAIN_COUNTS + i] += hist[i]
+        for (profile, chain, provider, _m, outcome), hist in list(self._attempts.items()):
+            p = providers.get((profile, chain, provider))
+            if p is None:
+                p = providers[profile, chain, provider] = [0, 0, 0, 0]
+            n = int(sum(hist[:HIST_SUM]))
+            p[0] += n
+            if is_provider_fault(outcome):
+                p[1] += n
+        for (profile, chain, provider), n in list(self._hedges.items()):
+            p = providers.get((profile, chain, provider))
+            if p is None:
+                p = providers[profile, chain, provider] = [0, 0, 0, 0]
+            p[3] += n
+        for column, counts in ((2, self._failovers), (3, self._hedged)):
+            for key, n in list(counts.items()):
+                row = chains.get(key)
+                if row is None:
+                    row = chains[key] = [0.0] * width
+                row[column] += n
+        return RequestTotals(chains, providers)
+
     def render(self) -> bytes:
         return bytes(generate_latest(self.registry))
 
@@ -255,6 +322,29 @@ class PrometheusMetrics:
             f"PrometheusMetrics(series={len(self._series)}, methods={len(self._methods)}, "
             f"attempt_series={len(self._attempts)})"
         )
+
+
+class RequestTotals:
+    """``chains``: (profile, chain) -> [requests, errors, failovers, hedged, count per latency
+    bucket]; ``providers``: (profile, chain, provider) -> [attempts, faults, answered, hedges]."""
+
+    __slots__ = ("chains", "providers")
+
+    def __init__(
+        self,
+        chains: dict[tuple[str, str], list[float]],
+        providers: dict[tuple[str, str, str], list[int]],
+    ) -> None:
+        self.chains = chains
+        self.providers = providers
+
+
+def _by_chain(counts: Mapping[Any, int]) -> list[tuple[tuple[str, ...], int]]:
+    """(profile, chain, ...) -> n as (chain, ...) -> n, profiles added together."""
+    out: defaultdict[tuple[str, ...], int] = defaultdict(int)
+    for key, n in list(counts.items()):
+        out[key[1:]] += n
+    return list(out.items())
 
 
 def _counter(

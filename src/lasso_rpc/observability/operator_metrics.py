@@ -1,7 +1,7 @@
 """Operator metrics: per-provider upstream latency and outcomes, chain heads, provider health.
 
-``PrometheusMetrics.on_event`` keeps one plain histogram list per (chain, provider, method,
-attempt outcome); ``attempt_families`` folds them at scrape into
+``PrometheusMetrics.on_event`` keeps one plain histogram list per (profile, chain, provider,
+method, attempt outcome); ``attempt_families`` folds them at scrape into
 
 - ``lasso_upstream_attempts_total{chain,provider,outcome}`` (every attempt), and
 - ``lasso_upstream_latency_seconds{chain,provider,method}`` (every attempt that ended: answers,
@@ -44,8 +44,8 @@ LE = (*(repr(b) for b in BUCKETS), "+Inf")  # as prometheus_client spells these 
 #: A histogram is one list: a (non-cumulative) count per bound, then the running sum in seconds.
 HIST_SUM = len(BOUNDS)
 
-#: (chain, provider, method, outcome)
-AttemptKey = tuple[str, str, str, str]
+#: (profile, chain, provider, method, outcome); the profile is folded away at scrape
+AttemptKey = tuple[str, str, str, str, str]
 
 
 def histogram_buckets(hist: list[float]) -> list[tuple[str, float]]:
@@ -60,7 +60,7 @@ def histogram_buckets(hist: list[float]) -> list[tuple[str, float]]:
 def attempt_families(series: Mapping[AttemptKey, list[float]]) -> Iterator[Metric]:
     counts: defaultdict[tuple[str, str, str], float] = defaultdict(float)
     latency: dict[tuple[str, str, str], list[float]] = {}
-    for (chain, provider, method, outcome), hist in list(series.items()):
+    for (_profile, chain, provider, method, outcome), hist in list(series.items()):
         counts[chain, provider, outcome] += sum(hist[:HIST_SUM])
         if outcome == "cancelled":
             continue
