@@ -105,7 +105,7 @@ async def _measure(
     router.bus.subscribe(metrics.on_event)
     router.bus.subscribe(EventLogger().on_event)
     async with contextlib.AsyncExitStack() as stack:
-        feed = SummaryFeed(router)
+        feed = SummaryFeed(router, metrics)
         stack.push_async_callback(feed.aclose)
         kinds = {"chaos.injected" if t == "chaos.reverted" else t for t in _PAGE_TYPES}
         for _ in range(pages):  # dashboard pages following the router, as ops.events does

@@ -54,7 +54,7 @@ async def test_summaries_flow_only_to_streams_that_ask_for_them(
     make_router: RouterFactory, http: aiohttp.ClientSession, fleet: MockFleet
 ) -> None:
     s = await make_router()
-    bus = s.router.bus  # the feed subscribes its handler to the bus only while followed
+    bus = s.router.bus  # the feed reads the metrics' tables: it adds no handler per request
 
     def handlers() -> int:
         return int(re.search(r"handlers=(\d+)", repr(bus)).group(1))  # type: ignore[union-attr]
@@ -67,7 +67,7 @@ async def test_summaries_flow_only_to_streams_that_ask_for_them(
         frames = _frames(r)
         kind, first = await asyncio.wait_for(anext(frames), 5)
         assert kind == "stats.summary" and first["node"] and first["interval_s"] > 0
-        assert handlers() == idle + 1
+        assert handlers() == idle
         for _ in range(5):
             assert (await rpc(http, s.url + "/rpc/ethereum", "eth_blockNumber"))[0] == 200
         requests = 0
@@ -82,11 +82,7 @@ async def test_summaries_flow_only_to_streams_that_ask_for_them(
         assert {"breaker", "usable", "health", "head", "lag", "in_flight"} <= set(
             providers["alpha"]
         )
-    async with asyncio.timeout(5):  # the ticker ends at its next tick, and lets go of the bus
-        while True:
-            if handlers() == idle:
-                break
-            await asyncio.sleep(0.05)
+        assert sum(p["attempts"] for p in providers.values()) >= 1
 
 
 def test_dashboard_block_is_read_from_one_file(fleet: MockFleet) -> None:

@@ -1,11 +1,13 @@
 """The summary feed: ``stats.summary`` on the bus every ``interval_ms`` while someone follows it.
 
-Nothing runs while nobody holds the feed. The first ``hold()`` (an ``/api/events`` stream asking
-for ``stats.summary``) subscribes a handler to the bus and starts the ticker; when the last hold
-is released the ticker unsubscribes and ends at its next tick. Per request the handler does a
-few dict and list operations (counts per chain and provider, the latency kept for percentiles,
-a reference to the event in a short ring); everything else (percentiles, decision texts,
-provider state, other counters' rates) is done once per tick, whatever the number of pages.
+Nothing runs while nobody holds the feed, and nothing runs per request even while somebody does:
+the counts come from the tables ``PrometheusMetrics`` keeps anyway (``request_totals``: the feed
+takes the difference between two ticks) and from the shaper's cache counters; the routing
+decisions shown are the last call of each interval plus every failover and failed call
+(``PrometheusMetrics.last_request`` and ``notable``). Percentiles are those of the interval,
+interpolated within the request-latency histogram's buckets as Prometheus' ``histogram_quantile``
+does. Everything (percentiles, decision texts, provider state) is done once per tick, whatever
+the number of pages.
 """
 
 from __future__ import annotations
@@ -16,7 +18,6 @@ import logging
 import math
 import os
 import socket
-from collections import deque
 from collections.abc import Callable, Iterable, Iterator
 from typing import TYPE_CHECKING, Any
 
@@ -27,38 +28,43 @@ from lasso_rpc.dashboard.summary import (
     StatsSummary,
     SubscriptionDigest,
 )
-from lasso_rpc.observability.events import ANSWERED_OUTCOMES, Event, RequestFinished
+from lasso_rpc.observability.events import RequestFinished
+from lasso_rpc.observability.metrics import CHAIN_COUNTS, PrometheusMetrics
+from lasso_rpc.observability.operator_metrics import BOUNDS
 from lasso_rpc.upstream.readiness import chain_readiness
 
 if TYPE_CHECKING:
     from lasso_rpc.router import Router
 
-__all__ = ["SummaryFeed"]
+__all__ = ["SummaryFeed", "bucket_percentile"]
 
 log = logging.getLogger("lasso_rpc.dashboard")
 
-_LATENCIES_PER_TICK = 4096  # per chain: enough for the percentiles of a busy 250 ms
-_RECENT = 6  # sampled decisions per tick
-_NOTABLE = 24  # failovers and errors kept per tick
+_NO_CHAIN = [0.0] * (CHAIN_COUNTS + len(BOUNDS))
+_NO_PROVIDER = [0, 0, 0, 0]
 
 
-def _percentile(sorted_ms: list[float], q: float) -> float | None:
-    if not sorted_ms:
+def bucket_percentile(counts: list[float], q: float) -> float | None:
+    """The ``q`` quantile in ms of latencies counted per bucket of ``BOUNDS`` (seconds): linear
+    within the bucket it falls in; in the last (+Inf) bucket, the highest finite bound."""
+    total = sum(counts)
+    if total <= 0:
         return None
-    return sorted_ms[max(0, math.ceil(q * len(sorted_ms)) - 1)]  # nearest rank
+    rank = q * total
+    below = 0.0
+    for i, n in enumerate(counts):
+        if n > 0 and below + n >= rank:
+            hi = BOUNDS[i]
+            lo = BOUNDS[i - 1] if i else 0.0
+            if math.isinf(hi):
+                return round(lo * 1000.0, 3)
+            return round((lo + (hi - lo) * max(rank - below, 0.0) / n) * 1000.0, 3)
+        below += n
+    return None
 
 
-class _ChainCounts:
-    """One chain's counts of the interval; ``providers``: id -> [attempts, faults, answered,
-    hedges]."""
-
-    __slots__ = ("cache", "errors", "failovers", "hedged", "latencies", "providers", "requests")
-
-    def __init__(self) -> None:
-        self.requests = self.errors = self.failovers = self.hedged = 0
-        self.latencies: list[float] = []
-        self.cache: dict[str, int] = {}
-        self.providers: dict[str, list[int]] = {}
+def _minus(a: list[Any], b: list[Any]) -> list[Any]:
+    return [x - y for x, y in zip(a, b, strict=True)]
 
 
 class SummaryFeed:
@@ -67,41 +73,44 @@ class SummaryFeed:
     def __init__(
         self,
         router: Router,
+        tally: PrometheusMetrics,
         *,
         interval_ms: int = 250,
         subscriptions: Callable[[], Iterable[Any]] | None = None,
         node: str | None = None,
     ) -> None:
         self._router = router
+        self._tally = tally
         self.interval_ms = interval_ms
         self._subscriptions = subscriptions
         self.node = node or f"{socket.gethostname()}:{os.getpid()}"
         self._holds = 0
         self._task: asyncio.Task[None] | None = None
-        self._unsubscribe: Callable[[], None] | None = None
+        self._following = False
         self._reset()
-        self._last_ms = router.clock.now_ms()
 
     def _reset(self) -> None:
-        #: profile -> chain -> counts of the interval
-        self._chains: dict[str, dict[str, _ChainCounts]] = {}
-        self._recent: deque[RequestFinished] = deque(maxlen=_RECENT)
-        self._notable: deque[RequestFinished] = deque(maxlen=_NOTABLE)
+        """Start an interval: the totals, cache counts and decisions seen so far are the base."""
+        tally = self._tally
+        self._base = tally.request_totals()
+        self._base_cache = self._cache_totals()
+        self._notable_base = tally.notable_seen
+        self._last_shown = tally.last_request
+        self._last_ms = self._router.clock.now_ms()
 
     # -- following --------------------------------------------------------------------------
 
     @property
     def active(self) -> bool:
-        return self._unsubscribe is not None
+        return self._following
 
     @contextlib.contextmanager
     def hold(self) -> Iterator[None]:
         """Keep summaries coming while inside (several holders share one ticker)."""
         self._holds += 1
-        if self._unsubscribe is None:
+        if not self._following:
             self._reset()
-            self._last_ms = self._router.clock.now_ms()
-            self._unsubscribe = self._router.bus.subscribe(self.on_event)
+            self._following = True
         if self._task is None or self._task.done():
             self._task = asyncio.create_task(self._run(), name="dashboard-summary")
         try:
@@ -121,9 +130,7 @@ class SummaryFeed:
                         continue
                     self._router.bus.publish(summary)
         finally:
-            if self._unsubscribe is not None:
-                self._unsubscribe()
-                self._unsubscribe = None
+            self._following = False
 
     async def aclose(self) -> None:
         task, self._task = self._task, None
@@ -132,52 +139,6 @@ class SummaryFeed:
             with contextlib.suppress(asyncio.CancelledError):
                 await task
 
-    # -- the hot part: once per request -----------------------------------------------------
-
-    def on_event(self, ev: Event) -> None:
-        if type(ev) is not RequestFinished and not isinstance(ev, RequestFinished):
-            return
-        chains = self._chains.get(ev.profile)
-        if chains is None:
-            chains = self._chains[ev.profile] = {}
-        c = chains.get(ev.chain)
-        if c is None:
-            c = chains[ev.chain] = _ChainCounts()
-        c.requests += 1
-        if ev.failover:
-            c.failovers += 1
-            self._notable.append(ev)
-        elif ev.status == "error":
-            self._notable.append(ev)
-        if ev.status == "error":
-            c.errors += 1
-        if ev.hedged:
-            c.hedged += 1
-        cache = getattr(ev, "cache", None)  # a cache outcome, once requests carry one
-        if cache is not None:
-            c.cache[cache] = c.cache.get(cache, 0) + 1
-        latencies = c.latencies
-        if len(latencies) < _LATENCIES_PER_TICK:
-            latencies.append(ev.latency_ms)
-        providers = c.providers
-        answered_by = ev.provider
-        for a in ev.attempts:
-            n = providers.get(a.provider)
-            if n is None:
-                n = providers[a.provider] = [0, 0, 0, 0]
-            n[0] += 1
-            outcome = a.outcome
-            if outcome == "ok":
-                if a.provider == answered_by:
-                    n[2] += 1
-            elif outcome not in ANSWERED_OUTCOMES:  # a provider fault
-                n[1] += 1
-            elif outcome == "client_error" and a.provider == answered_by:
-                n[2] += 1
-            if a.hedged:
-                n[3] += 1
-        self._recent.append(ev)
-
     # -- once per tick ----------------------------------------------------------------------
 
     def tick(self) -> StatsSummary:
@@ -185,10 +146,10 @@ class SummaryFeed:
         clock = self._router.clock
         now = clock.now_ms()
         interval_s = max(1e-3, (now - self._last_ms) / 1000.0)
-        self._last_ms = now
-        counts = self._chains
-        recent, notable = self._recent, self._notable
+        base, base_cache = self._base, self._base_cache
+        decisions = self._new_decisions()
         self._reset()
+        totals, cache = self._base, self._base_cache
         chains: list[ChainDigest] = []
         providers: list[ProviderDigest] = []
         for rt in self._router.chains():
@@ -199,25 +160,26 @@ class SummaryFeed:
                 poll_ms=rt.routing.head_poll_ms,
                 now_ms=now,
             )
-            c = counts.get(rt.profile, {}).get(rt.name) or _ChainCounts()
-            lat = sorted(c.latencies)
+            key = (rt.profile, rt.name)
+            c = _delta(totals.chains, base.chains, key, _NO_CHAIN)
+            latency = c[CHAIN_COUNTS:]
             chains.append(
                 ChainDigest(
                     profile=rt.profile,
                     chain=rt.name,
                     head=rt.consensus_head,
                     ready=ready.ready,
-                    requests=c.requests,
-                    errors=c.errors,
-                    failovers=c.failovers,
-                    hedged=c.hedged,
-                    p50_ms=_percentile(lat, 0.5),
-                    p95_ms=_percentile(lat, 0.95),
-                    cache=c.cache,
+                    requests=int(c[0]),
+                    errors=int(c[1]),
+                    failovers=int(c[2]),
+                    hedged=int(c[3]),
+                    p50_ms=bucket_percentile(latency, 0.5),
+                    p95_ms=bucket_percentile(latency, 0.95),
+                    cache=_cache_delta(cache.get(key), base_cache.get(key)),
                 )
             )
             for p, health in zip(rt.providers.values(), ready.providers, strict=True):
-                n = c.providers.get(p.id) or [0, 0, 0, 0]
+                n = _delta(totals.providers, base.providers, (*key, p.id), _NO_PROVIDER)
                 providers.append(
                     ProviderDigest(
                         profile=rt.profile,
@@ -236,8 +198,6 @@ class SummaryFeed:
                         hedges=n[3],
                     )
                 )
-        picked = {id(ev): ev for ev in (*notable, *recent)}
-        decisions = sorted(picked.values(), key=lambda ev: ev.ts)
         return StatsSummary(
             ts=clock.wall_s(),
             node=self.node,
@@ -247,6 +207,28 @@ class SummaryFeed:
             decisions=tuple(_digest(ev) for ev in decisions),
             subscriptions=self._subscription_digests(),
         )
+
+    def _new_decisions(self) -> list[RequestFinished]:
+        """The failovers and failed calls of the interval (the newest ``NOTABLE_KEPT``) and its
+        last call, oldest first."""
+        tally = self._tally
+        fresh = min(tally.notable_seen - self._notable_base, len(tally.notable))
+        picked = list(tally.notable)[len(tally.notable) - fresh :] if fresh > 0 else []
+        last = tally.last_request
+        if last is not None and last is not self._last_shown and all(e is not last for e in picked):
+            picked.append(last)
+        return sorted(picked, key=lambda ev: ev.ts)
+
+    def _cache_totals(self) -> dict[tuple[str, str], tuple[int, int, int]]:
+        """(profile, chain) -> (hits, misses, bypassed) so far, for profiles with a cache."""
+        shaper = getattr(self._router, "shaper", None)
+        if shaper is None:
+            return {}
+        return {
+            key: (sum(st.hits.values()), sum(st.misses.values()), st.bypassed)
+            for key, st in list(shaper.stats.items())
+            if key[0] in shaper.stores
+        }
 
     def _subscription_digests(self) -> tuple[SubscriptionDigest, ...]:
         if self._subscriptions is None:
@@ -273,6 +255,27 @@ class SummaryFeed:
             f"SummaryFeed(node={self.node} every={self.interval_ms}ms holds={self._holds}"
             f" active={self.active})"
         )
+
+
+def _delta(
+    now: dict[Any, list[Any]], then: dict[Any, list[Any]], key: Any, zero: list[Any]
+) -> list[Any]:
+    n = now.get(key)
+    if n is None:
+        return zero
+    before = then.get(key)
+    return n if before is None else _minus(n, before)
+
+
+def _cache_delta(
+    now: tuple[int, int, int] | None, then: tuple[int, int, int] | None
+) -> dict[str, int]:
+    """Calls by cache outcome in the interval: {} for a chain without a cache."""
+    if now is None:
+        return {}
+    before = then or (0, 0, 0)
+    hit, miss, bypass = (a - b for a, b in zip(now, before, strict=True))
+    return {"HIT": hit, "MISS": miss, "BYPASS": bypass}
 
 
 def _digest(ev: RequestFinished) -> DecisionDigest:

@@ -31,9 +31,11 @@ class ChainDigest(msgspec.Struct, frozen=True, kw_only=True):
     errors: int  # of which failed (status "error")
     failovers: int
     hedged: int  # calls that sent a hedge
+    #: Of the interval's calls, interpolated within the request-latency histogram's buckets.
     p50_ms: float | None
     p95_ms: float | None
-    #: Calls by cache outcome (HIT, MISS, BYPASS) once requests carry one; empty before.
+    #: Calls served from the cache, sent upstream by it, never cacheable (the
+    #: ``lasso_cache_*`` counters of the interval); empty for a profile without a cache.
     cache: dict[str, int] = msgspec.field(default_factory=dict)
 
 
@@ -55,7 +57,8 @@ class ProviderDigest(msgspec.Struct, frozen=True, kw_only=True):
 
 
 class DecisionDigest(msgspec.Struct, frozen=True, kw_only=True):
-    """One routing decision, sampled from ``request.finished`` (failovers are always kept)."""
+    """One routing decision: each interval's last call, and every failover and failed call (the
+    newest 24 of an interval)."""
 
     ts: float
     request_id: str

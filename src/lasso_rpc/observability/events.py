@@ -19,7 +19,7 @@ state.backend     the shared state backend (Redis) became unreachable, or reacha
 chain.reorg       a block hash changed at some height: the response cache dropped every
                   unfinalized answer from the fork point up (``shaping.headwatch``)
 stats.summary     a few times a second while a dashboard follows the router: counts of the
-                  interval, provider state, sampled routing decisions (``dashboard/summary.py``)
+                  interval, provider state, its last call and failovers (``dashboard/summary.py``)
 ================  =====================================================================
 """
 

@@ -101,7 +101,7 @@ def build_app(
         metrics.registry.register(ClusterCollector(cluster))
     manager = subscriptions or subscription_manager(router)
     app[SUBSCRIPTIONS_KEY] = manager
-    summaries = SummaryFeed(router, subscriptions=manager.feeds)
+    summaries = SummaryFeed(router, metrics, subscriptions=manager.feeds)
     app[SUMMARY_KEY] = summaries
     app.on_cleanup.append(lambda _app: summaries.aclose())
     ops = OpsHandlers(
