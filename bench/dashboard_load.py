@@ -4,6 +4,7 @@
     .venv/bin/python bench/dashboard_load.py --quick
     .venv/bin/python bench/dashboard_load.py --browsers # real Chromium tabs (their CPU is on
                                                         # core 1, with wrk and the upstream)
+    .venv/bin/python bench/dashboard_load.py --browsers --control
 
 The router (core 0, default config, one provider: the fast upstream) serves ``eth_blockNumber``
 to wrk at 64 connections. Cells come in pairs, ``--pairs`` of them, in the order none-pages,
@@ -14,6 +15,12 @@ the pages). The figure is the median of the pairs' ratios. A page is what the da
 ``--browsers`` a real headless Chromium tab (``servers/dashboard_browsers.py``). Prints req/s,
 p50/p99 and the router's CPU per request of each cell, the ratio with its target and MET/MISSED;
 exit 1 on a miss.
+
+``--control`` adds a third cell to each group: the same pages following a second router (on
+core 1, with them), so the measured router does no work for them. What that cell loses against
+"none" is what the pages cost by merely running on this 2-core machine (Chromium's rendering
+shares the caches and memory bandwidth with the router); the pages' cost to the router itself is
+then "pages" against "control".
 """
 
 from __future__ import annotations
@@ -35,6 +42,9 @@ def main() -> int:
     parser.add_argument("--conns", type=int, default=64, help="wrk connections")
     parser.add_argument("--pairs", type=int, default=4, help="(none, pages) cell pairs")
     parser.add_argument("--browsers", action="store_true", help="real Chromium tabs")
+    parser.add_argument(
+        "--control", action="store_true", help="also cells of pages following another router"
+    )
     args = parser.parse_args()
     c.apply_quick(args)
     if args.quick:
@@ -45,23 +55,30 @@ def main() -> int:
     kind = "Chromium tabs" if args.browsers else "emulated pages (servers/dashboard_pages.py)"
     print(f"pages: {kind}; {args.pairs} pairs of cells, median kept; wrk -c{args.conns}")
     script = "dashboard_browsers.py" if args.browsers else "dashboard_pages.py"
-    cells: dict[str, list[c.WrkResult]] = {"none": [], "pages": []}
+    cells: dict[str, list[c.WrkResult]] = {"none": [], "pages": [], "control": []}
+    order = ("none", "pages", "control") if args.control else ("none", "pages")
     rows = []
     with c.interrupt_exit(), c.Stack(keep_tmp=args.keep) as stack:
         upstream = c.start_upstream(stack)
         router = c.start_router(stack, c.router_config([{"id": "up", "url": upstream.url}]))
         url = c.router_url(router)
         c.check_ok(url)
+        other = None
+        if args.control:
+            config = c.router_config([{"id": "up", "url": upstream.url}])
+            other = c.start_router(stack, config, cpus=c.AUX_CPU, name="other")
         for i in range(args.pairs):
-            for mode in ("none", "pages") if i % 2 == 0 else ("pages", "none"):
+            for mode in order if i % 2 == 0 else order[::-1]:
                 pages = None
-                if mode == "pages":
+                if mode != "none":
+                    followed = router if mode == "pages" else other
+                    assert followed is not None
                     pages = stack.start(
                         f"pages-{i}",
                         [
                             c.PYTHON,
                             str(c.BENCH_DIR / "servers" / script),
-                            router.url,
+                            followed.url,
                             "--pages",
                             str(args.pages),
                         ],
@@ -75,7 +92,11 @@ def main() -> int:
                     conns=args.conns,
                     seconds=args.seconds,
                     warmup_s=args.warmup,
-                    watch={"router": router, **({"pages": pages} if pages else {})},
+                    watch={
+                        "router": router,
+                        **({"pages": pages} if pages else {}),
+                        **({"other router": other} if other and mode == "control" else {}),
+                    },
                 )
                 if pages is not None:
                     if pages.popen.poll() is not None:
@@ -83,7 +104,11 @@ def main() -> int:
                     stack.stop(pages)
                 cells[mode].append(r)
                 cpu_us = r.cpu.get("router", 0.0) / 100 / r.rps * 1e6 if r.rps else 0.0
-                label = "no page" if mode == "none" else f"{args.pages} pages"
+                label = {
+                    "none": "no page",
+                    "pages": f"{args.pages} pages",
+                    "control": f"{args.pages} pages on another router",
+                }[mode]
                 rows.append([f"{label} #{i + 1}", r.rps, r.p50_ms, r.p99_ms, cpu_us, c.cpu_note(r)])
                 print(
                     f"  {label} #{i + 1}: {r.rps:,.0f} req/s p50 {r.p50_ms:.3f} ms "
@@ -111,6 +136,7 @@ def main() -> int:
                 [f"req/s, {args.pages} pages (median)", with_pages],
                 ["pages / none, pair by pair", " ".join(f"{r:.3f}" for r in pair_ratios)],
                 ["pages / none, median of the pairs", f"{ratio:.3f}"],
+                *_control_rows(cells),
                 [
                     "router µs CPU per request, none / pages (median; steadier under noise)",
                     f"{cpu_none:.1f} / {cpu_pages:.1f} ({cpu_pages / cpu_none:.3f}x)",
@@ -126,6 +152,27 @@ def main() -> int:
         ratio >= TARGET,
     )
     return targets.report()
+
+
+def _control_rows(cells: dict[str, list[c.WrkResult]]) -> list[list[str]]:
+    """With --control: what the pages cost by being on the machine, and to the router itself."""
+    if not cells["control"]:
+        return []
+
+    def median_ratio(a: str, b: str) -> float:
+        pairs = zip(cells[a], cells[b], strict=True)
+        return statistics.median(x.rps / y.rps for x, y in pairs if y.rps)
+
+    return [
+        [
+            "control (pages on another router) / none, median",
+            f"{median_ratio('control', 'none'):.3f}",
+        ],
+        [
+            "pages / control, median (the router's own share)",
+            f"{median_ratio('pages', 'control'):.3f}",
+        ],
+    ]
 
 
 if __name__ == "__main__":
