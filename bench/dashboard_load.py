@@ -119,9 +119,7 @@ def main() -> int:
     print(c.table(heads, rows, "## Cells"))
     none = statistics.median(r.rps for r in cells["none"])
     with_pages = statistics.median(r.rps for r in cells["pages"])
-    pair_ratios = [
-        p.rps / n.rps if n.rps else 0.0 for n, p in zip(cells["none"], cells["pages"], strict=True)
-    ]
+    pair_ratios = _pair_ratios(cells, "pages", "none")
     ratio = statistics.median(pair_ratios)
 
     def cpu_per_req(rs: list[c.WrkResult]) -> float:
@@ -154,14 +152,18 @@ def main() -> int:
     return targets.report()
 
 
+def _pair_ratios(cells: dict[str, list[c.WrkResult]], a: str, b: str) -> list[float]:
+    """req/s of each ``a`` cell over its group's ``b`` cell (0 when ``b`` served nothing)."""
+    return [x.rps / y.rps if y.rps else 0.0 for x, y in zip(cells[a], cells[b], strict=True)]
+
+
 def _control_rows(cells: dict[str, list[c.WrkResult]]) -> list[list[str]]:
     """With --control: what the pages cost by being on the machine, and to the router itself."""
     if not cells["control"]:
         return []
 
     def median_ratio(a: str, b: str) -> float:
-        pairs = zip(cells[a], cells[b], strict=True)
-        return statistics.median(x.rps / y.rps for x, y in pairs if y.rps)
+        return statistics.median(_pair_ratios(cells, a, b))
 
     return [
         [

@@ -63,10 +63,6 @@ def bucket_percentile(counts: list[float], q: float) -> float | None:
     return None
 
 
-def _minus(a: list[Any], b: list[Any]) -> list[Any]:
-    return [x - y for x, y in zip(a, b, strict=True)]
-
-
 class SummaryFeed:
     """Owned by the server: ``hold()`` while following, ``aclose()`` on shutdown."""
 
@@ -264,7 +260,7 @@ def _delta(
     if n is None:
         return zero
     before = then.get(key)
-    return n if before is None else _minus(n, before)
+    return n if before is None else [x - y for x, y in zip(n, before, strict=True)]
 
 
 def _cache_delta(

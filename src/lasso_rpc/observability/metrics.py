@@ -275,43 +275,30 @@ class PrometheusMetrics:
     def request_totals(self) -> RequestTotals:
         """Every count since the start, by (profile, chain) and (profile, chain, provider):
         the dashboard's feed takes the difference between two of these."""
-        chains: dict[tuple[str, str], list[float]] = {}
-        providers: dict[tuple[str, str, str], list[int]] = {}
         width = CHAIN_COUNTS + HIST_SUM
+        chains: defaultdict[tuple[str, str], list[float]] = defaultdict(lambda: [0.0] * width)
+        providers: defaultdict[tuple[str, str, str], list[int]] = defaultdict(lambda: [0] * 4)
         for (profile, chain, _m, provider, status, _t), hist in list(self._series.items()):
-            row = chains.get((profile, chain))
-            if row is None:
-                row = chains[profile, chain] = [0.0] * width
+            row = chains[profile, chain]
             n = sum(hist[:HIST_SUM])
             row[0] += n
             if status == "error":
                 row[1] += n
             elif provider:  # answered with this provider's answer (coalesced calls included)
-                p = providers.get((profile, chain, provider))
-                if p is None:
-                    p = providers[profile, chain, provider] = [0, 0, 0, 0]
-                p[2] += int(n)
+                providers[profile, chain, provider][2] += int(n)
             for i in range(HIST_SUM):
                 row[CHAIN_COUNTS + i] += hist[i]
         for (profile, chain, provider, _m, outcome), hist in list(self._attempts.items()):
-            p = providers.get((profile, chain, provider))
-            if p is None:
-                p = providers[profile, chain, provider] = [0, 0, 0, 0]
+            p = providers[profile, chain, provider]
             n = int(sum(hist[:HIST_SUM]))
             p[0] += n
             if is_provider_fault(outcome):
                 p[1] += n
-        for (profile, chain, provider), n in list(self._hedges.items()):
-            p = providers.get((profile, chain, provider))
-            if p is None:
-                p = providers[profile, chain, provider] = [0, 0, 0, 0]
-            p[3] += n
+        for provider_key, hedges in list(self._hedges.items()):
+            providers[provider_key][3] += hedges
         for column, counts in ((2, self._failovers), (3, self._hedged)):
             for key, n in list(counts.items()):
-                row = chains.get(key)
-                if row is None:
-                    row = chains[key] = [0.0] * width
-                row[column] += n
+                chains[key][column] += n
         return RequestTotals(chains, providers)
 
     def render(self) -> bytes:
